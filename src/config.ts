@@ -1,0 +1,199 @@
+import { readFileSync } from 'node:fs';
+import type { VaultAuthConfig } from './vault/auth.js';
+
+/** Everything the operator can be told, typed and validated. */
+export interface Config {
+  vault: {
+    addr: string;
+    auth: VaultAuthConfig;
+    namespace?: string;
+    caCert?: string;
+    timeoutMs: number;
+    kvMounts: string[];
+  };
+  rateLimit: { rate: number; burst: number };
+  batchSize: number;
+  largeSecretThresholdBytes: number;
+  maxSecretBytes: number;
+  /** Empty = every namespace. */
+  watchNamespaces: string[];
+  clusterName: string;
+  workers: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * One setting: its flag (`--vault-addr`) and environment variable (`VAULT_ADDR`) are derived from one
+ * name, so the two spellings never disagree. Flags win over the environment.
+ */
+const SETTINGS = {
+  'vault-addr': 'Vault address, e.g. https://vault.example:8200',
+  'vault-auth-method': 'token | kubernetes | approle (default: token when VAULT_TOKEN is set, else kubernetes)',
+  'vault-token': 'a Vault token (auth method token)',
+  'vault-kubernetes-role': 'Vault role for Kubernetes auth',
+  'vault-kubernetes-mount': 'mount path of the Kubernetes auth method (default kubernetes)',
+  'vault-kubernetes-token-path': 'service-account token file (default /var/run/secrets/kubernetes.io/serviceaccount/token)',
+  'vault-approle-role-id': 'AppRole role_id',
+  'vault-approle-secret-id-file': 'file holding the AppRole secret_id',
+  'vault-approle-mount': 'mount path of the AppRole auth method (default approle)',
+  'vault-namespace': 'Vault Enterprise / OpenBao namespace (X-Vault-Namespace)',
+  'vault-cacert': 'PEM file with the CA bundle that signed Vault\'s certificate',
+  'vault-timeout': 'timeout of one Vault request (default 10s)',
+  'vault-kv-mounts': 'comma-separated KV mounts the operator may write to (default secret)',
+  'vault-rate-limit': 'Vault requests per second, every call included (default 10)',
+  'vault-rate-burst': 'requests that may start at once (default 20)',
+  'vault-batch-size': 'operations grouped into one batch (default 5)',
+  'large-secret-threshold': 'payload size above which a secret counts as large (default 1Mi)',
+  'max-secret-size': 'payload size above which a write is refused (default 32Mi, Vault\'s default max request size)',
+  'watch-namespaces': 'comma-separated namespaces to watch (default: all)',
+  'cluster-name': 'this cluster\'s name, recorded in Vault custom_metadata (default: default)',
+  'workers': 'sources reconciled concurrently (default 4)',
+  'log-level': 'trace | debug | info | warn | error (default info)',
+} as const;
+type SettingName = keyof typeof SETTINGS;
+
+export function envName(setting: string): string {
+  return setting.toUpperCase().replace(/-/g, '_');
+}
+
+export function usage(): string {
+  return [
+    'Usage: vault-sync-operator [--setting=value ...]   (each setting also reads the environment variable shown)',
+    '',
+    ...Object.entries(SETTINGS).map(([name, help]) => `  --${name.padEnd(30)} ${envName(name).padEnd(30)} ${help}`),
+    '',
+    'The Kubernetes connection comes from KUBECONFIG / ~/.kube/config, or in-cluster service-account config.',
+  ].join('\n');
+}
+
+function parseFlags(argv: string[]): Map<string, string> {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (settings are --name=value)`);
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
+    if (!(name in SETTINGS)) throw new ConfigError(`unknown setting --${name} (see --help)`);
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new ConfigError(`--${name} needs a value`);
+    flags.set(name, value);
+  }
+  return flags;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1e3, ki: 1024, m: 1e6, mi: 1024 ** 2, g: 1e9, gi: 1024 ** 3 };
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+export function parseDurationMs(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  return match ? Number(match[1]) * DURATION_UNITS[match[2]] : undefined;
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  const flags = parseFlags(argv);
+  const get = (name: SettingName): string | undefined => {
+    const value = flags.get(name) ?? env[envName(name)];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  };
+  const where = (name: SettingName) => `--${name} / ${envName(name)}`;
+  const fail = (name: SettingName, problem: string): never => {
+    throw new ConfigError(`${where(name)}: ${problem}`);
+  };
+  const number = (name: SettingName, fallback: number, check: (n: number) => boolean, expectation: string): number => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || !check(n)) fail(name, `must be ${expectation}, got "${raw}"`);
+    return n;
+  };
+  const size = (name: SettingName, fallback: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    const match = /^(\d+)\s*([kKmMgG]i?)?$/.exec(raw);
+    if (!match) fail(name, `must be a size like 1048576, 512Ki or 1Mi, got "${raw}"`);
+    return Number(match![1]) * SIZE_UNITS[(match![2] ?? '').toLowerCase()];
+  };
+  const list = (name: SettingName, fallback: string[]): string[] => {
+    const raw = get(name);
+    return raw === undefined ? fallback : raw.split(',').map((s) => s.trim()).filter(Boolean);
+  };
+  const readable = (name: SettingName, path: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (error) {
+      return fail(name, `cannot read "${path}" (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+
+  const addr = get('vault-addr') ?? fail('vault-addr', 'is required');
+  let url: URL | undefined;
+  try {
+    url = new URL(addr);
+  } catch {
+    fail('vault-addr', `"${addr}" is not a URL (expected http(s)://host:port)`);
+  }
+  if (url!.protocol !== 'http:' && url!.protocol !== 'https:') fail('vault-addr', `"${addr}" must start with http:// or https://`);
+
+  const token = get('vault-token');
+  const method = get('vault-auth-method') ?? (token ? 'token' : 'kubernetes');
+  let auth: VaultAuthConfig;
+  if (method === 'token') {
+    auth = { method, token: token ?? fail('vault-token', 'is required with auth method token') };
+  } else if (method === 'kubernetes') {
+    const tokenPath = get('vault-kubernetes-token-path') ?? '/var/run/secrets/kubernetes.io/serviceaccount/token';
+    auth = {
+      method,
+      role: get('vault-kubernetes-role') ?? fail('vault-kubernetes-role', 'is required with auth method kubernetes'),
+      mount: get('vault-kubernetes-mount') ?? 'kubernetes',
+      tokenPath,
+    };
+    readable('vault-kubernetes-token-path', tokenPath);
+  } else if (method === 'approle') {
+    const secretIdPath = get('vault-approle-secret-id-file') ?? fail('vault-approle-secret-id-file', 'is required with auth method approle');
+    readable('vault-approle-secret-id-file', secretIdPath);
+    auth = {
+      method,
+      roleId: get('vault-approle-role-id') ?? fail('vault-approle-role-id', 'is required with auth method approle'),
+      secretIdPath,
+      mount: get('vault-approle-mount') ?? 'approle',
+    };
+  } else {
+    return fail('vault-auth-method', `must be token, kubernetes or approle, got "${method}"`);
+  }
+
+  const caPath = get('vault-cacert');
+  const timeout = get('vault-timeout');
+  const timeoutMs = timeout === undefined ? 10_000 : parseDurationMs(timeout) ?? fail('vault-timeout', `must be a duration like 10s, got "${timeout}"`);
+  if (timeoutMs <= 0) fail('vault-timeout', 'must be positive');
+  const largeSecretThresholdBytes = size('large-secret-threshold', 1024 ** 2);
+  const maxSecretBytes = size('max-secret-size', 32 * 1024 ** 2);
+  if (maxSecretBytes < largeSecretThresholdBytes) fail('max-secret-size', 'must not be below --large-secret-threshold');
+  const logLevel = get('log-level') ?? 'info';
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) fail('log-level', `unknown level "${logLevel}"`);
+
+  return {
+    vault: {
+      addr: addr.replace(/\/+$/, ''),
+      auth,
+      namespace: get('vault-namespace'),
+      caCert: caPath === undefined ? undefined : readable('vault-cacert', caPath),
+      timeoutMs,
+      kvMounts: list('vault-kv-mounts', ['secret']),
+    },
+    rateLimit: {
+      rate: number('vault-rate-limit', 10, (n) => n > 0, 'a number of requests per second above 0'),
+      burst: number('vault-rate-burst', 20, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
+    },
+    batchSize: number('vault-batch-size', 5, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
+    largeSecretThresholdBytes,
+    maxSecretBytes,
+    watchNamespaces: list('watch-namespaces', []),
+    clusterName: get('cluster-name') ?? 'default',
+    workers: number('workers', 4, (n) => Number.isInteger(n) && n >= 1 && n <= 64, 'a whole number from 1 to 64'),
+    logLevel,
+  };
+}

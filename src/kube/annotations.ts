@@ -1,0 +1,30 @@
+// The annotation contract, compatible with the original vault-sync-operator (see DESIGN.md).
+export const ANNOTATION_PREFIX = 'vault-sync.io/';
+
+export const Annotations = {
+  /** Required; turns sync on. `secret/my-app` or `secret/data/my-app`. */
+  path: 'vault-sync.io/path',
+  /** Optional JSON list of {name, keys?, prefix?} merged into one write at `path`. */
+  secrets: 'vault-sync.io/secrets',
+  /** `"true"` keeps the Vault data when the source goes away. */
+  preserveOnDelete: 'vault-sync.io/preserve-on-delete',
+  /** A duration (`5m`): also check Vault for out-of-band drift this often. */
+  reconcile: 'vault-sync.io/reconcile',
+  /** `disabled` turns change detection off: every reconcile writes. */
+  rotationCheck: 'vault-sync.io/rotation-check',
+  /** `"true"` pauses syncing this source (nothing written, nothing deleted). */
+  suspend: 'vault-sync.io/suspend',
+  /** Any new value forces one write even when nothing changed. */
+  forceSync: 'vault-sync.io/force-sync',
+} as const;
+
+/** Held on every source the operator has written for, so deletion can clean Vault up first. */
+export const FINALIZER = 'vault-sync.io/finalizer';
+
+export function annotationOf(meta: { annotations?: Record<string, string> } | undefined, name: string): string | undefined {
+  return meta?.annotations?.[name];
+}
+
+export function isTrue(value: string | undefined): boolean {
+  return value !== undefined && value.trim().toLowerCase() === 'true';
+}

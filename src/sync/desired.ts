@@ -1,0 +1,194 @@
+import type { V1PodSpec } from '@kubernetes/client-node';
+import { Annotations } from '../kube/annotations.js';
+import { referencedSecrets } from '../kube/references.js';
+import { childPath, formatPath, parseVaultPath, type KvPath } from '../vault/path.js';
+
+/** The annotated object a sync is for: a Deployment or a Secret. Its key is `Kind/namespace/name`. */
+export interface SyncSource {
+  kind: 'Deployment' | 'Secret';
+  namespace: string;
+  name: string;
+  uid: string;
+  annotations: Record<string, string>;
+  /** The pod template's spec; Deployments only. */
+  podSpec?: V1PodSpec;
+}
+
+/** Which keys of one Secret go into a target, and under which prefix. */
+export interface SecretSelection {
+  secretName: string;
+  /** Undefined: every key of the Secret. */
+  keys?: string[];
+  prefix: string;
+  /** A missing optional Secret is skipped, not an error. */
+  optional: boolean;
+}
+
+/** One Vault write: a path and the Secrets merged into it. */
+export interface Target {
+  path: KvPath;
+  selections: SecretSelection[];
+}
+
+export type Problem = { code: ProblemCode; message: string };
+export type ProblemCode =
+  | 'InvalidPath'
+  | 'InvalidSecretsAnnotation'
+  | 'SecretNotFound'
+  | 'KeyNotFound'
+  | 'KeyConflict'
+  | 'TooLarge';
+
+export type SpecResult = { ok: true; targets: Target[] } | { ok: false; problem: Problem };
+
+export interface SpecOptions {
+  allowedMounts: readonly string[];
+}
+
+/**
+ * Pure: which Vault paths a source writes and which Secrets feed each, from its annotations
+ * (and, for a Deployment without `vault-sync.io/secrets`, the Secrets its pod template uses).
+ */
+export function deriveTargets(source: SyncSource, options: SpecOptions): SpecResult {
+  const parsed = parseVaultPath(source.annotations[Annotations.path], options.allowedMounts);
+  if (!parsed.ok) return { ok: false, problem: { code: 'InvalidPath', message: `${Annotations.path}: ${parsed.reason}` } };
+  const base = parsed.path;
+
+  const listed = source.annotations[Annotations.secrets];
+  if (listed !== undefined && listed.trim() !== '') {
+    const selections = parseSecretsAnnotation(listed);
+    if (!selections.ok) return { ok: false, problem: { code: 'InvalidSecretsAnnotation', message: `${Annotations.secrets}: ${selections.reason}` } };
+    return { ok: true, targets: [{ path: base, selections: selections.value }] };
+  }
+
+  if (source.kind === 'Secret') {
+    return { ok: true, targets: [{ path: base, selections: [{ secretName: source.name, prefix: '', optional: false }] }] };
+  }
+
+  const targets = referencedSecrets(source.podSpec).map((ref) => ({
+    path: childPath(base, ref.name),
+    selections: [{ secretName: ref.name, prefix: '', optional: ref.optional }],
+  }));
+  return { ok: true, targets };
+}
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/** `[{"name":"db","keys":["user","pass"],"prefix":"db_"}]`; names the first thing wrong. */
+export function parseSecretsAnnotation(text: string): Parsed<SecretSelection[]> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // The parser's message quotes the input; the input is not secret, but keep messages uniform and short.
+    return { ok: false, reason: 'is not valid JSON (expected a list like [{"name":"db","keys":["user"],"prefix":"db_"}])' };
+  }
+  if (!Array.isArray(json)) return { ok: false, reason: 'must be a JSON list of {name, keys?, prefix?}' };
+  if (json.length === 0) return { ok: false, reason: 'lists no Secrets' };
+  const selections: SecretSelection[] = [];
+  for (const [i, item] of json.entries()) {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return { ok: false, reason: `item ${i} must be an object` };
+    const { name, keys, prefix, optional } = item as Record<string, unknown>;
+    if (typeof name !== 'string' || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) {
+      return { ok: false, reason: `item ${i}: "name" must be a Secret name` };
+    }
+    if (keys !== undefined && (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string' && k !== ''))) {
+      return { ok: false, reason: `item ${i} (${name}): "keys" must be a non-empty list of key names` };
+    }
+    if (prefix !== undefined && typeof prefix !== 'string') return { ok: false, reason: `item ${i} (${name}): "prefix" must be a string` };
+    if (optional !== undefined && typeof optional !== 'boolean') return { ok: false, reason: `item ${i} (${name}): "optional" must be true or false` };
+    selections.push({ secretName: name, keys: keys as string[] | undefined, prefix: (prefix as string | undefined) ?? '', optional: optional === true });
+  }
+  return { ok: true, value: selections };
+}
+
+/** The data that lands at one path. Values are UTF-8 text, or base64 for keys listed in binaryKeys. */
+export interface DesiredEntry {
+  path: KvPath;
+  data: Record<string, string>;
+  binaryKeys: string[];
+  /** Secrets that fed this entry, for messages and the Secret→source index. */
+  secretNames: string[];
+  /** Payload bytes (keys + values as they will be sent), for size limits and metrics. */
+  sizeBytes: number;
+}
+
+export type MaterializeResult = { ok: true; entries: DesiredEntry[] } | { ok: false; problems: Problem[] };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Pure: the entries to write, from the targets and the Secrets' raw bytes (undefined = the Secret
+ * does not exist). Every problem is reported with object and key names only, never values.
+ */
+export function materialize(
+  targets: Target[],
+  secrets: ReadonlyMap<string, Record<string, Uint8Array> | undefined>,
+  limits: { maxEntryBytes: number },
+): MaterializeResult {
+  const entries: DesiredEntry[] = [];
+  const problems: Problem[] = [];
+  for (const target of targets) {
+    const data: Record<string, string> = {};
+    const writtenBy: Record<string, string> = {};
+    const binaryKeys: string[] = [];
+    const secretNames: string[] = [];
+    let sizeBytes = 0;
+    for (const selection of target.selections) {
+      const secret = secrets.get(selection.secretName);
+      if (secret === undefined) {
+        if (!selection.optional) problems.push({ code: 'SecretNotFound', message: `Secret "${selection.secretName}" does not exist` });
+        continue;
+      }
+      secretNames.push(selection.secretName);
+      const keys = selection.keys ?? Object.keys(secret).sort();
+      for (const key of keys) {
+        const bytes = secret[key];
+        if (bytes === undefined) {
+          problems.push({ code: 'KeyNotFound', message: `Secret "${selection.secretName}" has no key "${key}"` });
+          continue;
+        }
+        const outKey = selection.prefix + key;
+        if (outKey in writtenBy) {
+          problems.push({
+            code: 'KeyConflict',
+            message: `key "${outKey}" at ${formatPath(target.path)} would be written by both Secret "${writtenBy[outKey]}" and Secret "${selection.secretName}"`,
+          });
+          continue;
+        }
+        writtenBy[outKey] = selection.secretName;
+        const text = decodeUtf8(bytes);
+        if (text === undefined) {
+          data[outKey] = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+          binaryKeys.push(outKey);
+        } else {
+          data[outKey] = text;
+        }
+        sizeBytes += Buffer.byteLength(outKey) + Buffer.byteLength(data[outKey]);
+      }
+    }
+    if (secretNames.length === 0) continue; // every Secret of this target is optional and absent
+    if (sizeBytes > limits.maxEntryBytes) {
+      problems.push({
+        code: 'TooLarge',
+        message: `the data for ${formatPath(target.path)} is ${sizeBytes} bytes, over the limit of ${limits.maxEntryBytes} bytes`,
+      });
+      continue;
+    }
+    entries.push({ path: target.path, data, binaryKeys: binaryKeys.sort(), secretNames, sizeBytes });
+  }
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, entries };
+}
+
+function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every Secret name a set of targets reads: what the Secret→source index is built from. */
+export function secretNamesOf(targets: Target[]): string[] {
+  return [...new Set(targets.flatMap((t) => t.selections.map((s) => s.secretName)))].sort();
+}

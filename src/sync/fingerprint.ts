@@ -1,0 +1,33 @@
+import { createHmac } from 'node:crypto';
+import type { DesiredEntry } from './desired.js';
+import { formatPath } from '../vault/path.js';
+
+/**
+ * Keyed content hashes. Keyed (HMAC) rather than a bare SHA-256 because the hash is stored where
+ * secrets are not (status objects, Vault custom_metadata): a bare hash of a short password can be
+ * brute-forced; an HMAC without the key cannot.
+ */
+export class Fingerprinter {
+  constructor(private readonly key: Uint8Array) {}
+
+  /** Hash of exactly what would land at the path. Fed key by key: no joined copy of a large payload. */
+  entry(entry: DesiredEntry): string {
+    const mac = createHmac('sha256', this.key);
+    mac.update(`path\0${formatPath(entry.path)}\0`);
+    for (const key of Object.keys(entry.data).sort()) {
+      mac.update(`${key}\0${entry.binaryKeys.includes(key) ? 'b' : 't'}\0${entry.data[key].length}\0`);
+      mac.update(entry.data[key]);
+    }
+    return 'hmac-sha256:' + mac.digest('hex');
+  }
+
+  /** Hash of a Secret's raw data, kept in the Secret cache in place of the values. */
+  secretData(data: Record<string, string> | undefined): string {
+    const mac = createHmac('sha256', this.key);
+    for (const key of Object.keys(data ?? {}).sort()) {
+      mac.update(`${key}\0${data![key].length}\0`);
+      mac.update(data![key]);
+    }
+    return mac.digest('hex');
+  }
+}
