@@ -10,9 +10,7 @@ import { Fingerprinter } from './sync/fingerprint.js';
 import { Reconciler } from './sync/reconciler.js';
 import { SecretIndex } from './sync/secret-index.js';
 import { MemorySyncStateStore, type SyncStateStore } from './sync/state-store.js';
-import { createVaultLimiter } from './vault/limiter.js';
-import { NodeVaultClient } from './vault/node-vault-client.js';
-import type { VaultPort } from './vault/port.js';
+import { createVaultStack, type VaultStack } from './vault/stack.js';
 
 export interface RunningOperator {
   /** Resolves when every cache has listed once and Vault accepted the login. */
@@ -24,15 +22,15 @@ export interface RunningOperator {
 
 export interface OperatorOverrides {
   kubeConfig?: KubeConfig;
-  vault?: VaultPort & { login?(): Promise<void> };
+  vaultStack?: VaultStack;
   state?: SyncStateStore;
 }
 
 /** Wires the real clients together and starts watching. */
 export function startOperator(config: Config, log: Logger, overrides: OperatorOverrides = {}): RunningOperator {
   const kubeConfig = overrides.kubeConfig ?? loadKubeConfig();
-  const limiter = createVaultLimiter(config.rateLimit);
-  const vault = overrides.vault ?? new NodeVaultClient(config.vault, config.vault.auth, limiter, log.child({ component: 'vault' }));
+  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }));
+  const vault = vaultStack.vault;
   const cluster = new ClusterClient(kubeConfig);
   const fingerprint = new Fingerprinter(randomBytes(32));
   const index = new SecretIndex();
@@ -111,7 +109,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   });
 
   const ready = (async () => {
-    if ('login' in vault && typeof vault.login === 'function') await vault.login();
+    await vaultStack.login();
     const reflectors = [...deployments, ...secrets];
     // Secrets first, so that Deployment reconciles see a full Secret cache.
     for (const reflector of secrets) reflector.start();
@@ -128,7 +126,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     async stop() {
       for (const reflector of [...deployments, ...secrets]) reflector.stop();
       await queue.shutdown();
-      await limiter.stop({ dropWaitingJobs: false }).catch(() => undefined);
+      await vaultStack.stop();
     },
   };
 }
