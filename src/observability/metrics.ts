@@ -116,7 +116,7 @@ export class Metrics {
   });
 
   constructor(options: { processMetrics?: boolean } = {}) {
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'vault_sync_operator_' });
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry }); // standard names (process_*, nodejs_*) so stock dashboards work
     // Initialise labelled series at zero so rate() and alerts work before the first event.
     for (const result of ['synced', 'unchanged', 'deleted', 'refused', 'invalid', 'suspended', 'error']) {
       for (const kind of ['Deployment', 'Secret']) this.syncOperations.labels(kind, result).inc(0);
