@@ -68,7 +68,14 @@ export class NodeVaultClient implements VaultPort {
   async readMetadata(path: KvPath): Promise<KvMetadata | undefined> {
     try {
       const result = await this.call('read-metadata', path, `${path.mount}/metadata/${path.key}`, (p) => this.client.read(p));
-      return { currentVersion: Number(result?.data?.current_version ?? 0), customMetadata: result?.data?.custom_metadata ?? {} };
+      const currentVersion = Number(result?.data?.current_version ?? 0);
+      const current = result?.data?.versions?.[String(currentVersion)];
+      return {
+        currentVersion,
+        customMetadata: result?.data?.custom_metadata ?? {},
+        // A soft-deleted or destroyed latest version leaves current_version unchanged: drift all the same.
+        currentVersionDeleted: current ? Boolean(current.destroyed) || (current.deletion_time ?? '') !== '' : false,
+      };
     } catch (error) {
       if (error instanceof VaultRequestError && error.kind === 'not-found') return undefined;
       throw error;

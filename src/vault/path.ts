@@ -41,3 +41,9 @@ export function formatPath(path: KvPath): string {
 export function pathKey(path: KvPath): string {
   return formatPath(path);
 }
+
+/** Parses a path this operator wrote itself (`mount/key`), without policy checks. */
+export function parseKvPathLoose(text: string): KvPath {
+  const slash = text.indexOf('/');
+  return { mount: text.slice(0, slash), key: text.slice(slash + 1) };
+}

@@ -4,6 +4,8 @@ import type { KvPath } from './path.js';
 export interface KvMetadata {
   currentVersion: number;
   customMetadata: Record<string, string>;
+  /** The latest version was soft-deleted or destroyed (its data is gone although the version number stays). */
+  currentVersionDeleted?: boolean;
 }
 
 /**
