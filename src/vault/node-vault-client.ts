@@ -92,6 +92,10 @@ export class NodeVaultClient implements VaultPort {
     }
   }
 
+  async deleteLatest(path: KvPath): Promise<void> {
+    await this.call('delete', path, `${path.mount}/data/${path.key}`, (p) => this.client.delete(p));
+  }
+
   async deleteAll(path: KvPath): Promise<void> {
     await this.call('delete', path, `${path.mount}/metadata/${path.key}`, (p) => this.client.delete(p));
   }

@@ -19,6 +19,8 @@ export interface VaultPort {
   writeMetadata(path: KvPath, customMetadata: Record<string, string>): Promise<void>;
   /** Undefined when nothing exists at the path. */
   readMetadata(path: KvPath): Promise<KvMetadata | undefined>;
+  /** Soft-deletes the latest version (recoverable with `undelete`; older versions stay). */
+  deleteLatest(path: KvPath): Promise<void>;
   /** Deletes every version and the metadata. */
   deleteAll(path: KvPath): Promise<void>;
   /** Reads the data (tests, drift repair). Undefined when absent or deleted. */
