@@ -20,6 +20,14 @@ export interface Config {
   clusterName: string;
   workers: number;
   logLevel: string;
+  /** Where the operator keeps its own objects (the hash-key Secret). */
+  operatorNamespace: string;
+  hashKeySecret: string;
+  /** `secret/{namespace}/`: where a namespace may write by default; undefined = anywhere in the KV mounts. */
+  tenantPathTemplate?: string;
+  deletePolicy: 'all-versions' | 'latest-version';
+  /** How long cleanup on deletion retries against a failing Vault before the finalizer is released anyway. */
+  cleanupTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -53,6 +61,11 @@ const SETTINGS = {
   'cluster-name': 'this cluster\'s name, recorded in Vault custom_metadata (default: default)',
   'workers': 'sources reconciled concurrently (default 4)',
   'log-level': 'trace | debug | info | warn | error (default info)',
+  'operator-namespace': 'namespace of the operator\'s own objects (default: the pod\'s namespace, else vault-sync-system)',
+  'hash-key-secret': 'Secret (in the operator namespace) holding the HMAC key of content hashes; created if absent (default vault-sync-operator-hash-key)',
+  'tenant-path-template': 'prefix a namespace may write under; {namespace} is replaced; "none" lifts the restriction (default secret/{namespace}/)',
+  'delete-policy': 'on source deletion: all-versions (delete the metadata and every version) | latest-version (soft-delete the latest)',
+  'cleanup-timeout': 'how long deletion retries against a failing Vault before the finalizer is released and the data left behind (default 10m)',
 } as const;
 type SettingName = keyof typeof SETTINGS;
 
@@ -175,6 +188,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const logLevel = get('log-level') ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) fail('log-level', `unknown level "${logLevel}"`);
 
+  const deletePolicy = get('delete-policy') ?? 'all-versions';
+  if (deletePolicy !== 'all-versions' && deletePolicy !== 'latest-version') fail('delete-policy', `must be all-versions or latest-version, got "${deletePolicy}"`);
+  const cleanupTimeout = get('cleanup-timeout') ?? '10m';
+  const cleanupTimeoutMs = parseDurationMs(cleanupTimeout) ?? fail('cleanup-timeout', `must be a duration like 10m, got "${cleanupTimeout}"`);
+  const template = get('tenant-path-template') ?? 'secret/{namespace}/';
+  if (template !== 'none' && !template.includes('{namespace}')) fail('tenant-path-template', `must contain {namespace} (or be "none"), got "${template}"`);
+
   return {
     vault: {
       addr: addr.replace(/\/+$/, ''),
@@ -195,5 +215,18 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     clusterName: get('cluster-name') ?? 'default',
     workers: number('workers', 4, (n) => Number.isInteger(n) && n >= 1 && n <= 64, 'a whole number from 1 to 64'),
     logLevel,
+    operatorNamespace: get('operator-namespace') ?? podNamespace() ?? 'vault-sync-system',
+    hashKeySecret: get('hash-key-secret') ?? 'vault-sync-operator-hash-key',
+    tenantPathTemplate: template === 'none' ? undefined : template,
+    deletePolicy: deletePolicy as Config['deletePolicy'],
+    cleanupTimeoutMs,
   };
+}
+
+function podNamespace(): string | undefined {
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,21 +1,26 @@
-import { randomBytes } from 'node:crypto';
-import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { ClusterClient } from './kube/cluster.js';
+import { loadOrCreateHashKey } from './kube/hash-key.js';
 import { isManaged, slimDeployment, slimSecret, sourceKey, type SlimDeployment, type SlimSecret } from './kube/objects.js';
 import { describeKubeError, Reflector } from './kube/reflector.js';
+import { VaultSyncStore } from './kube/vaultsync-store.js';
+import { Metrics } from './observability/metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
 import { Reconciler } from './sync/reconciler.js';
 import { SecretIndex } from './sync/secret-index.js';
-import { MemorySyncStateStore, type SyncStateStore } from './sync/state-store.js';
+import type { TenancyGrant } from './sync/tenancy.js';
 import { createVaultStack, type VaultStack } from './vault/stack.js';
 
 export interface RunningOperator {
   /** Resolves when every cache has listed once and Vault accepted the login. */
   ready: Promise<void>;
   queue: WorkQueue;
+  metrics: Metrics;
+  /** True once every cache has listed once. */
+  cachesSynced(): boolean;
   /** Stops watching, drains in-flight work, releases the limiter. */
   stop(): Promise<void>;
 }
@@ -23,20 +28,28 @@ export interface RunningOperator {
 export interface OperatorOverrides {
   kubeConfig?: KubeConfig;
   vaultStack?: VaultStack;
-  state?: SyncStateStore;
+  metrics?: Metrics;
+}
+
+interface VaultSyncPolicyObject {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  spec?: { namespaces?: string[]; allowedPathPrefixes?: string[] };
 }
 
 /** Wires the real clients together and starts watching. */
 export function startOperator(config: Config, log: Logger, overrides: OperatorOverrides = {}): RunningOperator {
   const kubeConfig = overrides.kubeConfig ?? loadKubeConfig();
+  const metrics = overrides.metrics ?? new Metrics();
   const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }));
-  const vault = vaultStack.vault;
   const cluster = new ClusterClient(kubeConfig);
-  const fingerprint = new Fingerprinter(randomBytes(32));
+  const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
+  const state = new VaultSyncStore(kubeConfig, config.watchNamespaces);
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
+  const countEvent = (resource: string) => (type: string) => metrics.informerEvents.labels(resource, type).inc();
 
   const deployments = namespaces.map(
     (namespace) =>
@@ -48,9 +61,11 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
         },
         watchPath: namespace ? `/apis/apps/v1/namespaces/${namespace}/deployments` : '/apis/apps/v1/deployments',
         transform: slimDeployment,
-        onChange: (_type, current, previous) => {
+        onChange: (type, current, previous) => {
+          countEvent('deployments')(type);
           if (isManaged(current) || (previous && isManaged(previous))) queue.add(sourceKey('Deployment', current.namespace, current.name));
         },
+        onError: () => metrics.errors.labels('watch').inc(),
         log,
       }),
   );
@@ -64,14 +79,37 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
         },
         watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
         transform: (secret) => slimSecret(secret, (data) => fingerprint.secretData(data)),
-        onChange: (_type, current, previous) => {
+        onChange: (type, current, previous) => {
+          countEvent('secrets')(type);
           if (previous && previous.dataHash === current.dataHash && !isManaged(current) && !isManaged(previous)) return; // label edit
           for (const reader of index.readersOf(current.namespace, current.name)) queue.add(reader);
           if (isManaged(current) || (previous && isManaged(previous))) queue.add(sourceKey('Secret', current.namespace, current.name));
         },
+        onError: () => metrics.errors.labels('watch').inc(),
         log,
       }),
   );
+  // Cluster-scoped grants of more Vault path prefixes; a change re-checks every source.
+  const policies = new Reflector<VaultSyncPolicyObject, TenancyGrant>(kubeConfig, {
+    name: 'vaultsyncpolicies',
+    list: async () => {
+      const list = (await custom.listClusterCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', plural: 'vaultsyncpolicies' })) as {
+        items: VaultSyncPolicyObject[];
+        metadata?: { resourceVersion?: string };
+      };
+      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+    },
+    watchPath: '/apis/vault-sync.io/v1alpha1/vaultsyncpolicies',
+    transform: (p) => ({ name: p.metadata?.name ?? '', namespaces: p.spec?.namespaces ?? [], allowedPathPrefixes: p.spec?.allowedPathPrefixes ?? [] }),
+    onChange: () => {
+      if (!started) return;
+      for (const reflector of [...deployments, ...secrets]) {
+        for (const object of reflector.values()) if (isManaged(object)) queue.add(sourceKey(object.kind, object.namespace, object.name));
+      }
+    },
+    onError: () => metrics.errors.labels('watch').inc(),
+    log,
+  });
   const findIn = <S>(reflectors: Reflector<any, S>[], namespace: string, name: string) => {
     for (const reflector of reflectors) {
       const found = reflector.get(namespace, name);
@@ -84,16 +122,21 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     sources: {
       deployment: (namespace, name) => findIn(deployments, namespace, name),
       secret: (namespace, name) => findIn(secrets, namespace, name),
+      tenancyGrants: () => [...policies.values()],
     },
     cluster,
-    vault,
-    state: overrides.state ?? new MemorySyncStateStore(),
+    vault: vaultStack.vault,
+    state,
     index,
     fingerprint,
     log,
+    metrics,
     clusterName: config.clusterName,
     kvMounts: config.vault.kvMounts,
     maxSecretBytes: config.maxSecretBytes,
+    tenantPathTemplate: config.tenantPathTemplate,
+    deletePolicy: config.deletePolicy,
+    cleanupTimeoutMs: config.cleanupTimeoutMs,
   });
 
   const queue = new WorkQueue({
@@ -101,30 +144,40 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     baseDelayMs: 500,
     maxDelayMs: 5 * 60_000,
     process: async (key) => {
-      const outcome = await reconciler.reconcile(key);
-      log.debug({ source: key, outcome }, 'reconciled');
+      const result = await reconciler.reconcile(key);
+      metrics.queueDepth.set(queue.depth);
+      log.debug({ source: key, outcome: result.outcome }, 'reconciled');
+      return { requeueAfterMs: result.requeueAfterMs };
     },
-    onError: (key, error, attempt, retryInMs) =>
-      log.warn({ source: key, attempt, retryInMs, err: error instanceof Error && error.name === 'VaultRequestError' ? error.message : describeKubeError(error) }, 'reconcile failed; will retry'),
+    onError: (key, error, attempt, retryInMs) => {
+      metrics.errors.labels(error instanceof Error && error.name === 'VaultRequestError' ? 'vault' : 'kubernetes').inc();
+      log.warn({ source: key, attempt, retryInMs, err: error instanceof Error && error.name === 'VaultRequestError' ? error.message : describeKubeError(error) }, 'reconcile failed; will retry');
+    },
   });
 
+  let started = false;
+  const allReflectors = () => [...deployments, ...secrets, policies];
   const ready = (async () => {
+    fingerprint.useKey(await loadOrCreateHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret));
     await vaultStack.login();
-    const reflectors = [...deployments, ...secrets];
-    // Secrets first, so that Deployment reconciles see a full Secret cache.
-    for (const reflector of secrets) reflector.start();
-    await Promise.all(secrets.map((r) => r.synced));
+    await state.load();
+    // Secrets and policies first, so that the first Deployment reconciles see full caches.
+    for (const reflector of [...secrets, policies]) reflector.start();
+    await Promise.all([...secrets, policies].map((r) => r.synced));
     for (const reflector of deployments) reflector.start();
-    await Promise.all(reflectors.map((r) => r.synced));
+    await Promise.all(allReflectors().map((r) => r.synced));
+    started = true;
     queue.start();
-    log.info({ namespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all' }, 'caches synced; syncing');
+    log.info({ namespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all', records: state.size }, 'caches synced; syncing');
   })();
 
   return {
     ready,
     queue,
+    metrics,
+    cachesSynced: () => allReflectors().every((r) => r.isSynced),
     async stop() {
-      for (const reflector of [...deployments, ...secrets]) reflector.stop();
+      for (const reflector of allReflectors()) reflector.stop();
       await queue.shutdown();
       await vaultStack.stop();
     },

@@ -25,6 +25,19 @@ export class ClusterClient {
     }
   }
 
+  /** True while a namespace is being deleted (or is gone). Unknown (no permission) counts as active. */
+  async namespaceIsTerminating(namespace: string): Promise<boolean> {
+    try {
+      const ns = await this.core.readNamespace({ name: namespace });
+      return ns.status?.phase === 'Terminating' || ns.metadata?.deletionTimestamp !== undefined;
+    } catch (error) {
+      const code = (error as { code?: number }).code;
+      if (code === 404) return true;
+      if (code === 403) return false;
+      throw error;
+    }
+  }
+
   async addFinalizer(kind: SourceKind, object: SlimMeta): Promise<void> {
     if (object.finalizers.includes(FINALIZER)) return;
     await this.patchFinalizers(kind, object, [...object.finalizers, FINALIZER]);

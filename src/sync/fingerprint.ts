@@ -8,11 +8,25 @@ import { formatPath } from '../vault/path.js';
  * brute-forced; an HMAC without the key cannot.
  */
 export class Fingerprinter {
-  constructor(private readonly key: Uint8Array) {}
+  private key?: Uint8Array;
+
+  constructor(key?: Uint8Array) {
+    this.key = key;
+  }
+
+  /** The key is loaded from the cluster at start, before any watch delivers a Secret. */
+  useKey(key: Uint8Array): void {
+    this.key = key;
+  }
+
+  private mac() {
+    if (!this.key) throw new Error('the content-hash key has not been loaded yet');
+    return createHmac('sha256', this.key);
+  }
 
   /** Hash of exactly what would land at the path. Fed key by key: no joined copy of a large payload. */
   entry(entry: DesiredEntry): string {
-    const mac = createHmac('sha256', this.key);
+    const mac = this.mac();
     mac.update(`path\0${formatPath(entry.path)}\0`);
     for (const key of Object.keys(entry.data).sort()) {
       mac.update(`${key}\0${entry.binaryKeys.includes(key) ? 'b' : 't'}\0${entry.data[key].length}\0`);
@@ -23,7 +37,7 @@ export class Fingerprinter {
 
   /** Hash of a Secret's raw data, kept in the Secret cache in place of the values. */
   secretData(data: Record<string, string> | undefined): string {
-    const mac = createHmac('sha256', this.key);
+    const mac = this.mac();
     for (const key of Object.keys(data ?? {}).sort()) {
       mac.update(`${key}\0${data![key].length}\0`);
       mac.update(data![key]);

@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
 import type { ClusterClient } from '../kube/cluster.js';
+import { parseSourceKey, type SlimDeployment, type SlimSecret } from '../kube/objects.js';
 import { describeKubeError } from '../kube/reflector.js';
-import { parseSourceKey, type SlimDeployment, type SlimSecret, type SourceKind } from '../kube/objects.js';
+import type { Metrics } from '../observability/metrics.js';
+import { parseDurationMs } from '../config.js';
 import { VaultRequestError } from '../vault/errors.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { VaultPort } from '../vault/port.js';
@@ -12,11 +14,14 @@ import type { Fingerprinter } from './fingerprint.js';
 import { describeOwner, ownershipMetadata, ownershipOf } from './ownership.js';
 import { planSync, type SyncedEntry } from './plan.js';
 import type { SecretIndex } from './secret-index.js';
-import type { SyncStateStore } from './state-store.js';
+import type { Condition, SourceRef, SyncState, SyncStateStore } from './state-store.js';
+import { checkTenancy, type TenancyGrant } from './tenancy.js';
 
 export interface SourceLookup {
   deployment(namespace: string, name: string): SlimDeployment | undefined;
   secret(namespace: string, name: string): SlimSecret | undefined;
+  /** VaultSyncPolicy grants currently in force. */
+  tenancyGrants(): readonly TenancyGrant[];
 }
 
 export interface ReconcilerDeps {
@@ -27,88 +32,124 @@ export interface ReconcilerDeps {
   index: SecretIndex;
   fingerprint: Fingerprinter;
   log: Logger;
+  metrics?: Metrics;
   clusterName: string;
   kvMounts: readonly string[];
   maxSecretBytes: number;
+  tenantPathTemplate?: string;
+  deletePolicy: 'all-versions' | 'latest-version';
+  cleanupTimeoutMs: number;
+  /** Injected for tests. */
+  now?: () => number;
 }
 
-export type ReconcileOutcome = 'synced' | 'unchanged' | 'deleted' | 'refused' | 'invalid' | 'suspended' | 'ignored';
+export type ReconcileOutcome = 'synced' | 'unchanged' | 'deleted' | 'refused' | 'invalid' | 'suspended' | 'ignored' | 'drift-corrected';
 
-/** A problem that a retry will not fix: reported once, not retried until the source changes. */
+export interface ReconcileResult {
+  outcome: ReconcileOutcome;
+  /** Come back after this long (the drift-check period). */
+  requeueAfterMs?: number;
+}
+
+/** A problem that a retry will not fix: reported, not retried until the source changes. */
 class Refusal extends Error {}
+
+const MIN_DRIFT_PERIOD_MS = 10_000;
+const EVENT_REPEAT_SUPPRESSION_MS = 10 * 60_000;
 
 /**
  * reconcile(key): the one place that orchestrates I/O. Reads the caches, decides with pure functions
- * (desired → plan), then does the Vault and Kubernetes writes the plan asks for. Level-triggered: it
- * looks at the current state of the world, never at the event that queued the key.
+ * (desired → tenancy → plan), then does the Vault and Kubernetes writes the plan asks for. Level-triggered:
+ * it looks at the current state of the world, never at the event that queued the key.
  */
 export class Reconciler {
-  constructor(private readonly deps: ReconcilerDeps) {}
+  private readonly cleanupFailingSince = new Map<string, number>();
+  private readonly lastEvents = new Map<string, number>();
+  private readonly now: () => number;
 
-  async reconcile(key: string): Promise<ReconcileOutcome> {
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const result = await this.reconcileOnce(key).catch((error) => {
+      this.count(key, 'error');
+      throw error;
+    });
+    this.count(key, result.outcome);
+    return result;
+  }
+
+  private count(key: string, outcome: string) {
+    this.deps.metrics?.syncOperations.labels(parseSourceKey(key).kind, outcome === 'drift-corrected' ? 'synced' : outcome).inc();
+    if (outcome === 'synced' || outcome === 'unchanged' || outcome === 'drift-corrected') this.deps.metrics?.lastSuccessfulSync.setToCurrentTime();
+  }
+
+  private async reconcileOnce(key: string): Promise<ReconcileResult> {
     const { kind, namespace, name } = parseSourceKey(key);
     const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name) : this.deps.sources.secret(namespace, name);
     if (!object) {
-      // Gone without our finalizer (or after it was removed): nothing left to do for it.
+      // Gone without our finalizer (never synced, or already cleaned up): forget it.
       this.deps.index.forget(key);
-      await this.deps.state.delete(key);
-      return 'ignored';
+      return { outcome: 'ignored' };
     }
-    const source: SyncSource = {
-      kind,
-      namespace,
-      name,
-      uid: object.uid,
-      annotations: object.annotations,
-      podSpec: object.kind === 'Deployment' ? object.podSpec : undefined,
-    };
-    const annotated = Annotations.path in object.annotations;
-    const holdsFinalizer = object.finalizers.includes(FINALIZER);
+    const source: SyncSource = { kind, namespace, name, uid: object.uid, annotations: object.annotations, podSpec: object.kind === 'Deployment' ? object.podSpec : undefined };
+    const ref: SourceRef = { kind, namespace, name, uid: object.uid, path: object.annotations[Annotations.path] };
 
-    if (object.deletionTimestamp || !annotated) {
-      if (!holdsFinalizer) return 'ignored';
-      const why = object.deletionTimestamp ? 'deleted' : `the ${Annotations.path} annotation was removed`;
-      await this.cleanUp(key, source, why);
-      await this.deps.cluster.removeFinalizer(kind, object);
-      this.deps.index.forget(key);
-      await this.deps.state.delete(key);
-      return 'deleted';
+    if (object.deletionTimestamp || !(Annotations.path in object.annotations)) {
+      if (!object.finalizers.includes(FINALIZER)) return { outcome: 'ignored' };
+      return this.finalize(key, source);
     }
-
-    if (isTrue(object.annotations[Annotations.suspend])) return 'suspended';
-
-    await this.deps.cluster.addFinalizer(kind, object);
+    if (isTrue(object.annotations[Annotations.suspend])) {
+      await this.deps.state.setCondition(key, ref, { status: 'False', reason: 'Suspended', message: `${Annotations.suspend} is "true"` });
+      return { outcome: 'suspended' };
+    }
 
     const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
     if (!derived.ok) {
       this.deps.index.forget(key);
-      await this.event(source, 'Warning', derived.problem.code === 'InvalidPath' ? 'Refused' : 'SyncFailed', derived.problem.message);
-      return 'invalid';
+      return this.reject(key, source, ref, derived.problem.code === 'InvalidPath' ? 'Refused' : 'SyncFailed', derived.problem.code, derived.problem.message);
     }
     const targets = derived.targets;
+    for (const target of targets) {
+      const tenancy = checkTenancy(target.path, namespace, this.deps.tenantPathTemplate, this.deps.sources.tenancyGrants());
+      if (!tenancy.ok) return this.reject(key, source, ref, 'Refused', 'OutsideTenantPrefix', tenancy.reason);
+    }
     const secretNames = secretNamesOf(targets);
     this.deps.index.set(key, namespace, secretNames);
 
     const changeDetection = object.annotations[Annotations.rotationCheck]?.trim().toLowerCase() !== 'disabled';
-    const inputFingerprint = this.inputFingerprint(targets, namespace, secretNames, object.annotations[Annotations.forceSync]);
+    const forceToken = object.annotations[Annotations.forceSync];
+    const inputFingerprint = this.inputFingerprint(targets, namespace, secretNames, forceToken);
     const previous = await this.deps.state.get(key);
-    if (changeDetection && previous?.inputFingerprint === inputFingerprint) return 'unchanged';
+    const driftPeriodMs = this.driftPeriod(object.annotations[Annotations.reconcile]);
+
+    if (changeDetection && previous?.inputFingerprint === inputFingerprint) {
+      if (driftPeriodMs === undefined) return { outcome: 'unchanged' };
+      return this.checkDrift(key, source, ref, previous, driftPeriodMs);
+    }
 
     // Something the output depends on changed: read the values now (only now) and decide per path.
+    if (await this.deps.cluster.namespaceIsTerminating(namespace)) {
+      // Writing now would leave data that nothing cleans up, and a new finalizer would hold the namespace.
+      return this.reject(key, source, ref, 'Refused', 'NamespaceTerminating', `namespace "${namespace}" is being deleted; nothing is written to Vault`);
+    }
+    await this.deps.cluster.addFinalizer(kind, object);
     const values = new Map<string, Record<string, Uint8Array> | undefined>();
     for (const secretName of secretNames) values.set(secretName, await this.deps.cluster.readSecretData(namespace, secretName));
     const materialized = materialize(targets, values, { maxEntryBytes: this.deps.maxSecretBytes });
     if (!materialized.ok) {
-      await this.event(source, 'Warning', 'SyncFailed', materialized.problems.map((p) => p.message).join('; '));
-      return 'invalid';
+      const problems = materialized.problems;
+      return this.reject(key, source, ref, 'SyncFailed', problems[0].code, problems.map((p) => p.message).join('; '));
     }
 
     const desired = materialized.entries.map((entry) => ({ entry, hash: this.deps.fingerprint.entry(entry) }));
-    const force = previous !== undefined && object.annotations[Annotations.forceSync] !== undefined && !previous.inputFingerprint.endsWith(object.annotations[Annotations.forceSync]);
+    const force = forceToken !== undefined && previous !== undefined && !previous.inputFingerprint.endsWith(`:${forceToken}`);
     const operations = planSync(desired, previous?.entries ?? [], { changeDetection, force });
 
     const synced: SyncedEntry[] = [];
     const written: string[] = [];
+    const deleted: string[] = [];
     const refusals: string[] = [];
     for (const op of operations) {
       if (op.type === 'unchanged') {
@@ -116,42 +157,87 @@ export class Reconciler {
       } else if (op.type === 'write') {
         const before = previous?.entries.find((e) => formatPath(e.path) === formatPath(op.entry.path));
         try {
-          const version = await this.writeOwned(source, op.entry, before);
-          synced.push({ path: op.entry.path, hash: op.hash, version });
+          synced.push({ path: op.entry.path, hash: op.hash, version: await this.writeOwned(source, op.entry, op.hash, before) });
           written.push(formatPath(op.entry.path));
         } catch (error) {
           if (!(error instanceof Refusal)) throw error;
           refusals.push(error.message);
         }
-      } else {
-        await this.deleteOwned(source, op.path);
+      } else if (await this.deleteOwned(source, op.path)) {
+        deleted.push(formatPath(op.path));
       }
     }
-    if (refusals.length > 0) {
-      await this.event(source, 'Warning', 'Refused', refusals.join('; '));
-    }
-    await this.deps.state.set(key, {
+
+    const now = new Date(this.now()).toISOString();
+    const state: SyncState = {
+      // An incomplete sync must be retried on the next change, so it does not record the inputs as done.
       inputFingerprint: refusals.length > 0 ? 'incomplete' : inputFingerprint,
       entries: synced,
-      lastSyncTime: new Date().toISOString(),
-    });
-    if (written.length > 0) {
-      this.deps.log.info({ source: key, paths: written }, 'synced to Vault');
-      await this.event(source, 'Normal', 'Synced', `wrote ${written.length} path(s) to Vault: ${written.join(', ')}`);
+      lastSyncTime: written.length > 0 || !previous ? now : previous.lastSyncTime,
+      lastDriftCheckTime: now,
+    };
+    if (refusals.length > 0) {
+      this.deps.metrics?.refusals.labels('NotOwned').inc();
+      await this.deps.state.set(key, ref, state, { status: 'False', reason: 'Refused', message: refusals.join('; ') });
+      await this.event(source, 'Warning', 'Refused', refusals.join('; '));
+      return { outcome: 'refused' };
     }
-    return refusals.length > 0 ? 'refused' : written.length > 0 ? 'synced' : 'unchanged';
+    const summary = `${synced.length} path(s) in sync${written.length ? `; wrote ${written.join(', ')}` : ''}${deleted.length ? `; deleted ${deleted.join(', ')}` : ''}`;
+    await this.deps.state.set(key, ref, state, { status: 'True', reason: 'Synced', message: summary });
+    if (written.length > 0 || deleted.length > 0) {
+      this.deps.log.info({ source: key, written, deleted }, 'synced to Vault');
+      await this.event(source, 'Normal', 'Synced', summary);
+    }
+    return { outcome: written.length > 0 || deleted.length > 0 ? 'synced' : 'unchanged', requeueAfterMs: driftPeriodMs };
+  }
+
+  /**
+   * Drift: one metadata read per path (no data read). A path whose version moved, whose latest version was
+   * deleted, or that vanished is restored from the source; the next desired state is the same as ever.
+   */
+  private async checkDrift(key: string, source: SyncSource, ref: SourceRef, previous: SyncState, periodMs: number): Promise<ReconcileResult> {
+    const since = previous.lastDriftCheckTime ? this.now() - Date.parse(previous.lastDriftCheckTime) : Infinity;
+    if (since < periodMs) return { outcome: 'unchanged', requeueAfterMs: periodMs - since };
+    const drifted: SyncedEntry[] = [];
+    for (const entry of previous.entries) {
+      const metadata = await this.deps.vault.readMetadata(entry.path);
+      if (!metadata || metadata.currentVersion !== entry.version || metadata.currentVersionDeleted || metadata.customMetadata['content-hash'] !== entry.hash) drifted.push(entry);
+    }
+    const now = new Date(this.now()).toISOString();
+    if (drifted.length === 0) {
+      await this.deps.state.set(key, ref, { ...previous, lastDriftCheckTime: now }, { status: 'True', reason: 'Synced', message: `${previous.entries.length} path(s) in sync; no drift` });
+      return { outcome: 'unchanged', requeueAfterMs: periodMs };
+    }
+    // Forget what was recorded for the drifted paths: the regular path then rewrites them (ownership checked).
+    const remaining = previous.entries.filter((e) => !drifted.includes(e));
+    await this.deps.state.set(key, ref, { ...previous, inputFingerprint: 'drifted', entries: remaining, lastDriftCheckTime: now }, { status: 'False', reason: 'Drifted', message: `changed in Vault out of band: ${drifted.map((e) => formatPath(e.path)).join(', ')}` });
+    const result = await this.reconcileOnce(key);
+    if (result.outcome === 'synced') {
+      this.deps.metrics?.driftCorrections.inc(drifted.length);
+      await this.event(source, 'Normal', 'DriftCorrected', `restored ${drifted.map((e) => formatPath(e.path)).join(', ')} after an out-of-band change in Vault`);
+      return { outcome: 'drift-corrected', requeueAfterMs: periodMs };
+    }
+    return result;
   }
 
   /**
    * Writes one path, only if it is ours. With a known version the write is check-and-set on it, so a
    * concurrent out-of-band write is noticed; a new path is claimed (ownership metadata) before data lands.
+   * The metadata (ownership + content hash) follows the data: a crash in between leaves an old hash, which
+   * only causes one more write, never a skipped one.
    */
-  private async writeOwned(source: SyncSource, entry: DesiredEntry, before: SyncedEntry | undefined): Promise<number> {
+  private async writeOwned(source: SyncSource, entry: DesiredEntry, hash: string, before: SyncedEntry | undefined): Promise<number> {
     const { vault } = this.deps;
-    const marks = { ...ownershipMetadata(source, this.deps.clusterName), ...(entry.binaryKeys.length ? { 'base64-keys': entry.binaryKeys.join(',') } : {}) };
+    const marks: Record<string, string> = {
+      ...ownershipMetadata(source, this.deps.clusterName),
+      'content-hash': hash,
+      ...(entry.binaryKeys.length ? { 'base64-keys': entry.binaryKeys.join(',') } : {}),
+    };
     if (before?.version !== undefined) {
       try {
-        return (await vault.writeData(entry.path, entry.data, { cas: before.version })).version;
+        const { version } = await vault.writeData(entry.path, entry.data, { cas: before.version });
+        await vault.writeMetadata(entry.path, marks);
+        return version;
       } catch (error) {
         if (!(error instanceof VaultRequestError && error.kind === 'cas-mismatch')) throw error;
         // Someone else wrote a version since ours: find out who owns the path now.
@@ -160,15 +246,14 @@ export class Reconciler {
     const metadata = await vault.readMetadata(entry.path);
     const owner = ownershipOf(metadata?.customMetadata, source, this.deps.clusterName);
     if (metadata && owner !== 'ours') {
+      this.deps.metrics?.refusals.labels('NotOwned').inc();
       throw new Refusal(`refusing to overwrite ${formatPath(entry.path)}: it is ${describeOwner(metadata.customMetadata)}`);
     }
-    if (!metadata || metadata.customMetadata['source-uid'] !== source.uid || metadata.customMetadata['base64-keys'] !== marks['base64-keys']) {
-      await vault.writeMetadata(entry.path, marks);
-    }
+    await vault.writeMetadata(entry.path, marks); // claims a new path before its data lands
     return (await vault.writeData(entry.path, entry.data, { cas: metadata?.currentVersion ?? 0 })).version;
   }
 
-  /** Deletes every version of a path, only if it is ours. */
+  /** Deletes a path (policy: every version, or the latest), only if it is ours. */
   private async deleteOwned(source: SyncSource, path: KvPath): Promise<boolean> {
     const metadata = await this.deps.vault.readMetadata(path);
     if (!metadata) return false;
@@ -176,45 +261,93 @@ export class Reconciler {
       await this.event(source, 'Warning', 'Refused', `not deleting ${formatPath(path)}: it is ${describeOwner(metadata.customMetadata)}`);
       return false;
     }
-    await this.deps.vault.deleteAll(path);
+    if (this.deps.deletePolicy === 'latest-version') await this.deps.vault.deleteLatest(path);
+    else await this.deps.vault.deleteAll(path);
     return true;
   }
 
-  /** The source is going away (or no longer annotated): remove its Vault data unless told to keep it. */
-  private async cleanUp(key: string, source: SyncSource, why: string): Promise<void> {
+  /**
+   * The source is being deleted, or its path annotation was removed: delete its Vault data (unless
+   * preserve-on-delete), then release the finalizer. A Vault that stays down does not hold the object
+   * forever: after cleanupTimeout the finalizer goes anyway, with an Event saying what was left behind.
+   */
+  private async finalize(key: string, source: SyncSource): Promise<ReconcileResult> {
+    const { kind, namespace, name } = source;
+    const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name)! : this.deps.sources.secret(namespace, name)!;
+    const why = object.deletionTimestamp ? 'source deleted' : `the ${Annotations.path} annotation was removed`;
+    const paths = await this.ownedPaths(key, source);
     if (isTrue(source.annotations[Annotations.preserveOnDelete])) {
-      await this.event(source, 'Normal', 'Preserved', `${why}; Vault data kept (${Annotations.preserveOnDelete}: "true")`);
-      return;
+      await this.event(source, 'Normal', 'Preserved', `${why}; Vault data kept (${Annotations.preserveOnDelete}: "true"): ${paths.map(formatPath).join(', ') || 'nothing synced'}`);
+    } else {
+      const deleted: string[] = [];
+      try {
+        for (const path of paths) if (await this.deleteOwned(source, path)) deleted.push(formatPath(path));
+      } catch (error) {
+        const failingSince = this.cleanupFailingSince.get(key) ?? this.now();
+        this.cleanupFailingSince.set(key, failingSince);
+        if (this.now() - failingSince < this.deps.cleanupTimeoutMs) throw error; // retried with backoff by the queue
+        const left = paths.map(formatPath).filter((p) => !deleted.includes(p));
+        this.deps.metrics?.errors.labels('cleanup_abandoned').inc();
+        await this.event(source, 'Warning', 'DataLeftBehind', `${why}; Vault failed for ${Math.round((this.now() - failingSince) / 1000)}s (${error instanceof Error ? error.message : 'error'}); releasing the finalizer and leaving in Vault: ${left.join(', ')}`);
+      }
+      if (deleted.length > 0 || paths.length === 0) {
+        await this.event(source, 'Normal', 'Deleted', `${why}; deleted from Vault: ${deleted.join(', ') || 'nothing was synced'}`);
+      }
     }
+    this.cleanupFailingSince.delete(key);
+    await this.deps.cluster.removeFinalizer(kind, object);
+    this.deps.index.forget(key);
+    await this.deps.state.delete(key);
+    return { outcome: 'deleted' };
+  }
+
+  /** The paths this source wrote: from its record, and (after losing it) from its annotations. */
+  private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
     const paths = new Map<string, KvPath>();
     for (const entry of (await this.deps.state.get(key))?.entries ?? []) paths.set(formatPath(entry.path), entry.path);
-    // After a restart the state may be empty: the annotations still say where this source wrote.
     const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
     if (derived.ok) for (const target of derived.targets) paths.set(formatPath(target.path), target.path);
-    const deleted: string[] = [];
-    for (const path of paths.values()) if (await this.deleteOwned(source, path)) deleted.push(formatPath(path));
-    await this.event(source, 'Normal', 'Deleted', `${why}; deleted ${deleted.length} path(s) from Vault${deleted.length ? ': ' + deleted.join(', ') : ''}`);
+    return [...paths.values()];
+  }
+
+  private async reject(key: string, source: SyncSource, ref: SourceRef, reason: 'Refused' | 'SyncFailed', code: string, message: string): Promise<ReconcileResult> {
+    this.deps.metrics?.refusals.labels(code).inc();
+    await this.deps.state.setCondition(key, ref, { status: 'False', reason: code, message }).catch((error) =>
+      this.deps.log.warn({ source: key, err: describeKubeError(error) }, 'could not record the VaultSync status'),
+    );
+    await this.event(source, 'Warning', reason, message);
+    return { outcome: reason === 'Refused' ? 'refused' : 'invalid' };
+  }
+
+  private driftPeriod(annotation: string | undefined): number | undefined {
+    if (annotation === undefined) return undefined;
+    const ms = parseDurationMs(annotation);
+    return ms === undefined ? undefined : Math.max(ms, MIN_DRIFT_PERIOD_MS);
   }
 
   /** Hash of every input of the desired state; the force-sync token is appended so a new one is visible. */
   private inputFingerprint(targets: Target[], namespace: string, secretNames: string[], forceToken: string | undefined): string {
     const hash = createHash('sha256');
     hash.update(JSON.stringify(targets));
-    for (const secretName of secretNames) {
-      hash.update(`\0${secretName}\0${this.deps.sources.secret(namespace, secretName)?.dataHash ?? 'absent'}`);
-    }
+    for (const secretName of secretNames) hash.update(`\0${secretName}\0${this.deps.sources.secret(namespace, secretName)?.dataHash ?? 'absent'}`);
     return hash.digest('hex') + (forceToken !== undefined ? `:${forceToken}` : '');
   }
 
+  /** Records an Event on the source; the same reason and message is not repeated within 10 minutes. */
   private async event(source: SyncSource, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    const log = type === 'Warning' ? this.deps.log.warn.bind(this.deps.log) : this.deps.log.debug.bind(this.deps.log);
-    log({ source: `${source.kind}/${source.namespace}/${source.name}`, reason }, message);
+    const sourceName = `${source.kind}/${source.namespace}/${source.name}`;
+    (type === 'Warning' ? this.deps.log.warn : this.deps.log.info).call(this.deps.log, { source: sourceName, reason }, message);
+    const dedupKey = `${sourceName}\0${reason}\0${message}`;
+    const last = this.lastEvents.get(dedupKey);
+    if (last !== undefined && this.now() - last < EVENT_REPEAT_SUPPRESSION_MS) return;
+    this.lastEvents.set(dedupKey, this.now());
+    if (this.lastEvents.size > 10_000) this.lastEvents.clear();
     const object = source.kind === 'Deployment' ? this.deps.sources.deployment(source.namespace, source.name) : this.deps.sources.secret(source.namespace, source.name);
     if (!object) return;
     try {
-      await this.deps.cluster.createEvent(source.kind as SourceKind, object, type, reason, message);
+      await this.deps.cluster.createEvent(source.kind, object, type, reason, message);
     } catch (error) {
-      this.deps.log.warn({ source: `${source.kind}/${source.namespace}/${source.name}`, reason, err: describeKubeError(error) }, 'could not record an Event');
+      this.deps.log.warn({ source: sourceName, reason, err: describeKubeError(error) }, 'could not record an Event');
     }
   }
 }

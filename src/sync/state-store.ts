@@ -6,24 +6,51 @@ export interface SyncState {
   inputFingerprint: string;
   entries: SyncedEntry[];
   lastSyncTime: string;
+  /** When Vault's metadata was last compared with `entries` (vault-sync.io/reconcile). */
+  lastDriftCheckTime?: string;
 }
 
+export interface Condition {
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  /** Names and paths only, never values. */
+  message: string;
+}
+
+/** Where the sync record of each source lives. The source is passed so a record can name and own it. */
 export interface SyncStateStore {
   get(sourceKey: string): Promise<SyncState | undefined>;
-  set(sourceKey: string, state: SyncState): Promise<void>;
+  /** Records a successful (or partial) sync and its Ready condition. */
+  set(sourceKey: string, source: SourceRef, state: SyncState, ready: Condition): Promise<void>;
+  /** Records a problem without changing what was synced. */
+  setCondition(sourceKey: string, source: SourceRef, ready: Condition): Promise<void>;
   delete(sourceKey: string): Promise<void>;
 }
 
-/** Process memory only: lost on restart, after which every source is verified against Vault once. */
+export interface SourceRef {
+  kind: 'Deployment' | 'Secret';
+  namespace: string;
+  name: string;
+  uid: string;
+  path?: string;
+}
+
+/** Process memory only (unit tests, dry runs): lost on restart. */
 export class MemorySyncStateStore implements SyncStateStore {
   private readonly states = new Map<string, SyncState>();
+  readonly conditions = new Map<string, Condition>();
   async get(sourceKey: string) {
     return this.states.get(sourceKey);
   }
-  async set(sourceKey: string, state: SyncState) {
+  async set(sourceKey: string, _source: SourceRef, state: SyncState, ready: Condition) {
     this.states.set(sourceKey, state);
+    this.conditions.set(sourceKey, ready);
+  }
+  async setCondition(sourceKey: string, _source: SourceRef, ready: Condition) {
+    this.conditions.set(sourceKey, ready);
   }
   async delete(sourceKey: string) {
     this.states.delete(sourceKey);
+    this.conditions.delete(sourceKey);
   }
 }
