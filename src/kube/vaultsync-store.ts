@@ -42,6 +42,20 @@ export class VaultSyncStore implements SyncStateStore {
 
   /** Reads every existing VaultSync (all namespaces, or the watched ones). */
   async load(): Promise<void> {
+    // Right after `helm install` the CRD may be Established while its storage still initializes (429).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.loadOnce();
+      } catch (error) {
+        const code = (error as { code?: number }).code;
+        const transient = code === 429 || (code !== undefined && code >= 500);
+        if (!transient || attempt >= 8) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async loadOnce(): Promise<void> {
     const lists =
       this.namespaces.length === 0
         ? [await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })]

@@ -54,7 +54,7 @@ export interface ReconcileResult {
 /** A problem that a retry will not fix: reported, not retried until the source changes. */
 class Refusal extends Error {}
 
-const MIN_DRIFT_PERIOD_MS = 10_000;
+const MIN_DRIFT_PERIOD_MS = 1_000; // the rate limiter protects Vault; this only stops a busy loop
 const EVENT_REPEAT_SUPPRESSION_MS = 10 * 60_000;
 
 /**

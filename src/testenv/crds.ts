@@ -12,6 +12,16 @@ export async function installCrds(kubeconfigPath: string): Promise<void> {
   try {
     await execFileAsync(kubectl, ['--kubeconfig', kubeconfigPath, 'apply', '--server-side', '--field-manager=vault-sync-testenv', '-f', dir]);
     await execFileAsync(kubectl, ['--kubeconfig', kubeconfigPath, 'wait', '--for=condition=Established', '--timeout=60s', '-f', dir]);
+    // Established comes before the storage for the new type is ready; a first list returns 429 until then.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await execFileAsync(kubectl, ['--kubeconfig', kubeconfigPath, 'get', 'vaultsyncs.vault-sync.io,vaultsyncpolicies.vault-sync.io', '-A']);
+        break;
+      } catch (error) {
+        if (attempt >= 40) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
   } catch (error) {
     const e = error as { stderr?: string; message?: string };
     throw new Error(`installing the CRDs from ${dir} failed: ${(e.stderr || e.message || String(error)).trim()}`);

@@ -1,0 +1,42 @@
+// Counts real requests that reached OpenBao, from its file audit device (one JSON line per request).
+import { readFileSync, statSync } from 'node:fs';
+import { loadTestEnv } from './env.js';
+
+export interface AuditedRequest {
+  path: string;
+  operation: string;
+  /** Made with the root token: the test itself, not the operator. */
+  byRoot: boolean;
+}
+
+/** A mark in the audit log; `requestsSince(mark)` returns what was logged after it. */
+export function auditMark(): number {
+  return statSync(loadTestEnv().vaultAuditLogPath).size;
+}
+
+export function requestsSince(mark: number, pathFilter: (path: string) => boolean = () => true): AuditedRequest[] {
+  const text = readFileSync(loadTestEnv().vaultAuditLogPath).subarray(mark).toString('utf8');
+  const requests: AuditedRequest[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let entry: { type?: string; auth?: { policies?: string[] }; request?: { path?: string; operation?: string } };
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue; // a line still being written
+    }
+    if (entry.type !== 'request' || !entry.request?.path) continue;
+    if (pathFilter(entry.request.path)) {
+      requests.push({ path: entry.request.path, operation: entry.request.operation ?? '', byRoot: entry.auth?.policies?.includes('root') ?? false });
+    }
+  }
+  return requests;
+}
+
+/** The operator's requests (not the test's root-token ones) on KV paths below `secret/<prefix>`. */
+export function kvRequestsSince(mark: number, prefix: string): AuditedRequest[] {
+  return requestsSince(mark, (path) => path.startsWith(`secret/data/${prefix}`) || path.startsWith(`secret/metadata/${prefix}`)).filter((r) => !r.byRoot);
+}
+
+export const isWrite = (r: AuditedRequest) => r.operation === 'create' || r.operation === 'update' || r.operation === 'delete';
+export const isDataRead = (r: AuditedRequest) => r.operation === 'read' && r.path.startsWith('secret/data/');
