@@ -40,6 +40,8 @@ export class Reflector<T extends KubeObject, S> {
   /** Resolves after the first complete list. */
   readonly synced: Promise<void> = new Promise((resolve) => (this.syncedResolve = resolve));
   private hasSynced = false;
+  /** Full lists done so far (1 after start; more after 410 Gone or errors). */
+  lists = 0;
 
   constructor(
     private readonly kubeConfig: KubeConfig,
@@ -72,6 +74,7 @@ export class Reflector<T extends KubeObject, S> {
     if (this.stopped) return;
     try {
       const { items, resourceVersion } = await this.options.list();
+      this.lists += 1;
       const seen = new Set<string>();
       for (const item of items) {
         const key = keyOf(item);
