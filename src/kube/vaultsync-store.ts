@@ -48,6 +48,7 @@ export class VaultSyncStore implements SyncStateStore {
         return await this.loadOnce();
       } catch (error) {
         const code = (error as { code?: number }).code;
+        if (code === 404) throw new Error('the VaultSync CRD (vaultsyncs.vault-sync.io) is not installed: apply crds/ (helm installs it) before starting the operator');
         const transient = code === 429 || (code !== undefined && code >= 500);
         if (!transient || attempt >= 8) throw error;
         await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
