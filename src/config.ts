@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { VaultAuthConfig } from './vault/auth.js';
 
 /** Everything the operator can be told, typed and validated. */
@@ -19,6 +21,29 @@ export interface Config {
   watchNamespaces: string[];
   clusterName: string;
   workers: number;
+  /** The operations HTTP server: /metrics, /healthz, /readyz, /health, / (dashboard). */
+  http: {
+    /** 0 = an ephemeral port (tests). */
+    port: number;
+    bindAddress: string;
+    tls?: { certFile: string; keyFile: string };
+    /** When set, every endpoint but the probes wants `Authorization: Bearer <the file's content>`. */
+    bearerTokenFile?: string;
+  };
+  leaderElection: {
+    enabled: boolean;
+    namespace: string;
+    /** The Lease name; with shards > 1, `<leaseName>-shard-<i>`. */
+    leaseName: string;
+    identity: string;
+    leaseDurationMs: number;
+    renewDeadlineMs: number;
+    retryPeriodMs: number;
+  };
+  /** Namespaces are split into this many shards; a replica works on at most one (leader election per shard). */
+  shards: number;
+  /** Every managed source is re-queued this often; the heartbeat of /health is stale after 3x. */
+  resyncIntervalMs: number;
   logLevel: string;
   /** Where the operator keeps its own objects (the hash-key Secret). */
   operatorNamespace: string;
@@ -60,6 +85,19 @@ const SETTINGS = {
   'watch-namespaces': 'comma-separated namespaces to watch (default: all)',
   'cluster-name': 'this cluster\'s name, recorded in Vault custom_metadata (default: default)',
   'workers': 'sources reconciled concurrently (default 4)',
+  'metrics-port': 'port of the HTTP server with /metrics, /healthz, /readyz, /health and the dashboard (default 8080; 0 = any free port)',
+  'metrics-bind-address': 'address the HTTP server listens on (default 0.0.0.0)',
+  'metrics-tls-cert-file': 'PEM certificate: serve HTTPS instead of HTTP (with --metrics-tls-key-file; re-read when it changes)',
+  'metrics-tls-key-file': 'PEM private key of --metrics-tls-cert-file',
+  'metrics-bearer-token-file': 'file holding a token that /metrics, /health and the dashboard require as "Authorization: Bearer"; probes stay open',
+  'leader-elect': 'true: only the holder of a coordination.k8s.io Lease syncs; other replicas stand by (default false)',
+  'leader-election-namespace': 'namespace of the Lease (default: the operator namespace)',
+  'leader-election-id': 'name of the Lease (default vault-sync-operator)',
+  'leader-election-lease-duration': 'how long a standby waits after the last renewal before it takes over (default 15s)',
+  'leader-election-renew-deadline': 'the leader stops syncing when it could not renew for this long (default 10s)',
+  'leader-election-retry-period': 'how often candidates try to acquire and the leader renews (default 2s)',
+  'shards': 'split namespaces into this many shards, one Lease each; each replica syncs at most one shard with 1/shards of the Vault budget (default 1; > 1 needs --leader-elect)',
+  'resync-interval': 're-check every synced source this often (no Vault call when nothing changed); /health reports a stale heartbeat after 3x (default 10m)',
   'log-level': 'trace | debug | info | warn | error (default info)',
   'operator-namespace': 'namespace of the operator\'s own objects (default: the pod\'s namespace, else vault-sync-system)',
   'hash-key-secret': 'Secret (in the operator namespace) holding the HMAC key of content hashes; created if absent (default vault-sync-operator-hash-key)',
@@ -195,6 +233,56 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const template = get('tenant-path-template') ?? 'secret/{namespace}/';
   if (template !== 'none' && !template.includes('{namespace}')) fail('tenant-path-template', `must contain {namespace} (or be "none"), got "${template}"`);
 
+  // --- operations: HTTP server, leader election, sharding ---
+  const bool = (name: SettingName, fallback: boolean): boolean => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    if (/^(true|1|yes)$/i.test(raw)) return true;
+    if (/^(false|0|no)$/i.test(raw)) return false;
+    return fail(name, `must be true or false, got "${raw}"`);
+  };
+  const duration = (name: SettingName, fallback: string): number => {
+    const raw = get(name) ?? fallback;
+    const ms = parseDurationMs(raw) ?? fail(name, `must be a duration like ${fallback}, got "${raw}"`);
+    if (ms <= 0) fail(name, 'must be positive');
+    return ms;
+  };
+  const certFile = get('metrics-tls-cert-file');
+  const keyFile = get('metrics-tls-key-file');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    fail(certFile === undefined ? 'metrics-tls-cert-file' : 'metrics-tls-key-file', 'is required with --metrics-tls-cert-file / --metrics-tls-key-file (set both or neither)');
+  }
+  if (certFile !== undefined) readable('metrics-tls-cert-file', certFile);
+  if (keyFile !== undefined) readable('metrics-tls-key-file', keyFile);
+  const bearerTokenFile = get('metrics-bearer-token-file');
+  if (bearerTokenFile !== undefined && readable('metrics-bearer-token-file', bearerTokenFile).trim() === '') fail('metrics-bearer-token-file', `"${bearerTokenFile}" is empty`);
+  const leaderElect = bool('leader-elect', false);
+  const leaseDurationMs = duration('leader-election-lease-duration', '15s');
+  const renewDeadlineMs = duration('leader-election-renew-deadline', '10s');
+  const retryPeriodMs = duration('leader-election-retry-period', '2s');
+  if (renewDeadlineMs >= leaseDurationMs) fail('leader-election-renew-deadline', 'must be shorter than --leader-election-lease-duration');
+  if (retryPeriodMs >= renewDeadlineMs) fail('leader-election-retry-period', 'must be shorter than --leader-election-renew-deadline');
+  const shards = number('shards', 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, 'a whole number from 1 to 256');
+  if (shards > 1 && !leaderElect) fail('shards', 'more than one shard needs --leader-elect=true (each shard is a Lease)');
+  const leaseName = get('leader-election-id') ?? 'vault-sync-operator';
+  if (!/^[a-z0-9]([-a-z0-9.]{0,200}[a-z0-9])?$/.test(leaseName)) fail('leader-election-id', `"${leaseName}" is not a valid object name`);
+  const http = {
+    port: number('metrics-port', 8080, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'a port number from 0 to 65535'),
+    bindAddress: get('metrics-bind-address') ?? '0.0.0.0',
+    tls: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
+    bearerTokenFile,
+  };
+  const leaderElection = {
+    enabled: leaderElect,
+    namespace: get('leader-election-namespace') ?? get('operator-namespace') ?? podNamespace() ?? 'vault-sync-system',
+    leaseName,
+    identity: env.POD_NAME ?? `${hostname()}_${randomBytes(3).toString('hex')}`,
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs,
+  };
+  const resyncIntervalMs = duration('resync-interval', '10m');
+
   return {
     vault: {
       addr: addr.replace(/\/+$/, ''),
@@ -214,6 +302,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     watchNamespaces: list('watch-namespaces', []),
     clusterName: get('cluster-name') ?? 'default',
     workers: number('workers', 4, (n) => Number.isInteger(n) && n >= 1 && n <= 64, 'a whole number from 1 to 64'),
+    http,
+    leaderElection,
+    shards,
+    resyncIntervalMs,
     logLevel,
     operatorNamespace: get('operator-namespace') ?? podNamespace() ?? 'vault-sync-system',
     hashKeySecret: get('hash-key-secret') ?? 'vault-sync-operator-hash-key',

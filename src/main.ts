@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig, usage } from './config.js';
 import { createLogger } from './observability/logger.js';
-import { startOperator } from './operator.js';
+import { startSupervisor, type Supervisor } from './supervisor.js';
 
-/** Composition root: configuration, logger, operator; drain on SIGTERM. */
+/** Composition root: configuration, logger, the supervised operator (HTTP server, leader election); drain on SIGTERM. */
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -21,25 +21,28 @@ async function main(): Promise<number> {
     throw error;
   }
   const log = createLogger(config.logLevel);
-  const operator = startOperator(config, log);
+  let supervisor: Supervisor | undefined;
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (why: string, code: number) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down: draining in-flight work');
-    operator.stop().then(
-      () => process.exit(0),
+    log.info({ why }, 'shutting down: draining in-flight work');
+    // A drain that hangs must not keep the pod in Terminating forever.
+    setTimeout(() => process.exit(code || 1), 60_000).unref();
+    (supervisor?.stop() ?? Promise.resolve()).then(
+      () => process.exit(code),
       () => process.exit(1),
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
   try {
-    await operator.ready;
+    supervisor = await startSupervisor(config, log, { onFatal: (reason) => stop(reason, 1) });
+    await supervisor.started;
   } catch (error) {
     log.fatal({ err: error instanceof Error ? error.message : String(error) }, 'could not start');
-    await operator.stop().catch(() => undefined);
-    return 1;
+    stop('could not start', 1);
+    return await new Promise<number>(() => undefined);
   }
   return await new Promise<number>(() => undefined); // runs until a signal
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { ClusterClient } from './kube/cluster.js';
 import { loadOrCreateHashKey } from './kube/hash-key.js';
-import { isManaged, slimDeployment, slimSecret, sourceKey, type SlimDeployment, type SlimSecret } from './kube/objects.js';
+import { isManaged, parseSourceKey, slimDeployment, slimSecret, sourceKey, type SlimDeployment, type SlimSecret } from './kube/objects.js';
 import { describeKubeError, Reflector } from './kube/reflector.js';
 import { VaultSyncStore } from './kube/vaultsync-store.js';
 import { Metrics } from './observability/metrics.js';
@@ -21,6 +21,8 @@ export interface RunningOperator {
   metrics: Metrics;
   /** True once every cache has listed once. */
   cachesSynced(): boolean;
+  /** Re-queues every managed source in the caches (a periodic safety net; unchanged sources cost no Vault call). */
+  resync(): number;
   /** Stops watching, drains in-flight work, releases the limiter. */
   stop(): Promise<void>;
 }
@@ -29,6 +31,8 @@ export interface OperatorOverrides {
   kubeConfig?: KubeConfig;
   vaultStack?: VaultStack;
   metrics?: Metrics;
+  /** Sharding: reconcile only sources in the namespaces this returns true for. */
+  accepts?: (namespace: string) => boolean;
 }
 
 interface VaultSyncPolicyObject {
@@ -144,6 +148,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     baseDelayMs: 500,
     maxDelayMs: 5 * 60_000,
     process: async (key) => {
+      if (overrides.accepts && !overrides.accepts(parseSourceKey(key).namespace)) return; // another shard's
       const result = await reconciler.reconcile(key);
       metrics.queueDepth.set(queue.depth);
       log.debug({ source: key, outcome: result.outcome }, 'reconciled');
@@ -176,6 +181,17 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     queue,
     metrics,
     cachesSynced: () => allReflectors().every((r) => r.isSynced),
+    resync() {
+      let queued = 0;
+      for (const reflector of [...deployments, ...secrets]) {
+        for (const object of reflector.values()) {
+          if (!isManaged(object)) continue;
+          queue.add(sourceKey(object.kind, object.namespace, object.name));
+          queued += 1;
+        }
+      }
+      return queued;
+    },
     async stop() {
       for (const reflector of allReflectors()) reflector.stop();
       await queue.shutdown();

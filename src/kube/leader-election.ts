@@ -1,0 +1,275 @@
+import { createHash } from 'node:crypto';
+import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Gauge, Counter, type Registry } from 'prom-client';
+
+/**
+ * Leader election on coordination.k8s.io Leases, generalised to shards: namespaces are split into N
+ * shards, shard i is owned by whoever holds the Lease `<name>-shard-<i>` (or `<name>` when N = 1), and a
+ * replica holds at most one shard. With N = 1 this is plain leader election: one leader, the rest stand
+ * by. With N shards and more than N replicas, the extra replicas stand by for whichever shard loses its
+ * holder. Only a holder syncs, so only a holder writes to Vault.
+ *
+ * The algorithm is client-go's: optimistic concurrency on the Lease's resourceVersion (a lost race is a
+ * 409), expiry judged by when this replica last SAW the record change rather than by the holder's clock
+ * (clock skew between nodes cannot make two leaders), a holder gives up when it could not renew for
+ * renewDeadline (< leaseDuration, so it stops before anyone else may start), and a graceful release
+ * empties holderIdentity so a standby takes over at its next retry instead of after the lease duration.
+ */
+export interface LeaderElectionOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  leaseName: string;
+  identity: string;
+  shards: number;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  log: Logger;
+  registry?: Registry;
+  /** Called when this replica starts holding a shard. The returned promise is not awaited by renewals. */
+  onStartedLeading(shard: number): void;
+  /** Called at once when the shard is lost (renewal failed past the deadline, or another holder seen). */
+  onStoppedLeading(shard: number, reason: string): void;
+  now?: () => number;
+}
+
+/** The Lease names, one per shard. */
+export function shardLeaseName(leaseName: string, shard: number, shards: number): string {
+  return shards === 1 ? leaseName : `${leaseName}-shard-${shard}`;
+}
+
+/** Which shard a namespace belongs to: a stable hash, the same in every replica and every version. */
+export function shardOf(namespace: string, shards: number): number {
+  if (shards <= 1) return 0;
+  return createHash('sha256').update(namespace).digest().readUInt32BE(0) % shards;
+}
+
+/** The Vault budget of one shard: the operator's budget split evenly, burst at least 1. */
+export function shardRateLimit(rateLimit: { rate: number; burst: number }, shards: number): { rate: number; burst: number } {
+  if (shards <= 1) return rateLimit;
+  return { rate: rateLimit.rate / shards, burst: Math.max(1, Math.floor(rateLimit.burst / shards)) };
+}
+
+/** Kubernetes MicroTime: RFC 3339 with exactly six fractional digits. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+interface Observation {
+  /** What identifies this version of the record: holder, renew time, transitions. */
+  fingerprint: string;
+  observedAt: number;
+}
+
+/** True when the lease is free: no holder, or its holder has not renewed for its lease duration (as observed here). */
+export function leaseIsFree(lease: V1Lease | undefined, observation: Observation | undefined, now: number): boolean {
+  const holder = lease?.spec?.holderIdentity;
+  if (!lease || !holder) return true;
+  if (!observation) return false; // never seen before: its clock starts now
+  const durationMs = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
+  return now - observation.observedAt > durationMs;
+}
+
+const statusOf = (error: unknown): number | undefined => {
+  const e = error as { code?: number; statusCode?: number; response?: { httpStatusCode?: number } };
+  return e?.code ?? e?.statusCode ?? e?.response?.httpStatusCode;
+};
+
+export class ShardElector {
+  private readonly api: CoordinationV1Api;
+  private readonly now: () => number;
+  private readonly observations = new Map<number, Observation>();
+  private held?: { shard: number; lease: V1Lease; lastRenewAt: number };
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private loop?: Promise<void>;
+  private readonly leaderGauge?: Gauge;
+  private readonly transitions?: Counter;
+
+  constructor(private readonly options: LeaderElectionOptions) {
+    this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.now = options.now ?? Date.now;
+    if (options.registry) {
+      this.leaderGauge = new Gauge({
+        name: 'vault_sync_leader',
+        help: '1 when this replica holds the Lease of the shard (and syncs it), else 0',
+        labelNames: ['shard'],
+        registers: [options.registry],
+      });
+      for (let shard = 0; shard < options.shards; shard++) this.leaderGauge.labels(String(shard)).set(0);
+      new Gauge({ name: 'vault_sync_shards', help: 'Shards the namespaces are split into (each needs one leader)', registers: [options.registry] }).set(options.shards);
+      this.transitions = new Counter({
+        name: 'vault_sync_leader_transitions_total',
+        help: 'Times this replica started or stopped holding a shard, by event',
+        labelNames: ['event'],
+        registers: [options.registry],
+      });
+      for (const event of ['acquired', 'lost', 'released']) this.transitions.labels(event).inc(0);
+    }
+  }
+
+  /** The shard this replica holds, if any. */
+  get shard(): number | undefined {
+    return this.held?.shard;
+  }
+
+  get leaseName(): string | undefined {
+    return this.held ? shardLeaseName(this.options.leaseName, this.held.shard, this.options.shards) : undefined;
+  }
+
+  start(): void {
+    this.loop = this.tick();
+  }
+
+  /** Stops campaigning and releases the held lease (so a standby takes over at once). Idempotent. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.loop?.catch(() => undefined);
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    this.setLeader(held.shard, false);
+    this.transitions?.labels('released').inc();
+    try {
+      const now = this.now();
+      const body: V1Lease = {
+        ...held.lease,
+        spec: {
+          ...held.lease.spec,
+          holderIdentity: '',
+          leaseDurationSeconds: 1,
+          renewTime: microTime(now) as unknown as Date,
+          acquireTime: microTime(now) as unknown as Date,
+        },
+      };
+      await this.api.replaceNamespacedLease({ name: held.lease.metadata!.name!, namespace: this.options.namespace, body });
+      this.options.log.info({ lease: held.lease.metadata?.name, shard: held.shard }, 'released the lease');
+    } catch (error) {
+      // Someone already took it, or the apiserver is gone: the lease then expires by itself.
+      this.options.log.warn({ shard: held.shard, status: statusOf(error) }, 'could not release the lease; it will expire');
+    }
+  }
+
+  private setLeader(shard: number, leading: boolean): void {
+    this.leaderGauge?.labels(String(shard)).set(leading ? 1 : 0);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    // client-go adds up to 20 % jitter to the retry period so that candidates do not move in lockstep.
+    const delay = this.options.retryPeriodMs * (1 + Math.random() * 0.2);
+    this.timer = setTimeout(() => {
+      this.loop = this.tick();
+    }, this.held ? this.options.retryPeriodMs : delay);
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      if (this.held) await this.renew();
+      else await this.campaign();
+    } catch (error) {
+      this.options.log.warn({ status: statusOf(error), err: (error as Error).message?.split('\n')[0] }, 'leader election round failed');
+    } finally {
+      this.schedule();
+    }
+  }
+
+  private async renew(): Promise<void> {
+    const held = this.held!;
+    const name = shardLeaseName(this.options.leaseName, held.shard, this.options.shards);
+    try {
+      // Replace with the resourceVersion of our last write: one call; a 409 means someone else wrote it.
+      let base = held.lease;
+      let renewed: V1Lease | undefined;
+      try {
+        renewed = await this.api.replaceNamespacedLease({ name, namespace: this.options.namespace, body: { ...base, spec: { ...base.spec, renewTime: microTime(this.now()) as unknown as Date } } });
+      } catch (error) {
+        if (statusOf(error) !== 409) throw error;
+        base = await this.api.readNamespacedLease({ name, namespace: this.options.namespace });
+        if (base.spec?.holderIdentity !== this.options.identity) {
+          this.lose(`the lease is now held by ${base.spec?.holderIdentity || 'nobody'}`);
+          return;
+        }
+        renewed = await this.api.replaceNamespacedLease({ name, namespace: this.options.namespace, body: { ...base, spec: { ...base.spec, renewTime: microTime(this.now()) as unknown as Date } } });
+      }
+      if (this.held?.shard === held.shard) this.held = { shard: held.shard, lease: renewed, lastRenewAt: this.now() };
+    } catch (error) {
+      if (this.stopped) return;
+      const sinceRenew = this.now() - held.lastRenewAt;
+      if (sinceRenew >= this.options.renewDeadlineMs) {
+        this.lose(`could not renew for ${Math.round(sinceRenew / 1000)} s (status ${statusOf(error) ?? 'none'})`);
+      } else {
+        this.options.log.warn({ lease: name, status: statusOf(error), sinceRenewMs: sinceRenew }, 'lease renewal failed; retrying');
+      }
+    }
+  }
+
+  private lose(reason: string): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    this.setLeader(held.shard, false);
+    this.transitions?.labels('lost').inc();
+    this.options.log.error({ shard: held.shard, reason }, 'lost the lease: stopping to sync this shard');
+    this.options.onStoppedLeading(held.shard, reason);
+  }
+
+  /** Tries the shards in an order that differs per replica (fewer collisions), takes the first free one. */
+  private async campaign(): Promise<void> {
+    const { shards, identity } = this.options;
+    const start = shards > 1 ? createHash('sha256').update(identity).digest().readUInt32BE(0) % shards : 0;
+    for (let i = 0; i < shards && !this.stopped; i++) {
+      const shard = (start + i) % shards;
+      if (await this.tryAcquire(shard)) return;
+    }
+  }
+
+  private async tryAcquire(shard: number): Promise<boolean> {
+    const { namespace, identity } = this.options;
+    const name = shardLeaseName(this.options.leaseName, shard, this.options.shards);
+    const leaseDurationSeconds = Math.max(1, Math.ceil(this.options.leaseDurationMs / 1000));
+    let current: V1Lease | undefined;
+    try {
+      current = await this.api.readNamespacedLease({ name, namespace });
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+    }
+    const now = this.now();
+    if (current) {
+      const s = current.spec ?? {};
+      const fingerprint = `${s.holderIdentity}|${String(s.renewTime)}|${s.leaseTransitions}|${current.metadata?.resourceVersion}`;
+      if (this.observations.get(shard)?.fingerprint !== fingerprint) this.observations.set(shard, { fingerprint, observedAt: now });
+      if (s.holderIdentity !== identity && !leaseIsFree(current, this.observations.get(shard), now)) return false;
+    }
+    const spec = {
+      holderIdentity: identity,
+      leaseDurationSeconds,
+      acquireTime: microTime(now) as unknown as Date,
+      renewTime: microTime(now) as unknown as Date,
+      leaseTransitions: current ? (current.spec?.leaseTransitions ?? 0) + (current.spec?.holderIdentity === identity ? 0 : 1) : 0,
+    };
+    let lease: V1Lease;
+    try {
+      lease = current
+        ? await this.api.replaceNamespacedLease({ name, namespace, body: { ...current, spec } })
+        : await this.api.createNamespacedLease({
+            namespace,
+            body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace, labels: { 'app.kubernetes.io/name': 'vault-sync-operator' } }, spec },
+          });
+    } catch (error) {
+      if (statusOf(error) === 409) return false; // another candidate was faster
+      throw error;
+    }
+    this.held = { shard, lease, lastRenewAt: this.now() };
+    this.setLeader(shard, true);
+    this.transitions?.labels('acquired').inc();
+    this.options.log.info(
+      { lease: name, shard, shards: this.options.shards, previousHolder: current?.spec?.holderIdentity || undefined },
+      this.options.shards > 1 ? 'acquired the lease of a shard: syncing it' : 'became the leader: syncing',
+    );
+    this.options.onStartedLeading(shard);
+    return true;
+  }
+}

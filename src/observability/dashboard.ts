@@ -1,0 +1,133 @@
+import type { HealthReport } from './health.js';
+
+/**
+ * The small dashboard at `/` (seed 000: health indicator, memory, totals, error rate, uptime; refreshes
+ * every 30 s). Server-rendered HTML without JavaScript, so it works behind a strict Content-Security-Policy
+ * and a plain `kubectl port-forward`. Everything shown comes from the health report: names, numbers and
+ * times, never a secret value.
+ */
+export const DASHBOARD_REFRESH_SECONDS = 30;
+
+const escapeHtml = (text: string) =>
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+function duration(seconds: number): string {
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return d > 0 ? `${d}d ${h}h ${m}m` : h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${s}s` : `${s}s`;
+}
+
+const number = (n: number) => (Number.isInteger(n) ? n.toLocaleString('en-US') : n.toLocaleString('en-US', { maximumFractionDigits: 2 }));
+
+interface Card {
+  label: string;
+  value: string;
+  hint?: string;
+  tone?: 'good' | 'warn' | 'bad';
+  id: string;
+}
+
+function card(c: Card): string {
+  return `<div class="card${c.tone ? ` ${c.tone}` : ''}" data-metric="${escapeHtml(c.id)}"><div class="label">${escapeHtml(c.label)}</div><div class="value">${escapeHtml(c.value)}</div>${c.hint ? `<div class="hint">${escapeHtml(c.hint)}</div>` : ''}</div>`;
+}
+
+function bar(percent: number, tone: 'good' | 'warn' | 'bad'): string {
+  const p = Math.max(0, Math.min(100, percent));
+  return `<div class="bar"><div class="fill ${tone}" style="width:${p.toFixed(1)}%"></div></div>`;
+}
+
+export function renderDashboard(report: HealthReport, now: Date = new Date()): string {
+  const r = report;
+  const roleText =
+    r.status === 'leader' ? `leader${r.leader_election.shard !== null && r.leader_election.shards > 1 ? ` of shard ${r.leader_election.shard}/${r.leader_election.shards}` : ''}`
+    : r.status === 'single' ? 'syncing (no leader election)'
+    : r.status;
+  const statusTone = r.healthy ? (r.ready ? 'good' : 'warn') : 'bad';
+  const statusText = r.healthy ? (r.ready ? 'Healthy' : 'Starting') : 'Unhealthy';
+  const rateTone = r.rate_limit.utilization_percent >= 90 ? 'bad' : r.rate_limit.utilization_percent >= 70 ? 'warn' : 'good';
+  const errorTone = r.error_rate >= 5 ? 'bad' : r.sync_errors > 0 ? 'warn' : 'good';
+
+  const syncRows = Object.entries(r.syncs)
+    .map(([result, count]) => `<tr><td>${escapeHtml(result)}</td><td class="num">${number(count)}</td></tr>`)
+    .join('');
+  const errorRows = Object.entries(r.errors_by_type).length
+    ? Object.entries(r.errors_by_type).map(([type, count]) => `<tr><td>${escapeHtml(type)}</td><td class="num">${number(count)}</td></tr>`).join('')
+    : '<tr><td colspan="2" class="muted">no errors</td></tr>';
+  const checkRows = Object.entries(r.checks)
+    .map(([name, c]) => `<tr><td>${escapeHtml(name)}</td><td class="${c.ok ? 'ok' : 'fail'}">${c.ok ? 'ok' : escapeHtml(c.detail ?? 'failed')}</td></tr>`)
+    .join('') || '<tr><td colspan="2" class="muted">standby: no checks</td></tr>';
+
+  const cards: Card[] = [
+    { id: 'status', label: 'Status', value: statusText, hint: roleText, tone: statusTone },
+    { id: 'uptime', label: 'Uptime', value: duration(r.uptime_seconds), hint: `version ${r.version}` },
+    { id: 'total_syncs', label: 'Reconciles', value: number(r.total_syncs), hint: `${number(r.syncs.synced ?? 0)} wrote to Vault` },
+    { id: 'error_rate', label: 'Error rate', value: `${number(r.error_rate)} %`, hint: `${number(r.sync_errors)} errors, ${number(r.refusals)} refused`, tone: errorTone },
+    { id: 'queue_depth', label: 'Queue', value: number(r.queue_depth), hint: `${number(r.in_flight)} in flight`, tone: r.queue_depth > 100 ? 'warn' : undefined },
+    { id: 'vault_requests', label: 'Vault requests', value: number(r.vault_requests), hint: `avg wait for a token ${number(r.rate_limit.average_wait_ms)} ms` },
+    { id: 'memory', label: 'Memory', value: `${number(r.memory.rss_mb)} MB`, hint: `heap ${number(r.memory.heap_used_mb)} / ${number(r.memory.heap_total_mb)} MB` },
+    { id: 'event_loop_lag', label: 'Event-loop lag', value: `${number(r.event_loop_lag_ms)} ms`, hint: `${number(r.active_handles)} active handles`, tone: r.event_loop_lag_ms > 200 ? 'warn' : undefined },
+  ];
+
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="${DASHBOARD_REFRESH_SECONDS}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>vault-sync-operator — ${escapeHtml(statusText)}</title>
+<style>
+  :root { --bg:#0f172a; --panel:#111c33; --line:#24324f; --text:#e2e8f0; --muted:#94a3b8; --good:#22c55e; --warn:#f59e0b; --bad:#ef4444; }
+  * { box-sizing: border-box; }
+  body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; background:var(--bg); color:var(--text); }
+  header { display:flex; align-items:center; justify-content:space-between; padding:16px 24px; border-bottom:1px solid var(--line); }
+  h1 { font-size:18px; margin:0; font-weight:600; }
+  .pill { padding:4px 12px; border-radius:999px; font-weight:600; }
+  .pill.good { background:rgba(34,197,94,.15); color:var(--good); } .pill.warn { background:rgba(245,158,11,.15); color:var(--warn); } .pill.bad { background:rgba(239,68,68,.15); color:var(--bad); }
+  main { padding:20px 24px; display:grid; gap:20px; }
+  .cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(200px,1fr)); gap:12px; }
+  .card { background:var(--panel); border:1px solid var(--line); border-left:4px solid var(--line); border-radius:8px; padding:12px 14px; }
+  .card.good { border-left-color:var(--good); } .card.warn { border-left-color:var(--warn); } .card.bad { border-left-color:var(--bad); }
+  .label { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
+  .value { font-size:24px; font-weight:650; margin-top:2px; }
+  .hint { color:var(--muted); font-size:12px; }
+  .panels { display:grid; grid-template-columns:repeat(auto-fit,minmax(280px,1fr)); gap:12px; }
+  section { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
+  h2 { font-size:13px; margin:0 0 8px; color:var(--muted); text-transform:uppercase; letter-spacing:.04em; }
+  table { width:100%; border-collapse:collapse; } td { padding:3px 0; border-bottom:1px solid var(--line); } td.num { text-align:right; font-variant-numeric:tabular-nums; }
+  .ok { color:var(--good); text-align:right; } .fail { color:var(--bad); text-align:right; } .muted { color:var(--muted); }
+  .bar { height:10px; background:var(--line); border-radius:5px; overflow:hidden; margin:6px 0; }
+  .fill { height:100%; } .fill.good { background:var(--good); } .fill.warn { background:var(--warn); } .fill.bad { background:var(--bad); }
+  footer { padding:0 24px 20px; color:var(--muted); font-size:12px; }
+</style>
+</head>
+<body>
+<header><h1>vault-sync-operator</h1><span class="pill ${statusTone}" id="status">${escapeHtml(statusText)} · ${escapeHtml(roleText)}</span></header>
+<main>
+<div class="cards">${cards.map(card).join('')}</div>
+<div class="panels">
+<section id="rate-limit"><h2>Vault rate limit</h2>
+${bar(r.rate_limit.utilization_percent, rateTone)}
+<table>
+<tr><td>used (last minute)</td><td class="num">${number(r.rate_limit.used_per_second)} req/s</td></tr>
+<tr><td>limit · burst</td><td class="num">${number(r.rate_limit.rate_per_second)} req/s · ${number(r.rate_limit.burst)}</td></tr>
+<tr><td>utilization</td><td class="num">${number(r.rate_limit.utilization_percent)} %</td></tr>
+<tr><td>average wait for a token</td><td class="num">${number(r.rate_limit.average_wait_ms)} ms</td></tr>
+</table></section>
+<section id="syncs"><h2>Reconciles by result</h2><table>${syncRows}</table></section>
+<section id="errors"><h2>Errors by type</h2><table>${errorRows}</table></section>
+<section id="checks"><h2>Readiness and heartbeat</h2><table>${checkRows}
+<tr><td>heartbeat</td><td class="${r.heartbeat_healthy ? 'ok' : 'fail'}">${escapeHtml(r.heartbeat)}</td></tr>
+<tr><td>last successful sync</td><td class="num">${escapeHtml(r.last_successful_sync ?? '—')}</td></tr>
+<tr><td>Vault token TTL</td><td class="num">${r.token_ttl_seconds === null ? '—' : `${number(r.token_ttl_seconds)} s`}</td></tr>
+<tr><td>large secrets · drift corrected</td><td class="num">${number(r.large_secrets)} · ${number(r.drift_corrections)}</td></tr>
+<tr><td>replica</td><td class="num">${escapeHtml(r.leader_election.identity)}</td></tr>
+</table></section>
+</div>
+</main>
+<footer>Rendered ${escapeHtml(now.toISOString())}; refreshes every ${DASHBOARD_REFRESH_SECONDS} s. Also: <a href="metrics" style="color:inherit">/metrics</a> · <a href="health" style="color:inherit">/health</a> · <a href="readyz?verbose" style="color:inherit">/readyz</a></footer>
+</body>
+</html>
+`;
+}
