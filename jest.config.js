@@ -1,6 +1,6 @@
 // Two projects: `unit` (pure logic, fakes allowed) and `e2e` (a real kube-apiserver + etcd + OpenBao,
 // started once by globalSetup; the suite fails loudly if they cannot start).
-const tsJest = ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json' }];
+const tsJest = ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.test.json' }];
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },

@@ -98,6 +98,10 @@ install_kubectl_helm() {
   chmod +x "$dir/kubectl" "$dir/helm"
 }
 
+# One build at a time per cache (env:up and a test run on a cold cache would otherwise both build).
+exec 9>"$VSO_CACHE/.build.lock"
+if ! flock -n 9; then log "another build is running; waiting for it"; flock 9; fi
+
 what="${1:-all}"
 case "$what" in
   etcd) with_progress etcd build_etcd ;;

@@ -35,7 +35,9 @@ function alive(pid: number): boolean {
   } catch (e: any) {
     if (e.code !== 'EPERM') return false;
   }
-  return procStat(pid)?.state !== 'Z' || !existsSync('/proc/self/stat');
+  if (!existsSync('/proc/self/stat')) return true; // no /proc (not Linux): kill(pid, 0) is all we have
+  const s = procStat(pid);
+  return s !== undefined && s.state !== 'Z';
 }
 
 /** Live (non-zombie) members of the supervisor's process group (it is a group leader: detached). */
@@ -49,10 +51,15 @@ function groupMembers(pgid: number): number[] {
     .filter((p) => { const s = procStat(p); return s !== undefined && s.pgrp === pgid && s.state !== 'Z'; });
 }
 
+/** The supervisor's pid from env.pid, only if that process is alive and still our supervisor (pids get reused). */
 function readPid(): number | undefined {
   if (!existsSync(pidFile)) return undefined;
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return undefined;
+  try {
+    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('supervise')) return undefined;
+  } catch { /* no /proc: trust the pid file */ }
+  return pid;
 }
 
 function printInfo(info: LocalEnvironmentInfo): void {
@@ -66,7 +73,7 @@ function printInfo(info: LocalEnvironmentInfo): void {
 
 async function up(): Promise<number> {
   const running = readPid();
-  if (running && alive(running)) {
+  if (running) {
     console.log(`local environment already running (supervisor pid ${running})`);
     const info = readEnvInfo(stateDir);
     if (info) printInfo(info);
@@ -97,7 +104,7 @@ async function up(): Promise<number> {
       return 0;
     }
     if (!alive(sup.pid!)) {
-      console.error(`the supervisor exited before the environment was ready. Its log:\n${readFileSync(supervisorLog, 'utf8')}`);
+      console.error(`the supervisor exited before the environment was ready. Its log:\n${readFileSync(supervisorLog, 'utf8').trimEnd()}`);
       return 1;
     }
     if (Date.now() > deadline) {
@@ -111,7 +118,7 @@ async function up(): Promise<number> {
 
 async function down(): Promise<number> {
   const pid = readPid();
-  if (!pid || !alive(pid)) {
+  if (!pid) {
     console.log('local environment is not running');
     rmSync(pidFile, { force: true });
     rmSync(join(stateDir, 'env.json'), { force: true }); // stale, e.g. after the supervisor was SIGKILLed
@@ -132,6 +139,8 @@ async function down(): Promise<number> {
     console.error(`processes still alive after SIGKILL: ${[...new Set([...groupMembers(pid), ...pids.filter(alive)])].join(' ')}`);
     return 1;
   }
+  // Cosmetic: give init a moment to reap the supervisor's zombie so that `ps` right after shows nothing.
+  for (let i = 0; i < 30 && procStat(pid); i++) await sleep(100);
   rmSync(pidFile, { force: true });
   rmSync(join(stateDir, 'env.json'), { force: true });
   console.log('local environment stopped; no process left');
@@ -141,9 +150,9 @@ async function down(): Promise<number> {
 async function status(): Promise<number> {
   const pid = readPid();
   const info = readEnvInfo(stateDir);
-  if (!pid || !alive(pid) || !info) {
-    console.log(pid && alive(pid) ? `starting (supervisor pid ${pid})` : 'not running');
-    return pid && alive(pid) ? 0 : 1;
+  if (!pid || !info) {
+    console.log(pid ? `starting (supervisor pid ${pid})` : 'not running');
+    return pid ? 0 : 1;
   }
   let vault = 'unreachable';
   try {
@@ -167,6 +176,7 @@ async function supervise(): Promise<never> {
     console.log(`${ts()} ${sig}: stopping`);
     // Before the environment is up, process.exit runs environment.ts's 'exit' handler (SIGKILLs the children).
     if (env) await env.stop();
+    rmSync(join(stateDir, 'env.json'), { force: true });
     rmSync(pidFile, { force: true });
     console.log(`${ts()} stopped`);
     process.exit(0);

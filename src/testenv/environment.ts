@@ -226,21 +226,22 @@ export async function startEnvironment(opts: { stateDir: string; log?: (msg: str
   // Start from a clean slate for what we own (the folder may hold the supervisor's log and pid file).
   const pki = join(stateDir, 'pki');
   const etcdData = join(stateDir, 'etcd-data');
-  for (const p of [pki, etcdData, join(stateDir, 'env.json'), join(stateDir, 'env.sh'), join(stateDir, 'vault-audit.log')]) {
-    rmSync(p, { recursive: true, force: true });
-  }
+  // (children.pids too: a stale one would point our watchdog at pids that may belong to someone else by now.)
+  for (const f of ['env.json', 'env.sh', 'vault-audit.log', 'children.pids']) rmSync(join(stateDir, f), { force: true });
+  for (const d of [pki, etcdData]) rmSync(d, { recursive: true, force: true });
   mkdirSync(pki, { recursive: true });
 
   const children: Child[] = [];
   let stopping: Promise<void> | undefined;
   const pidsFile = join(stateDir, 'children.pids');
+  const watchdog = spawn('sh', ['-c', WATCHDOG, 'vso-testenv-watchdog', String(process.pid), pidsFile], { detached: true, stdio: 'ignore' });
+  watchdog.unref();
   const killAllSync = () => {
     for (const c of children) if (running(c)) try { process.kill(c.proc.pid!, 'SIGKILL'); } catch { /* already gone */ }
+    try { process.kill(watchdog.pid!, 'SIGKILL'); } catch { /* gone */ }
     try { unlinkSync(pidsFile); } catch { /* not there */ }
   };
   process.on('exit', killAllSync);
-  const watchdog = spawn('sh', ['-c', WATCHDOG, 'vso-testenv-watchdog', String(process.pid), pidsFile], { detached: true, stdio: 'ignore' });
-  watchdog.unref();
 
   const startChild = (name: string, bin: string, args: string[]): Child => {
     if (stopping) throw new Error(`not starting ${name}: the environment is being stopped`);
@@ -430,6 +431,7 @@ export async function startEnvironment(opts: { stateDir: string; log?: (msg: str
     return { ...info, stop };
   } catch (e) {
     await stop();
+    rmSync(etcdData, { recursive: true, force: true }); // 60+ MB of preallocated WAL; the logs stay
     throw new Error(`local environment (${stateDir}): ${errMsg(e)}`);
   }
 }

@@ -19,10 +19,7 @@ declare global {
   var __VSO_E2E_ENV__: Environment.LocalEnvironment | undefined;
 }
 
-// jest runs globalSetup with cwd = rootDir (the repository).
-const repoRoot = resolve(process.cwd());
-
-async function importTestenv(): Promise<{ binaries: typeof Binaries; environment: typeof Environment }> {
+async function importTestenv(repoRoot: string): Promise<{ binaries: typeof Binaries; environment: typeof Environment }> {
   const srcDir = join(repoRoot, 'src', 'testenv');
   // Under the repository so that '@kubernetes/client-node' resolves from its node_modules.
   const outRoot = join(repoRoot, 'node_modules', '.cache', 'vso-testenv');
@@ -48,9 +45,10 @@ async function importTestenv(): Promise<{ binaries: typeof Binaries; environment
   return { binaries, environment };
 }
 
-export default async function globalSetup(): Promise<void> {
+// Jest passes the project config: its rootDir is the repository (cwd may be a subfolder).
+export default async function globalSetup(_globalConfig: unknown, projectConfig?: { rootDir?: string }): Promise<void> {
   const log = (m: string) => process.stderr.write(`[e2e env] ${m}\n`);
-  const { binaries, environment } = await importTestenv();
+  const { binaries, environment } = await importTestenv(resolve(projectConfig?.rootDir ?? process.cwd()));
   binaries.ensureBinaries(log);
   const stateDir = mkdtempSync(join(tmpdir(), 'vso-e2e-'));
   log(`state and logs in ${stateDir}`);
