@@ -19,7 +19,7 @@ with_progress() {
   local rc=0
   "$@" || rc=$?
   kill "$ticker" 2>/dev/null || true; wait "$ticker" 2>/dev/null || true
-  [ $rc -eq 0 ] && log "$what: built in $((SECONDS - start)) s" || log "$what: FAILED after $((SECONDS - start)) s"
+  [ $rc -eq 0 ] && log "$what: ready ($((SECONDS - start)) s)" || log "$what: FAILED after $((SECONDS - start)) s"
   return $rc
 }
 
