@@ -44,7 +44,7 @@ interface VaultSyncPolicyObject {
 export function startOperator(config: Config, log: Logger, overrides: OperatorOverrides = {}): RunningOperator {
   const kubeConfig = overrides.kubeConfig ?? loadKubeConfig();
   const metrics = overrides.metrics ?? new Metrics();
-  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }));
+  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), metrics);
   const cluster = new ClusterClient(kubeConfig);
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();

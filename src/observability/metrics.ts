@@ -98,9 +98,34 @@ export class Metrics {
     help: 'Unix time of the last successful reconcile',
     registers: [this.registry],
   });
+  /** Set by the Vault client: seconds the current token has left (0 = does not expire). */
+  tokenTtlSource?: () => number;
   readonly tokenTtl = new Gauge({
     name: 'vault_token_ttl_seconds',
-    help: 'Remaining TTL of the operator\'s Vault token (0 = not renewable / static)',
+    help: 'Remaining TTL of the operator\'s Vault token (0 = does not expire)',
+    registers: [this.registry],
+    // Computed at scrape time, so it counts down between renewals.
+    collect: ((metrics: Metrics) =>
+      function (this: Gauge) {
+        if (metrics.tokenTtlSource) this.set(Math.max(0, metrics.tokenTtlSource()));
+      })(this),
+  });
+  readonly vaultRequestErrors = new Counter({
+    name: 'vault_request_errors_total',
+    help: 'Failed Vault request attempts, by operation and error type (connection, timeout, server, rate-limited, forbidden, not-found, cas-mismatch, bad-request, too-large)',
+    labelNames: ['operation', 'error_type'],
+    registers: [this.registry],
+  });
+  readonly batchCoalesced = new Counter({
+    name: 'vault_batch_coalesced_total',
+    help: 'Operations merged into one still waiting for the same path (newest content wins), by operation',
+    labelNames: ['operation'],
+    registers: [this.registry],
+  });
+  readonly vaultAuth = new Counter({
+    name: 'vault_auth_total',
+    help: 'Vault logins and token renewals, by event (login, renew) and result',
+    labelNames: ['event', 'result'],
     registers: [this.registry],
   });
   readonly refusals = new Counter({
@@ -122,5 +147,11 @@ export class Metrics {
       for (const kind of ['Deployment', 'Secret']) this.syncOperations.labels(kind, result).inc(0);
     }
     for (const result of ['success', 'failure']) this.batchOperations.labels(result).inc(0);
+    for (const event of ['login', 'renew']) for (const result of ['success', 'failure']) this.vaultAuth.labels(event, result).inc(0);
+    for (const operation of ['write', 'write-metadata', 'read-metadata', 'read', 'delete', 'login', 'renew', 'token-lookup', 'mount-lookup']) {
+      this.rateLimitRequests.labels(operation).inc(0);
+    }
+    this.largeSecrets.inc(0);
+    this.memoryOptimizations.inc(0);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The one error type for Vault calls. Its message carries the operation, path and status only:
- * SDK errors (axios) hold the request body, which holds secret values, so they are never wrapped,
+ * SDK and socket errors can hold the request body, which holds secret values, so they are never wrapped,
  * logged or kept as `cause`.
  */
 export class VaultRequestError extends Error {
@@ -20,7 +20,7 @@ export class VaultRequestError extends Error {
 
   /** Transient failures worth retrying with backoff; everything else needs a change somewhere. */
   get retryable(): boolean {
-    return this.kind === 'connection' || this.kind === 'timeout' || this.kind === 'server' || this.kind === 'rate-limited';
+    return isRetryableKind(this.kind);
   }
 }
 
@@ -33,30 +33,87 @@ export type VaultErrorKind =
   | 'not-found'
   | 'cas-mismatch' // the version moved under us: someone else wrote
   | 'bad-request'
+  | 'too-large' // above the configured maximum, or 413 from Vault
+  | 'stopped' // the operator is shutting down
   | 'unknown';
 
-const safeVaultMessage = /^[\w\s.,:;'"()/\-=<>]*$/;
+export function isRetryableKind(kind: VaultErrorKind): boolean {
+  return kind === 'connection' || kind === 'timeout' || kind === 'server' || kind === 'rate-limited';
+}
 
-/** Turns whatever node-vault/axios threw into a VaultRequestError without copying the request. */
-export function toVaultError(operation: string, target: string, error: unknown): VaultRequestError {
-  const e = error as { code?: string; response?: { statusCode?: number; body?: { errors?: unknown[] }; headers?: Record<string, string> }; message?: string };
-  const status = e?.response?.statusCode;
-  if (status === undefined) {
-    const code = e?.code ?? 'ERROR';
-    const kind: VaultErrorKind = code === 'ECONNABORTED' || code === 'ETIMEDOUT' ? 'timeout' : 'connection';
-    return new VaultRequestError(operation, target, undefined, kind, `no response (${code})`);
+/**
+ * What the HTTP transport (transport.ts) rejects with: the status, Retry-After and Vault's own error
+ * strings of a response, or the socket error code when no response came. Never the request.
+ */
+export class VaultTransportError extends Error {
+  override readonly name = 'VaultTransportError';
+  constructor(
+    readonly statusCode: number | undefined,
+    /** Node's error code (ECONNREFUSED, ECONNRESET, ETIMEDOUT, ...) when no response arrived. */
+    readonly code: string | undefined,
+    readonly vaultErrors: readonly string[] = [],
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(statusCode === undefined ? `no response (${code ?? 'ERROR'})` : `HTTP ${statusCode}`);
   }
-  // Vault's own error strings describe the request, not its body; keep the first, if it looks plain.
-  const first = e.response?.body?.errors?.[0];
-  const vaultSays = typeof first === 'string' && first.length < 300 && safeVaultMessage.test(first) ? `: ${first}` : '';
-  const kind: VaultErrorKind =
-    status === 429 ? 'rate-limited'
+}
+
+// Vault's error strings describe the request ("permission denied", "check-and-set parameter did not match"),
+// not its body. Keep the first one if it is short and plain; anything else is dropped, not trimmed.
+const safeVaultMessage = /^[\w\s.,:;'"()/\-=<>*[\]]*$/;
+
+function plainVaultMessage(errors: readonly unknown[] | undefined): string {
+  const first = errors?.[0];
+  if (typeof first !== 'string') return '';
+  const text = first.replace(/\s+/g, ' ').trim(); // "1 error occurred:\n\t* permission denied\n\n"
+  return text.length > 0 && text.length < 300 && safeVaultMessage.test(text) ? `: ${text}` : '';
+}
+
+export function kindOfStatus(status: number, vaultSays = ''): VaultErrorKind {
+  return status === 429 ? 'rate-limited'
+    : status === 413 ? 'too-large'
     : status >= 500 ? 'server'
     : status === 403 ? 'forbidden'
     : status === 404 ? 'not-found'
     : status === 400 && /check-and-set/.test(vaultSays) ? 'cas-mismatch'
     : status === 400 ? 'bad-request'
     : 'unknown';
-  const retryAfter = Number(e.response?.headers?.['retry-after']);
-  return new VaultRequestError(operation, target, status, kind, `HTTP ${status}${vaultSays}`, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined);
+}
+
+/** Turns whatever the transport, node-vault or Bottleneck threw into a VaultRequestError without copying the request. */
+export function toVaultError(operation: string, target: string, error: unknown): VaultRequestError {
+  if (error instanceof VaultRequestError) return error;
+  if (error instanceof VaultTransportError) {
+    if (error.statusCode === undefined) {
+      const kind: VaultErrorKind = error.code === 'ETIMEDOUT' || error.code === 'ECONNABORTED' ? 'timeout' : 'connection';
+      return new VaultRequestError(operation, target, undefined, kind, `no response (${error.code ?? 'ERROR'})`);
+    }
+    const vaultSays = plainVaultMessage(error.vaultErrors);
+    return new VaultRequestError(operation, target, error.statusCode, kindOfStatus(error.statusCode, vaultSays), `HTTP ${error.statusCode}${vaultSays}`, error.retryAfterSeconds);
+  }
+  // Shapes of other clients (node-vault's own ApiResponseError, axios); only status and code are read.
+  const e = error as { code?: string; response?: { statusCode?: number; status?: number; body?: { errors?: unknown[] }; headers?: Record<string, string> } };
+  const status = e?.response?.statusCode ?? e?.response?.status;
+  if (typeof status !== 'number') {
+    const code = typeof e?.code === 'string' && /^[A-Z_]+$/.test(e.code) ? e.code : 'ERROR';
+    const kind: VaultErrorKind = code === 'ECONNABORTED' || code === 'ETIMEDOUT' ? 'timeout' : 'connection';
+    return new VaultRequestError(operation, target, undefined, kind, `no response (${code})`);
+  }
+  const vaultSays = plainVaultMessage(e.response?.body?.errors);
+  const retryAfter = parseRetryAfter(e.response?.headers?.['retry-after']);
+  return new VaultRequestError(operation, target, status, kindOfStatus(status, vaultSays), `HTTP ${status}${vaultSays}`, retryAfter);
+}
+
+/** Retry-After as seconds (delta-seconds or an HTTP date); undefined when absent or unusable. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined || text.trim() === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(text.trim())) {
+    const seconds = Number(text);
+    return seconds > 0 ? seconds : undefined;
+  }
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  const seconds = (at - now) / 1000;
+  return seconds > 0 ? seconds : undefined;
 }

@@ -7,23 +7,228 @@ export interface RateLimit {
   burst: number;
 }
 
+export interface LimiterOptions extends RateLimit {
+  /**
+   * Held back per window so that the jitter between "the limiter lets a request go" and "the request reaches
+   * Vault" (timers, Bottleneck's own hops, the event loop) never lets rate+1 requests into one window as
+   * seen by Vault. Costs marginMs per second of sustained throughput (0.5 % with the default 5 ms).
+   */
+  marginMs?: number;
+  /** Injected for tests; milliseconds, monotonic. */
+  clock?: () => number;
+  /** Called as each request starts (metrics). */
+  onStart?(event: LimiterStart): void;
+}
+
+export interface LimiterStart {
+  operation: string;
+  /** From schedule() to the start, the time spent waiting for a token. */
+  waitedMs: number;
+  /** False for a request that spent burst credit saved while the limiter was idle. */
+  paced: boolean;
+}
+
+/** Bottleneck priorities (lower runs first): logins and renewals never wait behind a backlog of writes. */
+export const Priority = { auth: 1, retry: 4, normal: 5 } as const;
+
+export class LimiterStoppedError extends Error {
+  override readonly name = 'LimiterStoppedError';
+  constructor() {
+    super('the Vault rate limiter is stopped (the operator is shutting down)');
+  }
+}
+
+export function validateRateLimit(limit: RateLimit): void {
+  if (typeof limit.rate !== 'number' || !Number.isFinite(limit.rate) || !(limit.rate > 0)) {
+    throw new RangeError(`Vault rate limit must be a positive number of requests per second, got ${limit.rate}`);
+  }
+  if (!Number.isInteger(limit.burst) || limit.burst < 1) throw new RangeError(`Vault rate burst must be a whole number >= 1, got ${limit.burst}`);
+}
+
 /**
- * One token bucket in front of EVERY Vault call (rate limiting, not batching): `burst` tokens at start,
- * one more every 1/rate s, never more than `burst` held.
+ * One token bucket in front of EVERY Vault call (rate limiting, not batching): `burst` tokens at start and
+ * after idle time, `rate` tokens per second, and exact.
  *
- * Bottleneck only refills on its heartbeat (250 ms by default, one increment per beat), which would
- * silently cap the rate at 4/s for rate 10; so the heartbeat runs at a small fraction of the refill
- * interval.
+ * Bottleneck stays the limiter: it holds the queue (FIFO within priorities) and gates every job on its
+ * `reservoir`. But Bottleneck's own refill runs on its heartbeat and sets `_lastReservoirIncrease = now`, so
+ * every refill drifts by up to one heartbeat (measured: 9.86/s for rate 10, see PERFORMANCE.md). So the
+ * reservoir starts at 0 and this class grants tokens itself with `incrementReservoir(1)`:
+ *
+ *  - credit accrues continuously from the clock (`rate` per second, anchored: a late timer does not lose
+ *    time, the next grant comes that much sooner); up to `burst` while nobody waits, and while requests wait
+ *    never up to 2, so a backlog is never served in clumps;
+ *  - a grant from credit >= 2 is a burst (credit saved while idle); any other grant is paced: at most K paced
+ *    grants in any window of K/rate s (+ margin), K = floor(rate) (so rate 10: 10 per second), counted on
+ *    the times they were due (no drift from timer lateness);
+ *  - when the job starts, a paced request also waits until K requests ago is a full window back, on the
+ *    times requests really started: exact at the point the request leaves, whatever the timers did.
+ *
+ * So after the initial burst a backlog starts exactly `rate` requests per second (less the margin), with no
+ * idle gaps: whenever a token is due and a request waits, it is granted. Retries and logins are requests
+ * like any other: each attempt takes a token.
  */
-export function createVaultLimiter(limit: RateLimit): Bottleneck {
-  if (!(limit.rate > 0) || !Number.isFinite(limit.rate)) throw new Error(`rate limit must be a positive number, got ${limit.rate}`);
-  if (!(limit.burst >= 1) || !Number.isInteger(limit.burst)) throw new Error(`burst must be a whole number >= 1, got ${limit.burst}`);
-  const refillIntervalMs = 1000 / limit.rate;
-  return new Bottleneck({
-    reservoir: limit.burst,
-    reservoirIncreaseAmount: 1,
-    reservoirIncreaseInterval: refillIntervalMs,
-    reservoirIncreaseMaximum: limit.burst,
-    heartbeatInterval: Math.max(1, Math.floor(refillIntervalMs / 20)),
-  });
+export class VaultRateLimiter {
+  readonly bottleneck: Bottleneck;
+  readonly rate: number;
+  readonly burst: number;
+  private readonly windowCount: number;
+  private readonly windowMs: number;
+  private readonly marginMs: number;
+  private readonly now: () => number;
+  private readonly onStart?: (event: LimiterStart) => void;
+
+  private credit: number;
+  private creditAt: number;
+  /** Requests scheduled and not yet granted a token. */
+  private waiting = 0;
+  /** When the current backlog began (waiting went from 0 to 1). */
+  private backlogSince = 0;
+  /** Kinds of the grants whose jobs have not started yet, in grant order (Bottleneck starts one job per token). */
+  private readonly grantKinds: Array<'burst' | 'paced'> = [];
+  /** Due times of the last K paced grants. */
+  private readonly pacedDue: number[] = [];
+  /** Actual start times of the last K paced requests. */
+  private readonly pacedStarts: number[] = [];
+  private pacedChain: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private stopped = false;
+
+  constructor(options: LimiterOptions) {
+    validateRateLimit(options);
+    this.rate = options.rate;
+    this.burst = options.burst;
+    this.windowCount = Math.max(1, Math.floor(options.rate));
+    this.windowMs = (this.windowCount * 1000) / options.rate;
+    this.marginMs = options.marginMs ?? 5;
+    this.now = options.clock ?? (() => performance.now());
+    this.onStart = options.onStart;
+    this.credit = options.burst;
+    this.creditAt = this.now();
+    this.bottleneck = new Bottleneck({ reservoir: 0, maxConcurrent: null, minTime: 0 });
+  }
+
+  /** Requests waiting for a token. */
+  get queued(): number {
+    return this.waiting;
+  }
+
+  /** Runs `task` once a token is granted. Each call is one Vault request: call it again for a retry. */
+  schedule<T>(operation: string, task: () => Promise<T>, options: { priority?: number } = {}): Promise<T> {
+    if (this.stopped) return Promise.reject(new LimiterStoppedError());
+    const submittedAt = this.now();
+    this.accrue(submittedAt);
+    if (this.waiting === 0) this.backlogSince = submittedAt;
+    this.waiting++;
+    const job = this.bottleneck.schedule({ priority: options.priority ?? Priority.normal }, async () => {
+      const paced = this.grantKinds.shift() !== 'burst';
+      if (paced) await this.holdForWindow();
+      if (this.stopped) throw new LimiterStoppedError();
+      this.onStart?.({ operation, waitedMs: this.now() - submittedAt, paced });
+      return task();
+    });
+    this.pump();
+    return job.catch((error: unknown) => {
+      // Bottleneck's "This limiter has been stopped" (jobs dropped at stop) becomes ours.
+      if (error instanceof Bottleneck.BottleneckError) throw new LimiterStoppedError();
+      throw error;
+    });
+  }
+
+  /** Rejects waiting requests with LimiterStoppedError; requests already running finish. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.clearTimer();
+    await this.bottleneck.stop({ dropWaitingJobs: true }).catch(() => undefined);
+  }
+
+  private accrue(at: number): void {
+    const cap = this.waiting > 0 ? Math.min(this.burst, Math.max(this.credit, 2 - 1e-9)) : this.burst;
+    this.credit = Math.min(cap, this.credit + ((at - this.creditAt) * this.rate) / 1000);
+    this.creditAt = at;
+  }
+
+  /** Grants every token that is due; arms a timer for the next one. */
+  private pump(): void {
+    if (this.stopped) return;
+    const t = this.now();
+    this.accrue(t);
+    let granted = 0;
+    try {
+      granted = this.grantDue(t);
+    } finally {
+      // One increment for all grants of this pass: Bottleneck's every call costs an event-loop turn.
+      if (granted > 0) void this.bottleneck.incrementReservoir(granted);
+    }
+  }
+
+  /** Grants what is due now; returns how many. */
+  private grantDue(t: number): number {
+    let granted = 0;
+    while (this.waiting > 0) {
+      if (this.credit >= 2) {
+        this.grant('burst');
+        granted++;
+        continue;
+      }
+      if (this.credit < 1) {
+        this.armTimer(t + ((1 - this.credit) * 1000) / this.rate);
+        return granted;
+      }
+      const k = this.windowCount;
+      const windowOpensAt = this.pacedDue.length >= k ? this.pacedDue[this.pacedDue.length - k] + this.windowMs + this.marginMs : -Infinity;
+      if (windowOpensAt > t) {
+        this.armTimer(windowOpensAt);
+        return granted;
+      }
+      // Due when the credit reached 1, not when this timer happened to fire: lateness does not accumulate.
+      const creditDueAt = t - ((this.credit - 1) * 1000) / this.rate;
+      this.pacedDue.push(Math.max(creditDueAt, this.backlogSince, windowOpensAt));
+      if (this.pacedDue.length > k) this.pacedDue.shift();
+      this.grant('paced');
+      granted++;
+    }
+    return granted;
+  }
+
+  private grant(kind: 'burst' | 'paced'): void {
+    this.credit -= 1;
+    this.waiting--;
+    this.grantKinds.push(kind);
+  }
+
+  /** Serialized: each paced start waits for the previous one, then for its window on real start times. */
+  private holdForWindow(): Promise<void> {
+    const turn = this.pacedChain.then(async () => {
+      const k = this.windowCount;
+      for (;;) {
+        const opensAt = this.pacedStarts.length >= k ? this.pacedStarts[this.pacedStarts.length - k] + this.windowMs : -Infinity;
+        const wait = opensAt - this.now();
+        if (wait <= 0) break;
+        await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
+      }
+      this.pacedStarts.push(this.now());
+      if (this.pacedStarts.length > k) this.pacedStarts.shift();
+    });
+    this.pacedChain = turn;
+    return turn;
+  }
+
+  private armTimer(at: number): void {
+    if (this.timer && this.timerAt <= at) return;
+    this.clearTimer();
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.pump();
+    }, Math.max(0, Math.ceil(at - this.now())));
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
 }

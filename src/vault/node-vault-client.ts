@@ -1,10 +1,13 @@
 import nodeVault from 'node-vault';
-import type Bottleneck from 'bottleneck';
 import type { Logger } from 'pino';
+import type { Metrics } from '../observability/metrics.js';
 import { loginRequest, type VaultAuthConfig } from './auth.js';
 import { toVaultError, VaultRequestError } from './errors.js';
+import { LimiterStoppedError, Priority, type VaultRateLimiter } from './limiter.js';
 import { formatPath, type KvPath } from './path.js';
 import type { KvMetadata, VaultPort } from './port.js';
+import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './retry.js';
+import { VaultTransport } from './transport.js';
 
 export interface VaultConnectionConfig {
   addr: string;
@@ -15,112 +18,367 @@ export interface VaultConnectionConfig {
   timeoutMs: number;
 }
 
+export interface NodeVaultClientOptions {
+  connection: VaultConnectionConfig;
+  auth: VaultAuthConfig;
+  limiter: VaultRateLimiter;
+  log: Logger;
+  metrics?: Metrics;
+  retry?: RetryPolicy;
+  /** Renew the token when this fraction of its TTL has passed (default 2/3). */
+  renewAtFraction?: number;
+}
+
+/** Per-operation hooks (the batcher's). */
+export interface RequestHooks {
+  /** The operation's first request got its rate-limit token and is being sent. */
+  onStart?(): void;
+}
+
+export interface WriteOptions extends RequestHooks {
+  cas?: number;
+  /** Stream the body (the memory-aware path for large secrets); counted in vault_memory_optimization_applied_total. */
+  stream?: boolean;
+}
+
+/** KV v1 has no metadata endpoint: the ownership marks ride in the data under this key (as External Secrets does). */
+export const KV1_METADATA_KEY = 'custom_metadata';
+
+type Send<T> = () => Promise<T>;
+
 /**
- * The one adapter over node-vault. Every request, the login included, takes a token from the shared
- * limiter first; errors leave as VaultRequestError and never carry the SDK error (it holds the body).
+ * The one adapter over node-vault (only this file imports it). Every request (login, renewal, lookup, mount
+ * detection, read, write, delete) takes a token from the shared limiter, each retry again; transient
+ * failures are retried with backoff (retry.ts); a 403 on a logged-in token triggers one re-login and one
+ * more try; errors leave as VaultRequestError and never carry a request body.
+ *
+ * node-vault sends through our transport (transport.ts, plugged in via its `request-promise` option): that
+ * is how a 429's Retry-After reaches the retry policy, and how large bodies are streamed.
  */
 export class NodeVaultClient implements VaultPort {
   private readonly client: nodeVault.client;
-  private authenticated = false;
+  private readonly transport: VaultTransport;
+  private readonly limiter: VaultRateLimiter;
+  private readonly log: Logger;
+  private readonly metrics?: Metrics;
+  private readonly auth: VaultAuthConfig;
+  private readonly retry: RetryPolicy;
+  private readonly renewAtFraction: number;
 
-  constructor(
-    connection: VaultConnectionConfig,
-    private readonly auth: VaultAuthConfig,
-    private readonly limiter: Bottleneck,
-    private readonly log: Logger,
-  ) {
+  private loggedIn = false;
+  private loginInFlight?: Promise<void>;
+  /** Bumped at each login, so that many requests failing with 403 at once cause one re-login, not many. */
+  private tokenGeneration = 0;
+  /** performance.now() at which the token expires; undefined = does not expire. */
+  private tokenExpiresAt?: number;
+  /** TTL granted by the last login, to tell a renewal that still helps from one capped by the max TTL. */
+  private loginTtlSeconds = 0;
+  private renewTimer?: NodeJS.Timeout;
+  private closed = false;
+  private readonly kvVersions = new Map<string, Promise<1 | 2>>();
+  /** KV v1 only: the marks last read or written per path, so a data write keeps them without a read. */
+  private readonly kv1Marks = new Map<string, Record<string, string>>();
+
+  constructor(options: NodeVaultClientOptions) {
+    this.limiter = options.limiter;
+    this.log = options.log;
+    this.metrics = options.metrics;
+    this.auth = options.auth;
+    this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
+    this.renewAtFraction = options.renewAtFraction ?? 2 / 3;
+    this.transport = new VaultTransport({ caCert: options.connection.caCert, timeoutMs: options.connection.timeoutMs });
     this.client = nodeVault({
       apiVersion: 'v1',
-      endpoint: connection.addr,
-      namespace: connection.namespace,
-      token: auth.method === 'token' ? auth.token : undefined,
-      requestOptions: { timeout: connection.timeoutMs, ...(connection.caCert ? { ca: connection.caCert } : {}) },
+      endpoint: options.connection.addr,
+      namespace: options.connection.namespace,
+      token: options.auth.method === 'token' ? options.auth.token : '',
+      requestOptions: { timeout: options.connection.timeoutMs },
+      'request-promise': this.transport.asRequestPromise(),
     });
-    this.authenticated = auth.method === 'token';
+    if (this.metrics) this.metrics.tokenTtlSource = () => (this.tokenExpiresAt === undefined ? 0 : (this.tokenExpiresAt - performance.now()) / 1000);
   }
 
-  /** Logs in (for login-based methods); a static token is checked with a token lookup. */
-  async login(): Promise<void> {
-    const request = await loginRequest(this.auth);
-    if (!request) {
-      await this.limited('token-lookup', 'self', () => this.client.tokenLookupSelf());
-      this.authenticated = true;
+  /**
+   * Logs in (login methods) or checks the static token with a lookup; schedules renewal when the token
+   * expires. Concurrent callers share one login. Rejects with a VaultRequestError naming the login.
+   */
+  login(): Promise<void> {
+    if (this.closed) return Promise.reject(new VaultRequestError('login', 'auth', undefined, 'stopped', 'the client is closed'));
+    this.loginInFlight ??= this.doLogin().finally(() => {
+      this.loginInFlight = undefined;
+    });
+    return this.loginInFlight;
+  }
+
+  private async doLogin(): Promise<void> {
+    const request = await loginRequest(this.auth).catch((error: NodeJS.ErrnoException) => {
+      // The token or secret_id file: say which and why, not its content.
+      throw new VaultRequestError('login', `auth/${'mount' in this.auth ? this.auth.mount : 'token'}`, undefined, 'bad-request', `cannot read the credential file (${error.code ?? 'error'})`);
+    });
+    try {
+      if (!request) {
+        const result = await this.request('token-lookup', 'auth/token/lookup-self', () => this.client.read('auth/token/lookup-self'), { priority: Priority.auth });
+        const ttl = Number(result?.data?.ttl ?? 0);
+        this.tokenAcquired(ttl, Boolean(result?.data?.renewable));
+        this.log.info({ method: 'token', policies: result?.data?.policies, ttlSeconds: ttl }, 'Vault token accepted');
+      } else {
+        const result = await this.request('login', request.path, () => this.client.write(request.path, request.body, { noToken: true }), { priority: Priority.auth });
+        const token = result?.auth?.client_token;
+        if (typeof token !== 'string') throw new VaultRequestError('login', request.path, 200, 'unknown', 'the response holds no client token');
+        this.client.token = token;
+        const ttl = Number(result.auth.lease_duration ?? 0);
+        this.loginTtlSeconds = ttl;
+        this.tokenAcquired(ttl, Boolean(result.auth.renewable));
+        this.log.info({ method: this.auth.method, policies: result.auth.policies, ttlSeconds: ttl }, 'logged in to Vault');
+      }
+      this.metrics?.vaultAuth.labels('login', 'success').inc();
+    } catch (error) {
+      this.metrics?.vaultAuth.labels('login', 'failure').inc();
+      throw error;
+    }
+  }
+
+  private tokenAcquired(ttlSeconds: number, renewable: boolean): void {
+    this.loggedIn = true;
+    this.tokenGeneration++;
+    this.tokenExpiresAt = ttlSeconds > 0 ? performance.now() + ttlSeconds * 1000 : undefined;
+    this.scheduleRenewal(ttlSeconds, renewable);
+  }
+
+  /** Renews at 2/3 of the TTL; a login method logs in again when renewal fails or no longer extends the token. */
+  private scheduleRenewal(ttlSeconds: number, renewable: boolean): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
+    if (this.closed || !(ttlSeconds > 0)) return;
+    const canLogin = this.auth.method !== 'token';
+    if (!renewable && !canLogin) {
+      this.log.warn({ ttlSeconds }, 'the Vault token is not renewable and expires; give the operator a renewable or periodic token');
       return;
     }
-    const result = await this.limited('login', request.path, () => this.client.write(request.path, request.body));
-    const token = result?.auth?.client_token;
-    if (typeof token !== 'string') throw new VaultRequestError('login', request.path, 200, 'unknown', 'the response holds no client token');
-    this.client.token = token;
-    this.authenticated = true;
-    this.log.info({ method: this.auth.method, policies: result.auth.policies, ttlSeconds: result.auth.lease_duration }, 'logged in to Vault');
+    this.renewTimer = setTimeout(() => void this.renewOrLogin(renewable), Math.max(1000, ttlSeconds * 1000 * this.renewAtFraction));
+    this.renewTimer.unref();
   }
 
-  async writeData(path: KvPath, data: Record<string, string>, options?: { cas?: number }): Promise<{ version: number }> {
-    const body = options?.cas === undefined ? { data } : { data, options: { cas: options.cas } };
-    const result = await this.call('write', path, `${path.mount}/data/${path.key}`, (p) => this.client.write(p, body));
-    return { version: Number(result?.data?.version ?? 0) };
-  }
-
-  async writeMetadata(path: KvPath, customMetadata: Record<string, string>): Promise<void> {
-    await this.call('write-metadata', path, `${path.mount}/metadata/${path.key}`, (p) => this.client.write(p, { custom_metadata: customMetadata }));
-  }
-
-  async readMetadata(path: KvPath): Promise<KvMetadata | undefined> {
+  private async renewOrLogin(renewable: boolean): Promise<void> {
+    if (this.closed) return;
+    const canLogin = this.auth.method !== 'token';
+    if (renewable) {
+      try {
+        const result = await this.request('renew', 'auth/token/renew-self', () => this.client.write('auth/token/renew-self', {}), { priority: Priority.auth });
+        const ttl = Number(result?.auth?.lease_duration ?? 0);
+        this.metrics?.vaultAuth.labels('renew', 'success').inc();
+        // Near its max TTL a renewal returns only what is left: then a fresh login is worth more.
+        if (!canLogin || ttl >= this.loginTtlSeconds / 2) {
+          this.tokenExpiresAt = ttl > 0 ? performance.now() + ttl * 1000 : undefined;
+          this.log.debug({ ttlSeconds: ttl }, 'renewed the Vault token');
+          this.scheduleRenewal(ttl, result?.auth?.renewable !== false);
+          return;
+        }
+        this.log.info({ ttlSeconds: ttl }, 'the Vault token is near its max TTL; logging in again');
+      } catch (error) {
+        this.metrics?.vaultAuth.labels('renew', 'failure').inc();
+        if (!canLogin) {
+          this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'could not renew the Vault token; it will expire');
+          return;
+        }
+        this.log.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not renew the Vault token; logging in again');
+      }
+    }
+    if (!canLogin || this.closed) return;
     try {
-      const result = await this.call('read-metadata', path, `${path.mount}/metadata/${path.key}`, (p) => this.client.read(p));
-      const currentVersion = Number(result?.data?.current_version ?? 0);
-      const current = result?.data?.versions?.[String(currentVersion)];
-      return {
-        currentVersion,
-        customMetadata: result?.data?.custom_metadata ?? {},
-        // A soft-deleted or destroyed latest version leaves current_version unchanged: drift all the same.
-        currentVersionDeleted: current ? Boolean(current.destroyed) || (current.deletion_time ?? '') !== '' : false,
-      };
+      await this.login();
     } catch (error) {
-      if (error instanceof VaultRequestError && error.kind === 'not-found') return undefined;
-      throw error;
+      // The next request logs in again (call() sees no valid login); retry the background login meanwhile.
+      this.loggedIn = false;
+      this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'Vault login failed; the next request tries again');
     }
   }
 
-  async readData(path: KvPath): Promise<Record<string, string> | undefined> {
-    try {
-      const result = await this.call('read', path, `${path.mount}/data/${path.key}`, (p) => this.client.read(p));
-      return result?.data?.data ?? undefined;
-    } catch (error) {
-      if (error instanceof VaultRequestError && error.kind === 'not-found') return undefined;
-      throw error;
+  /**
+   * The KV version of each mount (sys/internal/ui/mounts/<mount>), checked once at start so that a missing
+   * mount or a token that may not use it stops the operator with a clear message.
+   */
+  async checkMounts(mounts: readonly string[]): Promise<Map<string, 1 | 2>> {
+    const versions = new Map<string, 1 | 2>();
+    for (const mount of mounts) versions.set(mount, await this.kvVersion(mount));
+    return versions;
+  }
+
+  kvVersion(mount: string): Promise<1 | 2> {
+    let known = this.kvVersions.get(mount);
+    if (!known) {
+      known = this.detectKvVersion(mount);
+      this.kvVersions.set(mount, known);
+      known.catch(() => this.kvVersions.delete(mount)); // ask again next time
     }
+    return known;
   }
 
-  async deleteLatest(path: KvPath): Promise<void> {
-    await this.call('delete', path, `${path.mount}/data/${path.key}`, (p) => this.client.delete(p));
-  }
-
-  async deleteAll(path: KvPath): Promise<void> {
-    await this.call('delete', path, `${path.mount}/metadata/${path.key}`, (p) => this.client.delete(p));
-  }
-
-  /** A request with one re-login when Vault says the token is no longer good (403). */
-  private async call<T>(operation: string, path: KvPath, apiPath: string, request: (apiPath: string) => Promise<T>): Promise<T> {
-    if (!this.authenticated) await this.login();
+  private async detectKvVersion(mount: string): Promise<1 | 2> {
+    let result: any;
     try {
-      return await this.limited(operation, formatPath(path), () => request(apiPath));
+      result = await this.call('mount-lookup', `sys/internal/ui/mounts/${mount}`, () => this.client.read(`sys/internal/ui/mounts/${mount}`));
     } catch (error) {
-      if (error instanceof VaultRequestError && error.kind === 'forbidden' && this.auth.method !== 'token') {
-        this.log.warn({ operation, path: formatPath(path) }, 'Vault answered 403; logging in again once');
-        await this.login();
-        return await this.limited(operation, formatPath(path), () => request(apiPath));
+      if (error instanceof VaultRequestError && (error.kind === 'forbidden' || error.kind === 'not-found' || error.kind === 'bad-request')) {
+        throw new VaultRequestError('mount-lookup', mount, error.statusCode, 'not-found', `the KV mount "${mount}/" does not exist or this token may not use it (HTTP ${error.statusCode}); check --vault-kv-mounts and the token's policy`);
       }
       throw error;
     }
+    const type = result?.data?.type;
+    if (type !== 'kv' && type !== 'generic') {
+      throw new VaultRequestError('mount-lookup', mount, 200, 'bad-request', `"${mount}/" is a ${String(type)} mount, not a KV secrets engine; check --vault-kv-mounts`);
+    }
+    const version = String(result?.data?.options?.version ?? '1') === '2' ? 2 : 1;
+    this.log.info({ mount, kvVersion: version }, 'KV mount detected');
+    return version;
   }
 
-  private async limited<T>(operation: string, target: string, request: () => Promise<T>): Promise<T> {
+  async writeData(path: KvPath, data: Record<string, string>, options: WriteOptions = {}): Promise<{ version: number }> {
+    const stream = options.stream === true;
+    if (stream) this.metrics?.memoryOptimizations.inc();
+    const requestOptions = stream ? { streamBody: true } : undefined;
+    if ((await this.kvVersion(path.mount)) === 1) {
+      if (KV1_METADATA_KEY in data) {
+        throw new VaultRequestError('write', formatPath(path), undefined, 'bad-request', `the key "${KV1_METADATA_KEY}" is reserved on a KV version 1 mount (it holds the ownership marks)`);
+      }
+      const marks = this.kv1Marks.get(formatPath(path)) ?? (await this.readKv1(path, options))?.marks ?? {};
+      const body = Object.keys(marks).length > 0 ? { ...data, [KV1_METADATA_KEY]: marks } : data;
+      await this.call('write', formatPath(path), () => this.client.write(`${path.mount}/${path.key}`, body, requestOptions), options);
+      return { version: 0 };
+    }
+    const body = options.cas === undefined ? { data } : { data, options: { cas: options.cas } };
+    const result = await this.call('write', formatPath(path), () => this.client.write(`${path.mount}/data/${path.key}`, body, requestOptions), options);
+    return { version: Number(result?.data?.version ?? 0) };
+  }
+
+  async writeMetadata(path: KvPath, customMetadata: Record<string, string>, hooks?: RequestHooks): Promise<void> {
+    if ((await this.kvVersion(path.mount)) === 1) {
+      // No metadata endpoint: rewrite the data with the new marks (a path not written yet gets them with its data).
+      const current = await this.readKv1(path, hooks);
+      this.kv1Marks.set(formatPath(path), { ...customMetadata });
+      if (current) await this.call('write-metadata', formatPath(path), () => this.client.write(`${path.mount}/${path.key}`, { ...current.data, [KV1_METADATA_KEY]: customMetadata }));
+      else hooks?.onStart?.();
+      return;
+    }
+    await this.call('write-metadata', formatPath(path), () => this.client.write(`${path.mount}/metadata/${path.key}`, { custom_metadata: customMetadata }), hooks);
+  }
+
+  async readMetadata(path: KvPath, hooks?: RequestHooks): Promise<KvMetadata | undefined> {
+    if ((await this.kvVersion(path.mount)) === 1) {
+      const current = await this.readKv1(path, hooks);
+      return current ? { currentVersion: 0, customMetadata: current.marks ?? {} } : undefined;
+    }
+    const result = await this.readOrUndefined('read-metadata', path, `${path.mount}/metadata/${path.key}`, hooks);
+    if (result === undefined) return undefined;
+    const currentVersion = Number(result?.data?.current_version ?? 0);
+    const current = result?.data?.versions?.[String(currentVersion)];
+    return {
+      currentVersion,
+      customMetadata: result?.data?.custom_metadata ?? {},
+      // A soft-deleted or destroyed latest version leaves current_version unchanged: drift all the same.
+      currentVersionDeleted: current ? Boolean(current.destroyed) || (current.deletion_time ?? '') !== '' : false,
+    };
+  }
+
+  async readData(path: KvPath, hooks?: RequestHooks): Promise<Record<string, string> | undefined> {
+    if ((await this.kvVersion(path.mount)) === 1) return (await this.readKv1(path, hooks))?.data;
+    const result = await this.readOrUndefined('read', path, `${path.mount}/data/${path.key}`, hooks);
+    return result?.data?.data ?? undefined;
+  }
+
+  async deleteLatest(path: KvPath, hooks?: RequestHooks): Promise<void> {
+    if ((await this.kvVersion(path.mount)) === 1) return this.deleteAll(path, hooks); // no versions to keep
+    await this.call('delete', formatPath(path), () => this.client.delete(`${path.mount}/data/${path.key}`), hooks);
+  }
+
+  async deleteAll(path: KvPath, hooks?: RequestHooks): Promise<void> {
+    const v1 = (await this.kvVersion(path.mount)) === 1;
+    await this.call('delete', formatPath(path), () => this.client.delete(v1 ? `${path.mount}/${path.key}` : `${path.mount}/metadata/${path.key}`), hooks);
+    this.kv1Marks.delete(formatPath(path));
+  }
+
+  /** Stops renewing, closes idle connections. Requests still waiting in the limiter are the limiter's to stop. */
+  close(): void {
+    this.closed = true;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
+    this.transport.close();
+  }
+
+  private async readKv1(path: KvPath, hooks?: RequestHooks): Promise<{ data: Record<string, string>; marks?: Record<string, string> } | undefined> {
+    const result = await this.readOrUndefined('read', path, `${path.mount}/${path.key}`, hooks);
+    if (result === undefined) return undefined;
+    const { [KV1_METADATA_KEY]: marks, ...data } = (result?.data ?? {}) as Record<string, unknown>;
+    const validMarks = marks && typeof marks === 'object' ? (marks as Record<string, string>) : undefined;
+    if (validMarks) this.kv1Marks.set(formatPath(path), validMarks);
+    else this.kv1Marks.delete(formatPath(path));
+    return { data: data as Record<string, string>, marks: validMarks };
+  }
+
+  private async readOrUndefined(operation: string, path: KvPath, apiPath: string, hooks?: RequestHooks): Promise<any> {
     try {
-      return await this.limiter.schedule(request);
+      return await this.call(operation, formatPath(path), () => this.client.read(apiPath), hooks);
     } catch (error) {
-      if (error instanceof VaultRequestError) throw error;
-      throw toVaultError(operation, target, error);
+      if (error instanceof VaultRequestError && error.kind === 'not-found') return undefined;
+      throw error;
+    }
+  }
+
+  /** A request on behalf of the operator's token: logs in first if needed, and once more after a 403. */
+  private async call<T>(operation: string, target: string, send: Send<T>, hooks?: RequestHooks): Promise<T> {
+    if (!this.loggedIn) await this.login();
+    const generation = this.tokenGeneration;
+    try {
+      return await this.request(operation, target, send, { onStart: hooks?.onStart });
+    } catch (error) {
+      if (!(error instanceof VaultRequestError && error.kind === 'forbidden' && this.auth.method !== 'token')) throw error;
+      // The token may have been revoked or expired: one fresh login (shared with concurrent failures), one more try.
+      if (this.tokenGeneration === generation) {
+        this.log.warn({ operation, target }, 'Vault answered 403; logging in again once');
+        await this.login();
+      }
+      return await this.request(operation, target, send);
+    }
+  }
+
+  /** One logical request: each attempt takes a limiter token; retryable failures are retried with backoff. */
+  private request<T>(operation: string, target: string, send: Send<T>, options: { priority?: number; onStart?: () => void } = {}): Promise<T> {
+    return withRetries(
+      (attempt) =>
+        this.limiter
+          .schedule(
+            operation,
+            () => {
+              if (attempt === 1) options.onStart?.();
+              return this.timed(operation, target, send);
+            },
+            { priority: attempt > 1 ? Math.min(options.priority ?? Priority.retry, Priority.retry) : options.priority },
+          )
+          .catch((error: unknown) => {
+            if (error instanceof LimiterStoppedError) throw new VaultRequestError(operation, target, undefined, 'stopped', 'the operator is shutting down');
+            throw error;
+          }),
+      this.retry,
+      {
+        onRetry: (error, attempt, delayMs) => {
+          this.metrics?.vaultRetries.labels(operation, error.kind).inc();
+          this.log.debug({ operation, target, attempt, delayMs, status: error.statusCode, kind: error.kind }, 'Vault request failed; retrying');
+        },
+      },
+    );
+  }
+
+  private async timed<T>(operation: string, target: string, send: Send<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await send();
+      this.metrics?.vaultRequestDuration.labels(operation, '200').observe((performance.now() - started) / 1000);
+      return result;
+    } catch (raw) {
+      const error = toVaultError(operation, target, raw);
+      this.metrics?.vaultRequestDuration.labels(operation, error.statusCode === undefined ? 'none' : String(error.statusCode)).observe((performance.now() - started) / 1000);
+      this.metrics?.vaultRequestErrors.labels(operation, error.kind).inc();
+      throw error;
     }
   }
 }

@@ -1,25 +1,80 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { createVaultLimiter } from './limiter.js';
+import type { Metrics } from '../observability/metrics.js';
+import { validateBatchSize } from './batcher.js';
+import { VaultRateLimiter } from './limiter.js';
 import { NodeVaultClient } from './node-vault-client.js';
+import { VaultPipeline } from './pipeline.js';
 import type { VaultPort } from './port.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
 
-/** The Vault side as the operator sees it: one port (limited, and later batched and retried), login, stop. */
+/** The Vault side as the operator sees it: one port (batched, rate limited, retried), login, stop. */
 export interface VaultStack {
   vault: VaultPort;
-  /** Authenticates (or checks the static token); rejects with a clear error when Vault refuses. */
+  /**
+   * Authenticates (or checks the static token) and checks every KV mount of --vault-kv-mounts (it exists,
+   * this token may use it, KV version 1 or 2); rejects with a clear error otherwise.
+   */
   login(): Promise<void>;
+  /** Rejects what still waits, stops renewing the token, closes connections. */
   stop(): Promise<void>;
 }
 
-export function createVaultStack(config: Config, log: Logger): VaultStack {
-  const limiter = createVaultLimiter(config.rateLimit);
-  const client = new NodeVaultClient(config.vault, config.vault.auth, limiter, log);
+export interface VaultStackParts extends VaultStack {
+  vault: VaultPipeline;
+  client: NodeVaultClient;
+  limiter: VaultRateLimiter;
+}
+
+/** Settings beyond Config that tests and the benchmark tune. */
+export interface VaultStackTuning {
+  retry?: Partial<RetryPolicy>;
+  limiterMarginMs?: number;
+}
+
+export function createVaultStack(config: Config, log: Logger, metrics?: Metrics, tuning: VaultStackTuning = {}): VaultStackParts {
+  validateBatchSize(config.batchSize);
+  const limiter = new VaultRateLimiter({
+    ...config.rateLimit,
+    marginMs: tuning.limiterMarginMs,
+    onStart: metrics
+      ? ({ operation, waitedMs }) => {
+          metrics.rateLimitRequests.labels(operation).inc();
+          metrics.rateLimitWait.labels(operation).observe(waitedMs / 1000);
+        }
+      : undefined,
+  });
+  const configured = config as Config & { vaultRetry?: Partial<RetryPolicy> };
+  const client = new NodeVaultClient({
+    connection: config.vault,
+    auth: config.vault.auth,
+    limiter,
+    log,
+    metrics,
+    retry: { ...DEFAULT_RETRY_POLICY, ...configured.vaultRetry, ...tuning.retry },
+  });
+  const vault = new VaultPipeline({
+    client,
+    batchSize: config.batchSize,
+    largeSecretThresholdBytes: config.largeSecretThresholdBytes,
+    maxSecretBytes: config.maxSecretBytes,
+    log,
+    metrics,
+  });
+  let stopped: Promise<void> | undefined;
   return {
-    vault: client,
-    login: () => client.login(),
-    stop: async () => {
-      await limiter.stop({ dropWaitingJobs: false }).catch(() => undefined);
+    vault,
+    client,
+    limiter,
+    login: async () => {
+      await client.login();
+      await client.checkMounts(config.vault.kvMounts);
     },
+    stop: () =>
+      (stopped ??= (async () => {
+        await vault.stop();
+        await limiter.stop();
+        client.close();
+      })()),
   };
 }

@@ -1,0 +1,212 @@
+import http from 'node:http';
+import https from 'node:https';
+import { once } from 'node:events';
+import { parseRetryAfter, VaultTransportError } from './errors.js';
+
+/**
+ * The HTTP transport under node-vault, plugged in through node-vault's `request-promise` option (node-vault
+ * calls `config['request-promise'].defaults(rpDefaults)` and then the returned function once per request).
+ *
+ * Why our own transport instead of node-vault's built-in axios instance:
+ *  - node-vault turns an error response into `{ statusCode, body }` and drops the headers, so a 429's
+ *    Retry-After would be lost; here every non-2xx response becomes a VaultTransportError that keeps the
+ *    status, Retry-After and Vault's error strings, and nothing of the request;
+ *  - axios errors carry the request config, body included (secret values): they must never exist;
+ *  - large payloads are streamed (see `streamBody`) instead of being serialized into one string and copied
+ *    into one buffer;
+ *  - one keep-alive agent per client, with the CA bundle, and one deadline per request.
+ */
+export interface TransportConfig {
+  /** PEM CA bundle that signed Vault's certificate. */
+  caCert?: string;
+  /** Deadline of one request, from sending to the last byte of the response. */
+  timeoutMs: number;
+}
+
+/** What node-vault passes per request (request-promise's option names). */
+export interface TransportRequest {
+  method: string;
+  uri: string;
+  headers?: Record<string, string>;
+  /** The JSON body (request-promise's `json` option); `true` when there is none. */
+  json?: unknown;
+  timeout?: number;
+  /** Ours, passed through node-vault's requestOptions: serialize the body piece by piece. */
+  streamBody?: boolean;
+  /** Ours: send no X-Vault-Token (logins: a revoked token must not get in the way of getting a new one). */
+  noToken?: boolean;
+}
+
+export interface TransportResponse {
+  statusCode: number;
+  body: any;
+  headers: http.IncomingHttpHeaders;
+  request: { path: string };
+}
+
+export type Send = (request: TransportRequest) => Promise<TransportResponse>;
+
+/** Bigger than any Vault error document; only a read of a large secret gets near it. */
+const MAX_RESPONSE_BYTES = 512 * 1024 * 1024;
+/** Slice size when streaming a long string value. */
+const STREAM_SLICE_CHARS = 64 * 1024;
+
+export class VaultTransport {
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly httpsAgent: https.Agent;
+
+  constructor(private readonly config: TransportConfig) {
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ...(config.caCert ? { ca: config.caCert } : {}) });
+  }
+
+  /** node-vault's `request-promise` option. */
+  asRequestPromise(): { defaults(defaults: unknown): Send } {
+    return { defaults: () => (request) => this.send(request) };
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  send(request: TransportRequest): Promise<TransportResponse> {
+    return new Promise<TransportResponse>((resolve, reject) => {
+      let url: URL;
+      try {
+        url = new URL(request.uri);
+      } catch {
+        reject(new VaultTransportError(undefined, 'EINVALIDURL'));
+        return;
+      }
+      const secure = url.protocol === 'https:';
+      const hasBody = request.json !== undefined && typeof request.json === 'object' && request.json !== null;
+      const streamed = hasBody && request.streamBody === true;
+      const body = hasBody && !streamed ? Buffer.from(JSON.stringify(request.json)) : undefined;
+      const headers: Record<string, string | number> = { ...request.headers, accept: 'application/json' };
+      if (request.noToken) delete headers['X-Vault-Token'];
+      if (hasBody) headers['content-type'] = 'application/json';
+      if (body) headers['content-length'] = body.length;
+      if (streamed) headers['transfer-encoding'] = 'chunked';
+
+      let settled = false;
+      const fail = (error: VaultTransportError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        reject(error);
+      };
+      const req = (secure ? https : http).request(url, { method: request.method, headers, agent: secure ? this.httpsAgent : this.httpAgent });
+      const timeoutMs = request.timeout ?? this.config.timeoutMs;
+      // One deadline for the whole exchange (a socket idle timeout would let a trickling response run forever).
+      const deadline = setTimeout(() => {
+        fail(new VaultTransportError(undefined, 'ETIMEDOUT'));
+        req.destroy();
+      }, timeoutMs);
+      // Only the code leaves: Node's error message may name the host, never the body, but keep it uniform.
+      req.on('error', (error: NodeJS.ErrnoException) => fail(new VaultTransportError(undefined, safeCode(error.code))));
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) {
+            fail(new VaultTransportError(res.statusCode, 'ERESPONSETOOLARGE'));
+            req.destroy();
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('error', (error: NodeJS.ErrnoException) => fail(new VaultTransportError(undefined, safeCode(error.code))));
+        res.on('aborted', () => fail(new VaultTransportError(undefined, 'ECONNRESET')));
+        res.on('end', () => {
+          if (settled) return;
+          const status = res.statusCode ?? 0;
+          const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
+          let parsed: any;
+          try {
+            parsed = text === '' ? undefined : JSON.parse(text);
+          } catch {
+            parsed = undefined; // a proxy's HTML error page, say: the status says enough
+          }
+          if (status === 200 || status === 204) {
+            settled = true;
+            clearTimeout(deadline);
+            resolve({ statusCode: status, body: parsed, headers: res.headers, request: { path: url.pathname } });
+            return;
+          }
+          const errors = Array.isArray(parsed?.errors) ? parsed.errors.filter((e: unknown): e is string => typeof e === 'string') : [];
+          fail(new VaultTransportError(status, undefined, errors, parseRetryAfter(res.headers['retry-after'])));
+        });
+      });
+
+      if (streamed) {
+        streamJson(req, request.json).then(
+          () => req.end(),
+          () => {
+            fail(new VaultTransportError(undefined, 'EPIPE'));
+            req.destroy();
+          },
+        );
+      } else {
+        req.end(body);
+      }
+    });
+  }
+}
+
+function safeCode(code: string | undefined): string {
+  return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : 'ERROR';
+}
+
+/**
+ * Writes `value` as JSON to the request piece by piece, honouring backpressure: no string or buffer of the
+ * whole body is ever built, long strings go out in slices. Equal to JSON.stringify(value) byte for byte.
+ */
+export async function streamJson(out: NodeJS.WritableStream, value: unknown): Promise<void> {
+  for (const piece of jsonPieces(value)) {
+    if (!out.write(piece)) await once(out as unknown as NodeJS.EventEmitter, 'drain');
+  }
+}
+
+export function* jsonPieces(value: unknown): Generator<string> {
+  if (typeof value === 'string') {
+    yield* stringPieces(value);
+  } else if (value === null || typeof value !== 'object') {
+    yield JSON.stringify(value) ?? 'null';
+  } else if (Array.isArray(value)) {
+    yield '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) yield ',';
+      yield* jsonPieces(value[i] === undefined ? null : value[i]);
+    }
+    yield ']';
+  } else {
+    yield '{';
+    let first = true;
+    for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+      if (item === undefined || typeof item === 'function') continue;
+      yield `${first ? '' : ','}${JSON.stringify(key)}:`;
+      first = false;
+      yield* jsonPieces(item);
+    }
+    yield '}';
+  }
+}
+
+/** A JSON string literal in slices; a slice never ends between the two halves of a surrogate pair. */
+function* stringPieces(text: string): Generator<string> {
+  if (text.length <= STREAM_SLICE_CHARS) {
+    yield JSON.stringify(text);
+    return;
+  }
+  yield '"';
+  for (let start = 0; start < text.length; ) {
+    let end = Math.min(text.length, start + STREAM_SLICE_CHARS);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
+    const quoted = JSON.stringify(text.slice(start, end));
+    yield quoted.slice(1, -1);
+    start = end;
+  }
+  yield '"';
+}
