@@ -1,0 +1,88 @@
+// The HTTP transport under node-vault, against a loopback HTTP server that records what arrives: the
+// streamed body is byte-for-byte the JSON, Retry-After survives, a deadline is a timeout, logins carry no token.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { VaultTransportError } from '../../src/vault/errors.js';
+import { jsonPieces, VaultTransport } from '../../src/vault/transport.js';
+
+let server: Server;
+let base: string;
+let handler: (req: IncomingMessage, body: Buffer, res: ServerResponse) => void;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => handler(req, Buffer.concat(chunks), res));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+describe('jsonPieces: the streamed serialization', () => {
+  const long = 'a'.repeat(64 * 1024 - 1) + '\ud83d\ude00' + 'é"\\\n'.repeat(50_000) + '\u2028';
+  test.each([
+    ['a flat secret', { data: { user: 'app', password: 'p"w\\d\n' }, options: { cas: 3 } }],
+    ['a long value with a surrogate pair across a slice boundary', { data: { big: long } }],
+    ['nested values, arrays, null, numbers, booleans', { a: [1, 'x', null, { b: false }], c: 1.5, d: null, e: undefined }],
+  ])('%s: equal to JSON.stringify', (_name, value) => {
+    expect([...jsonPieces(value)].join('')).toBe(JSON.stringify(value));
+  });
+});
+
+describe('VaultTransport', () => {
+  const transport = new VaultTransport({ timeoutMs: 2000 });
+  afterAll(() => transport.close());
+
+  test('a streamed body arrives chunked and byte-for-byte equal to the JSON; a small one has a Content-Length', async () => {
+    const seen: Array<{ headers: IncomingMessage['headers']; body: string }> = [];
+    handler = (req, body, res) => {
+      seen.push({ headers: req.headers, body: body.toString('utf8') });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":{"version":1}}');
+    };
+    const big = { data: { blob: 'x'.repeat(3 * 1024 * 1024) + 'é' } };
+    const r1 = await transport.send({ method: 'POST', uri: `${base}/v1/secret/data/a`, json: big, streamBody: true });
+    const r2 = await transport.send({ method: 'POST', uri: `${base}/v1/secret/data/b`, json: { data: { k: 'v' } } });
+    expect(r1).toMatchObject({ statusCode: 200, body: { data: { version: 1 } } });
+    expect(r2.statusCode).toBe(200);
+    expect(seen[0].headers['transfer-encoding']).toBe('chunked');
+    expect(seen[0].body).toBe(JSON.stringify(big));
+    expect(seen[1].headers['content-length']).toBe(String(Buffer.byteLength(JSON.stringify({ data: { k: 'v' } }))));
+  });
+
+  test('a 429 keeps its Retry-After and Vault\'s error strings; nothing of the request', async () => {
+    handler = (_req, _body, res) => res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"errors":["request path \\"secret/data/a\\": rate limit quota exceeded"]}');
+    const error = await transport.send({ method: 'POST', uri: `${base}/v1/secret/data/a`, json: { data: { password: 'hunter2' } } }).catch((e) => e);
+    expect(error).toBeInstanceOf(VaultTransportError);
+    expect(error).toMatchObject({ statusCode: 429, retryAfterSeconds: 3, vaultErrors: ['request path "secret/data/a": rate limit quota exceeded'] });
+    expect(JSON.stringify(error)).not.toContain('hunter2');
+  });
+
+  test('no answer within the deadline is a timeout (ETIMEDOUT)', async () => {
+    handler = () => undefined; // never answers
+    const quick = new VaultTransport({ timeoutMs: 150 });
+    const started = performance.now();
+    await expect(quick.send({ method: 'GET', uri: `${base}/v1/secret/data/slow` })).rejects.toMatchObject({ statusCode: undefined, code: 'ETIMEDOUT' });
+    expect(performance.now() - started).toBeLessThan(1000);
+    quick.close();
+  });
+
+  test('a login is sent without the token header; other requests keep it', async () => {
+    const tokens: Array<string | undefined> = [];
+    handler = (req, _body, res) => {
+      tokens.push(req.headers['x-vault-token'] as string | undefined);
+      res.writeHead(200).end('{}');
+    };
+    await transport.send({ method: 'POST', uri: `${base}/v1/auth/kubernetes/login`, headers: { 'X-Vault-Token': 'old' }, json: { role: 'r', jwt: 'j' }, noToken: true });
+    await transport.send({ method: 'GET', uri: `${base}/v1/secret/data/a`, headers: { 'X-Vault-Token': 'old' } });
+    expect(tokens).toEqual([undefined, 'old']);
+  });
+
+  test('a refused connection is a connection error with its code', async () => {
+    await expect(transport.send({ method: 'GET', uri: 'http://127.0.0.1:1/v1/sys/health' })).rejects.toMatchObject({ statusCode: undefined, code: 'ECONNREFUSED' });
+  });
+});
