@@ -15,6 +15,8 @@ export interface Config {
   };
   rateLimit: { rate: number; burst: number };
   batchSize: number;
+  /** Retries of one Vault request on transient failures, before the source is re-queued with its own backoff. */
+  vaultRetry: { retries: number; maxDelayMs: number };
   largeSecretThresholdBytes: number;
   maxSecretBytes: number;
   /** Empty = every namespace. */
@@ -80,6 +82,8 @@ const SETTINGS = {
   'vault-rate-limit': 'Vault requests per second, every call included (default 10)',
   'vault-rate-burst': 'requests that may start at once (default 20)',
   'vault-batch-size': 'operations grouped into one batch (default 5)',
+  'vault-max-retries': 'retries of one Vault request on connection errors, timeouts, 5xx and 429, with exponential backoff (default 5; 0 = none)',
+  'vault-retry-max-delay': 'longest backoff between two retries (default 30s; a longer Retry-After from Vault is honoured up to 2m)',
   'large-secret-threshold': 'payload size above which a secret counts as large (default 1Mi)',
   'max-secret-size': 'payload size above which a write is refused (default 32Mi, Vault\'s default max request size)',
   'watch-namespaces': 'comma-separated namespaces to watch (default: all)',
@@ -297,6 +301,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       burst: number('vault-rate-burst', 20, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
     },
     batchSize: number('vault-batch-size', 5, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
+    vaultRetry: {
+      retries: number('vault-max-retries', 5, (n) => Number.isInteger(n) && n >= 0 && n <= 100, 'a whole number from 0 to 100'),
+      maxDelayMs: duration('vault-retry-max-delay', '30s'),
+    },
     largeSecretThresholdBytes,
     maxSecretBytes,
     watchNamespaces: list('watch-namespaces', []),

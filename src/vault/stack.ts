@@ -44,14 +44,13 @@ export function createVaultStack(config: Config, log: Logger, metrics?: Metrics,
         }
       : undefined,
   });
-  const configured = config as Config & { vaultRetry?: Partial<RetryPolicy> };
   const client = new NodeVaultClient({
     connection: config.vault,
     auth: config.vault.auth,
     limiter,
     log,
     metrics,
-    retry: { ...DEFAULT_RETRY_POLICY, ...configured.vaultRetry, ...tuning.retry },
+    retry: { ...DEFAULT_RETRY_POLICY, ...config.vaultRetry, ...tuning.retry },
   });
   const vault = new VaultPipeline({
     client,
