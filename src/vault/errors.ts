@@ -35,6 +35,7 @@ export type VaultErrorKind =
   | 'bad-request'
   | 'too-large' // above the configured maximum, or 413 from Vault
   | 'stopped' // the operator is shutting down
+  | 'tls' // certificate not trusted / wrong name / not TLS: a configuration problem, not retried
   | 'unknown';
 
 export function isRetryableKind(kind: VaultErrorKind): boolean {
@@ -85,8 +86,10 @@ export function toVaultError(operation: string, target: string, error: unknown):
   if (error instanceof VaultRequestError) return error;
   if (error instanceof VaultTransportError) {
     if (error.statusCode === undefined) {
-      const kind: VaultErrorKind = error.code === 'ETIMEDOUT' || error.code === 'ECONNABORTED' ? 'timeout' : 'connection';
-      return new VaultRequestError(operation, target, undefined, kind, `no response (${error.code ?? 'ERROR'})`);
+      const code = error.code ?? 'ERROR';
+      const kind: VaultErrorKind = code === 'ETIMEDOUT' || code === 'ECONNABORTED' ? 'timeout' : isTlsCode(code) ? 'tls' : 'connection';
+      const hint = kind === 'tls' ? '; check --vault-addr and --vault-cacert' : '';
+      return new VaultRequestError(operation, target, undefined, kind, `no response (${code})${hint}`);
     }
     const vaultSays = plainVaultMessage(error.vaultErrors);
     return new VaultRequestError(operation, target, error.statusCode, kindOfStatus(error.statusCode, vaultSays), `HTTP ${error.statusCode}${vaultSays}`, error.retryAfterSeconds);
@@ -102,6 +105,11 @@ export function toVaultError(operation: string, target: string, error: unknown):
   const vaultSays = plainVaultMessage(e.response?.body?.errors);
   const retryAfter = parseRetryAfter(e.response?.headers?.['retry-after']);
   return new VaultRequestError(operation, target, status, kindOfStatus(status, vaultSays), `HTTP ${status}${vaultSays}`, retryAfter);
+}
+
+/** Node's TLS verification and handshake failures: retrying cannot fix them. */
+export function isTlsCode(code: string): boolean {
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|^ERR_TLS_|^ERR_SSL_|^EPROTO$/.test(code);
 }
 
 /** Retry-After as seconds (delta-seconds or an HTTP date); undefined when absent or unusable. */

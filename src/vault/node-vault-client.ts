@@ -74,6 +74,7 @@ export class NodeVaultClient implements VaultPort {
   /** TTL granted by the last login, to tell a renewal that still helps from one capped by the max TTL. */
   private loginTtlSeconds = 0;
   private renewTimer?: NodeJS.Timeout;
+  private accessor?: string;
   private closed = false;
   private readonly kvVersions = new Map<string, Promise<1 | 2>>();
   /** KV v1 only: the marks last read or written per path, so a data write keeps them without a read. */
@@ -119,6 +120,7 @@ export class NodeVaultClient implements VaultPort {
       if (!request) {
         const result = await this.request('token-lookup', 'auth/token/lookup-self', () => this.client.read('auth/token/lookup-self'), { priority: Priority.auth });
         const ttl = Number(result?.data?.ttl ?? 0);
+        this.accessor = typeof result?.data?.accessor === 'string' ? result.data.accessor : undefined;
         this.tokenAcquired(ttl, Boolean(result?.data?.renewable));
         this.log.info({ method: 'token', policies: result?.data?.policies, ttlSeconds: ttl }, 'Vault token accepted');
       } else {
@@ -126,6 +128,7 @@ export class NodeVaultClient implements VaultPort {
         const token = result?.auth?.client_token;
         if (typeof token !== 'string') throw new VaultRequestError('login', request.path, 200, 'unknown', 'the response holds no client token');
         this.client.token = token;
+        this.accessor = typeof result.auth.accessor === 'string' ? result.auth.accessor : undefined;
         const ttl = Number(result.auth.lease_duration ?? 0);
         this.loginTtlSeconds = ttl;
         this.tokenAcquired(ttl, Boolean(result.auth.renewable));
@@ -136,6 +139,16 @@ export class NodeVaultClient implements VaultPort {
       this.metrics?.vaultAuth.labels('login', 'failure').inc();
       throw error;
     }
+  }
+
+  /** The accessor of the current token (not a secret: it can look the token up or revoke it, not use it). */
+  get tokenAccessor(): string | undefined {
+    return this.accessor;
+  }
+
+  /** Seconds the current token has left; undefined when it does not expire. */
+  get tokenTtlSeconds(): number | undefined {
+    return this.tokenExpiresAt === undefined ? undefined : Math.max(0, (this.tokenExpiresAt - performance.now()) / 1000);
   }
 
   private tokenAcquired(ttlSeconds: number, renewable: boolean): void {

@@ -1,0 +1,66 @@
+// The one token bucket in front of every Vault call, measured where it matters: at a loopback proxy in front
+// of the real OpenBao, counting every request that arrives (the login and the mount lookup included, and
+// every retry). Default settings: 10 requests/s, burst 20, batches of 5.
+import { maxInAnyWindow, startFaultProxy, tokenBucketExcess, type FaultProxy } from './helpers/fault-proxy.js';
+import { loadTestEnv } from './helpers/env.js';
+import { kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
+
+let proxy: FaultProxy;
+beforeAll(async () => {
+  proxy = await startFaultProxy({ upstream: loadTestEnv().vaultAddr });
+});
+afterAll(async () => {
+  await proxy.close();
+});
+
+test('a backlog of 100 writes: the burst of 20, then never more than 10 requests in any 1-s window, and no idle time (efficiency >= 0.95)', async () => {
+  const first = proxy.requests.length;
+  const stack = await vaultStack([`--vault-addr=${proxy.url}`]);
+  const t0 = performance.now();
+  await stack.login(); // login + mount lookup: two requests, two tokens
+  const prefix = uniquePrefix('limiter');
+  const n = 100;
+  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, { i: String(i) })));
+  const elapsedMs = performance.now() - t0;
+  await stack.stop();
+
+  const times = proxy.requests.slice(first).map((r) => r.at);
+  expect(times).toHaveLength(n + 2);
+  // The initial burst spends the 20 tokens; every 1-s window that starts after it holds at most 10 requests.
+  const afterBurst = [...times].sort((a, b) => a - b)[19];
+  expect(maxInAnyWindow(times, 1000, afterBurst + 0.001)).toBeLessThanOrEqual(10);
+  // The whole budget is used: ideal = (requests - burst) / rate.
+  const idealMs = ((n + 2 - 20) / 10) * 1000;
+  expect(idealMs / elapsedMs).toBeGreaterThanOrEqual(0.95);
+  // Every write is in Vault.
+  const missing = [];
+  for (let i = 0; i < n; i++) if ((await kvData(`${prefix}/s${i}`))?.i !== String(i)) missing.push(i);
+  expect(missing).toEqual([]);
+  expect(await metricValue(stack.metrics, 'vault_rate_limit_requests_total', { operation: 'write' })).toBe(n);
+  expect(await metricValue(stack.metrics, 'vault_batch_size_histogram_count')).toBeGreaterThanOrEqual(n / 5);
+}, 60_000);
+
+test('retries go through the limiter too: with 429s (Retry-After), 500s and resets, every write lands and the bucket is never exceeded', async () => {
+  const first = proxy.requests.length;
+  const stack = await vaultStack([`--vault-addr=${proxy.url}`, '--vault-max-retries=8']);
+  await stack.login();
+  proxy.setFaults({ tooManyRequests: { ratio: 0.15, retryAfterSeconds: 1 }, serverError: { ratio: 0.1 }, reset: { ratio: 0.05 } });
+  const prefix = uniquePrefix('limiter-faults');
+  const n = 50;
+  try {
+    await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, { i: String(i) })));
+  } finally {
+    proxy.setFaults({});
+  }
+  await stack.stop();
+
+  const seen = proxy.requests.slice(first);
+  const failed = seen.filter((r) => r.outcome !== 'forwarded').length;
+  expect(failed).toBeGreaterThan(0);
+  expect(await metricValue(stack.metrics, 'vault_request_retries_total')).toBeGreaterThan(0);
+  // Every request Vault (the proxy) saw, retries included, conforms to the bucket: never more than
+  // burst + rate x span in any span (one request of slack for the proxy's own timing).
+  const { excess, at } = tokenBucketExcess(seen.map((r) => r.at), 10, 20);
+  expect({ excess: Math.max(0, Math.ceil(excess - 1)), at }).toMatchObject({ excess: 0 });
+  for (let i = 0; i < n; i++) expect((await kvData(`${prefix}/s${i}`))?.i).toBe(String(i));
+}, 90_000);
