@@ -1,12 +1,12 @@
 // The annotation contract row by row, end to end: real apiserver, real OpenBao, the real operator.
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Deployment, type V1PodSpec } from '@kubernetes/client-node';
+import { CustomObjectsApi, type V1Deployment, type V1PodSpec } from '@kubernetes/client-node';
 import { freshNamespace, kubeClients, vaultHttp, waitFor } from './helpers/env.js';
+import { mergePatch, vaultRead, waitForEvent, waitForVault } from './helpers/objects.js';
 import { runOperator, type TestOperator } from './helpers/operator.js';
 import { auditMark, isDataRead, isWrite, kvRequestsSince } from './helpers/vault-audit.js';
 
 const { kc, core, apps } = kubeClients();
 const custom = kc.makeApiClient(CustomObjectsApi);
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 let ns: string;
 let operator: TestOperator;
 
@@ -27,24 +27,11 @@ const envFrom = (...names: string[]): Partial<V1PodSpec> => ({ containers: [{ na
 async function secret(name: string, stringData: Record<string, string>, annotations?: Record<string, string>) {
   await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name, namespace: ns, annotations }, stringData } });
 }
-async function vaultRead(path: string) {
-  const res = await vaultHttp(`secret/data/${path}`);
-  return res.status === 200 ? (res.json.data as { data: Record<string, string>; metadata: { version: number } }) : undefined;
-}
-const waitVault = (path: string, check: (d: { data: Record<string, string>; metadata: { version: number } }) => boolean = () => true, description = `secret/${path} in Vault`) =>
-  waitFor(async () => {
-    const d = await vaultRead(path);
-    return d && check(d) ? d : undefined;
-  }, { timeoutMs: 20000, description });
+const waitVault = waitForVault;
 async function vaultSync(name: string) {
   return custom.getNamespacedCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', namespace: ns, plural: 'vaultsyncs', name }).catch(() => undefined);
 }
-async function events(objectName: string, reason?: string) {
-  const list = await core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${objectName}` });
-  return list.items.filter((e) => !reason || e.reason === reason);
-}
-const waitEvent = (objectName: string, reason: string) =>
-  waitFor(async () => (await events(objectName, reason))[0], { timeoutMs: 20000, description: `a ${reason} Event on ${objectName}` });
+const waitEvent = (objectName: string, reason: string) => waitForEvent(ns, objectName, reason);
 
 test('an explicit secrets list merges chosen keys with prefixes into ONE write at the path', async () => {
   await secret('db', { user: 'u1', pass: 'p1', unused: 'x' });

@@ -1,7 +1,7 @@
 // The first vertical slice, end to end against a real kube-apiserver and a real OpenBao:
 // annotated Deployment (and Secret) → Vault KV v2, updates, deletion with the finalizer, preserve-on-delete.
-import { PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { freshNamespace, kubeClients, vaultHttp, waitFor } from './helpers/env.js';
+import { createSecret as createSecretIn, deploymentUsing, mergePatch, vaultRead } from './helpers/objects.js';
 import { runOperator, type TestOperator } from './helpers/operator.js';
 
 const { core, apps } = kubeClients();
@@ -16,28 +16,9 @@ afterAll(async () => {
   await operator?.stop();
 });
 
-function deployment(name: string, annotations: Record<string, string>, secretNames: string[]): V1Deployment {
-  return {
-    metadata: { name, namespace, annotations },
-    spec: {
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: { containers: [{ name: 'app', image: 'example/app:1', envFrom: secretNames.map((s) => ({ secretRef: { name: s } })) }] },
-      },
-    },
-  };
-}
-
-async function createSecret(name: string, data: Record<string, string>, annotations?: Record<string, string>) {
-  await core.createNamespacedSecret({ namespace, body: { metadata: { name, namespace, annotations }, stringData: data } });
-}
-
-async function vaultData(path: string) {
-  const res = await vaultHttp(`secret/data/${path}`);
-  return res.status === 200 ? (res.json.data as { data: Record<string, string>; metadata: { version: number } }) : undefined;
-}
-
+const deployment = (name: string, annotations: Record<string, string>, secretNames: string[]) => deploymentUsing(namespace, name, annotations, secretNames);
+const createSecret = (name: string, data: Record<string, string>, annotations?: Record<string, string>) => createSecretIn(namespace, name, data, annotations);
+const vaultData = vaultRead;
 async function vaultMetadataStatus(path: string) {
   return (await vaultHttp(`secret/metadata/${path}`)).status;
 }
@@ -67,7 +48,7 @@ test('the Secrets an annotated Deployment uses land in Vault at <path>/<secretNa
 test('changing the Secret updates Vault; a label-only edit writes nothing', async () => {
   await core.patchNamespacedSecret(
     { namespace, name: 'db', body: { stringData: { password: 'rotated-e2e' } } },
-    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    mergePatch,
   );
   const updated = await waitFor(async () => {
     const d = await vaultData(`${namespace}/web/db`);
