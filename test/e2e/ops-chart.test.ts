@@ -118,7 +118,7 @@ describe('helm lint and helm template over several value sets', () => {
     expect(alerts).toEqual(expect.arrayContaining(['VaultSyncErrors', 'VaultSyncVaultUnreachable', 'VaultSyncAuthFailures', 'VaultSyncRateLimitSaturated', 'VaultSyncQueueGrowing', 'VaultSyncDriftCorrected', 'VaultSyncNoLeader']));
     expect(alerts).not.toContain('VaultSyncLargeSecrets'); // disabledAlerts
     const dashboard = find(objects, 'ConfigMap', 'vso-vault-sync-operator-dashboard');
-    expect(dashboard.metadata.labels.grafana_dashboard).toBe('1');
+    expect(dashboard.metadata.labels?.grafana_dashboard).toBe('1');
     expect(JSON.parse(dashboard.data['vault-sync-operator.json'])).toEqual(JSON.parse(readFileSync(join(chartDir, 'files', 'grafana-dashboard.json'), 'utf8')));
     const pod = find(objects, 'Deployment').spec.template.spec.containers[0];
     expect(pod.readinessProbe.httpGet.scheme).toBe('HTTPS');
