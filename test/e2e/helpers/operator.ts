@@ -23,7 +23,7 @@ export async function writeOperatorToken(): Promise<string> {
 }
 
 /** Starts the operator and waits until it is ready (caches synced, logged in to Vault). */
-export async function runOperator(namespaces: string[], extraArgs: string[] = []): Promise<TestOperator> {
+export async function runOperator(namespaces: string[], extraArgs: string[] = [], logSink?: (line: string) => void): Promise<TestOperator> {
   const env = loadTestEnv();
   const tokenPath = await writeOperatorToken();
   const config = loadConfig(
@@ -39,7 +39,10 @@ export async function runOperator(namespaces: string[], extraArgs: string[] = []
     { KUBECONFIG: env.kubeconfigPath },
   );
   process.env.KUBECONFIG = env.kubeconfigPath;
-  const operator = startOperator(config, createLogger(process.env.VSO_TEST_LOG_LEVEL ?? 'warn'));
+  const log = logSink
+    ? createLogger('trace', undefined, { write: (line: string) => logSink(line) })
+    : createLogger(process.env.VSO_TEST_LOG_LEVEL ?? 'warn');
+  const operator = startOperator(config, log);
   try {
     await operator.ready;
   } catch (error) {
