@@ -102,17 +102,20 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
   };
   const sampler = setInterval(() => void sample().catch(() => undefined), 5_000);
   sampler.unref();
+  void sample().catch(() => undefined);
   const resync = setInterval(() => {
     const queued = operator && operatorReady ? operator.resync() : 0;
     log.debug({ queued }, 'resync');
   }, config.resyncIntervalMs);
   resync.unref();
 
-  const health = async () =>
-    buildHealthReport({
+  const health = async () => {
+    const snapshot = await snapshotOf(metrics.registry);
+    vaultRequests.add(Date.now(), snapshot.sum('vault_rate_limit_requests_total'));
+    return buildHealthReport({
       now: Date.now(),
       startedAt,
-      metrics: await snapshotOf(metrics.registry),
+      metrics: snapshot,
       memory: process.memoryUsage(),
       leadership: leadership(),
       checks: checks(),
@@ -122,6 +125,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
       queue: operator ? { depth: operator.queue.depth, inFlight: operator.queue.inFlight } : undefined,
       version,
     });
+  };
 
   const server = await startOpsServer({
     port: config.http.port,

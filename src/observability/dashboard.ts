@@ -19,6 +19,13 @@ function duration(seconds: number): string {
   return d > 0 ? `${d}d ${h}h ${m}m` : h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${s}s` : `${s}s`;
 }
 
+/** "12 s ago" for an ISO time, relative to the render time. */
+function ago(iso: string | null, now: Date): string {
+  if (!iso) return '—';
+  const seconds = Math.max(0, Math.round((now.getTime() - Date.parse(iso)) / 1000));
+  return `${duration(seconds)} ago`;
+}
+
 const number = (n: number) => (Number.isInteger(n) ? n.toLocaleString('en-US') : n.toLocaleString('en-US', { maximumFractionDigits: 2 }));
 
 interface Card {
@@ -86,7 +93,7 @@ export function renderDashboard(report: HealthReport, now: Date = new Date()): s
   .pill { padding:4px 12px; border-radius:999px; font-weight:600; }
   .pill.good { background:rgba(34,197,94,.15); color:var(--good); } .pill.warn { background:rgba(245,158,11,.15); color:var(--warn); } .pill.bad { background:rgba(239,68,68,.15); color:var(--bad); }
   main { padding:20px 24px; display:grid; gap:20px; }
-  .cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(200px,1fr)); gap:12px; }
+  .cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(132px,1fr)); gap:12px; }
   .card { background:var(--panel); border:1px solid var(--line); border-left:4px solid var(--line); border-radius:8px; padding:12px 14px; }
   .card.good { border-left-color:var(--good); } .card.warn { border-left-color:var(--warn); } .card.bad { border-left-color:var(--bad); }
   .label { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
@@ -110,7 +117,7 @@ export function renderDashboard(report: HealthReport, now: Date = new Date()): s
 <section id="rate-limit"><h2>Vault rate limit</h2>
 ${bar(r.rate_limit.utilization_percent, rateTone)}
 <table>
-<tr><td>used (last minute)</td><td class="num">${number(r.rate_limit.used_per_second)} req/s</td></tr>
+<tr><td>used, last minute</td><td class="num">${number(r.rate_limit.used_per_second)} req/s</td></tr>
 <tr><td>limit · burst</td><td class="num">${number(r.rate_limit.rate_per_second)} req/s · ${number(r.rate_limit.burst)}</td></tr>
 <tr><td>utilization</td><td class="num">${number(r.rate_limit.utilization_percent)} %</td></tr>
 <tr><td>average wait for a token</td><td class="num">${number(r.rate_limit.average_wait_ms)} ms</td></tr>
@@ -118,8 +125,8 @@ ${bar(r.rate_limit.utilization_percent, rateTone)}
 <section id="syncs"><h2>Reconciles by result</h2><table>${syncRows}</table></section>
 <section id="errors"><h2>Errors by type</h2><table>${errorRows}</table></section>
 <section id="checks"><h2>Readiness and heartbeat</h2><table>${checkRows}
-<tr><td>heartbeat</td><td class="${r.heartbeat_healthy ? 'ok' : 'fail'}">${escapeHtml(r.heartbeat)}</td></tr>
-<tr><td>last successful sync</td><td class="num">${escapeHtml(r.last_successful_sync ?? '—')}</td></tr>
+<tr><td>heartbeat</td><td class="${r.heartbeat_healthy ? 'ok' : 'fail'}" title="${escapeHtml(r.heartbeat)}">${escapeHtml(ago(r.heartbeat, now))}</td></tr>
+<tr><td>last successful sync</td><td class="num" title="${escapeHtml(r.last_successful_sync ?? '')}">${escapeHtml(ago(r.last_successful_sync, now))}</td></tr>
 <tr><td>Vault token TTL</td><td class="num">${r.token_ttl_seconds === null ? '—' : `${number(r.token_ttl_seconds)} s`}</td></tr>
 <tr><td>large secrets · drift corrected</td><td class="num">${number(r.large_secrets)} · ${number(r.drift_corrections)}</td></tr>
 <tr><td>replica</td><td class="num">${escapeHtml(r.leader_election.identity)}</td></tr>

@@ -95,7 +95,7 @@ export function snapshotFrom(byName: Map<string, Array<{ value: number; labels: 
   };
 }
 
-/** Requests per second of a counter over a sliding window, from samples taken by the caller. */
+/** Requests per second of a counter, averaged over a sliding window, from samples taken by the caller. */
 export class RateWindow {
   private readonly samples: Array<{ at: number; value: number }> = [];
   constructor(private readonly windowMs = 60_000) {}
@@ -103,12 +103,13 @@ export class RateWindow {
     this.samples.push({ at, value });
     while (this.samples.length > 2 && this.samples[1].at <= at - this.windowMs) this.samples.shift();
   }
+  /** The average over the window: a burst right after start is spread over the whole minute, not shown as a peak. */
   perSecond(): number {
     if (this.samples.length < 2) return 0;
     const first = this.samples[0];
     const last = this.samples[this.samples.length - 1];
-    const seconds = (last.at - first.at) / 1000;
-    return seconds > 0 && last.value >= first.value ? (last.value - first.value) / seconds : 0;
+    const seconds = Math.max(last.at - first.at, this.windowMs) / 1000;
+    return last.value >= first.value ? (last.value - first.value) / seconds : 0;
   }
 }
 

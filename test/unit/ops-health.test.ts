@@ -116,7 +116,14 @@ describe('RateWindow: Vault requests per second over the last minute', () => {
     expect(window.perSecond()).toBe(0);
   });
 
-  test('a counter reset (new engine after a failover) does not show a negative rate', () => {
+  test('a burst shortly after start is averaged over the minute (the limiter allows a burst above the rate)', () => {
+    const window = new RateWindow(60_000);
+    window.add(0, 0);
+    window.add(1000, 18);
+    expect(window.perSecond()).toBeCloseTo(0.3);
+  });
+
+  test('a counter reset does not show a negative rate', () => {
     const window = new RateWindow();
     window.add(0, 500);
     window.add(5000, 3);
