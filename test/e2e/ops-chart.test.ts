@@ -73,6 +73,12 @@ describe('helm lint and helm template over several value sets', () => {
     expect(missing).toEqual([]);
   });
 
+  test('DEPLOYMENT.md documents every setting', () => {
+    const settings = [...usage().matchAll(/^\s+--[a-z0-9-]+\s+([A-Z0-9_]+)\s/gm)].map((m) => m[1]);
+    const guide = readFileSync(join(repoRoot, 'DEPLOYMENT.md'), 'utf8');
+    expect(settings.filter((s) => !guide.includes(`\`${s}\``))).toEqual([]);
+  });
+
   test('cluster scope: one ClusterRole with exactly the verbs the operator needs', () => {
     const objects = renderChart('vso', 'vault-sync-system', VAULT);
     const rules = find(objects, 'ClusterRole', 'vso-vault-sync-operator').rules;
