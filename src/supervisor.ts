@@ -89,8 +89,9 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
     ].map((c) => (c.ok ? { name: c.name, ok: true } : c));
   };
 
-  // Sampling, every 5 s: the Vault request rate of the last minute, and the heartbeat. The loop is alive
-  // when a reconcile finished since the last sample, or when it has nothing to do.
+  // Sampling, every 5 s (or half the resync interval) and at every /health: the Vault request rate of the
+  // last minute, and the heartbeat. The loop is alive when a reconcile finished since the last sample, or
+  // when it has nothing to do.
   let lastReconciles = -1;
   const sample = async () => {
     const snapshot = await snapshotOf(metrics.registry);
@@ -99,8 +100,9 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
     const idle = !operator || (operator.queue.depth === 0 && operator.queue.inFlight === 0);
     if (reconciles !== lastReconciles || idle) heartbeat.beat();
     lastReconciles = reconciles;
+    return snapshot;
   };
-  const sampler = setInterval(() => void sample().catch(() => undefined), 5_000);
+  const sampler = setInterval(() => void sample().catch(() => undefined), Math.min(5_000, Math.max(100, config.resyncIntervalMs / 2)));
   sampler.unref();
   void sample().catch(() => undefined);
   const resync = setInterval(() => {
@@ -110,8 +112,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
   resync.unref();
 
   const health = async () => {
-    const snapshot = await snapshotOf(metrics.registry);
-    vaultRequests.add(Date.now(), snapshot.sum('vault_rate_limit_requests_total'));
+    const snapshot = await sample();
     return buildHealthReport({
       now: Date.now(),
       startedAt,
