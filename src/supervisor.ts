@@ -167,12 +167,15 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
     return engine;
   };
 
-  const stopEngine = async (): Promise<void> => {
+  // The engine being stopped, if any: a new one starts only after it has drained (one writer per process).
+  let draining: Promise<void> = Promise.resolve();
+  const stopEngine = (): Promise<void> => {
     const engine = operator;
     operator = undefined;
     operatorReady = false;
     operatorShard = undefined;
-    if (engine) await engine.stop();
+    if (engine) draining = engine.stop().catch(() => undefined);
+    return draining;
   };
 
   let started: Promise<void>;
@@ -196,7 +199,10 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
       onStartedLeading: (shard) => {
         if (stopping) return;
         role = 'leader';
-        startEngine(shard);
+        operatorShard = shard;
+        void draining.then(() => {
+          if (!stopping && elector?.shard === shard && !operator) startEngine(shard);
+        });
       },
       onStoppedLeading: (shard) => {
         role = 'standby';

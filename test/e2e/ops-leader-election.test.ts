@@ -174,3 +174,31 @@ test('shards: two shards over three replicas; each shard is synced by one replic
   expect(await spare.exited).toEqual({ code: 0, signal: null });
   expect(await survivor.exited).toEqual({ code: 0, signal: null });
 });
+
+test('a leader that finds its Lease taken stops syncing at its next renewal, before anyone else may start', async () => {
+  const namespace = await freshNamespace('ops-le-lost');
+  const leaseNamespace = await freshNamespace('ops-le-lost-lease');
+  const leaseName = 'vault-sync-operator';
+  const a = await operator('lost-a', leaseNamespace, leaseName, [namespace]);
+  await waitForRole(a, 'leader');
+  // Someone else (a partitioned replica's successor, an admin) now holds the Lease.
+  const current = await lease(leaseNamespace, leaseName);
+  await leases.replaceNamespacedLease({
+    namespace: leaseNamespace,
+    name: leaseName,
+    body: { ...current, spec: { ...current.spec, holderIdentity: 'intruder', renewTime: new Date().toISOString().replace('Z', '000Z') as unknown as Date } },
+  });
+  const takenAt = Date.now();
+  await waitForRole(a, 'standby', 5000);
+  const stoppedAfterMs = Date.now() - takenAt;
+  process.stderr.write(`[ops-leader-election] leader stepped down ${stoppedAfterMs} ms after losing its Lease\n`);
+  expect(stoppedAfterMs).toBeLessThan(RETRY_MS * 1.2 + 1000);
+  expect(a.logs()).toContain('lost the lease');
+  // The intruder never renews: once the lease expires, the replica takes it back and syncs again.
+  await waitForRole(a, 'leader', LEASE_MS + 10_000);
+  await createSecret(namespace, 'db', { value: 'back' });
+  await apps.createNamespacedDeployment({ namespace, body: deploymentUsing(namespace, 'web', { 'vault-sync.io/path': `secret/${namespace}/web` }, ['db']) });
+  await waitForVault(`${namespace}/web/db`, (d) => d.data.value === 'back');
+  a.kill('SIGTERM');
+  expect(await a.exited).toEqual({ code: 0, signal: null });
+});
