@@ -204,6 +204,18 @@ describe('a server-side apply of the rendered chart to the real apiserver', () =
     expect(kubectlApply(manifests)).not.toMatch(/conflict/i);
   });
 
+  test('helm install, upgrade and uninstall against the real apiserver', async () => {
+    const namespace = await freshNamespace('ops-helm');
+    const kubeconfig = (await import('./helpers/env.js')).loadTestEnv().kubeconfigPath;
+    const release = `h-${namespace.slice(-6)}`;
+    const helm = (...args: string[]) => runOk(tools.helm(), ['--kubeconfig', kubeconfig, '--namespace', namespace, ...args]);
+    expect(helm('install', release, chartDir, ...VAULT, '--wait=false')).toContain('STATUS: deployed');
+    expect(helm('upgrade', release, chartDir, '--reuse-values', '--set', 'vault.rateLimit=20')).toContain('STATUS: deployed');
+    const deployment = await kubeClients().apps.readNamespacedDeployment({ name: `${release}-vault-sync-operator`, namespace });
+    expect(deployment.spec?.template.spec?.containers[0].env?.find((e) => e.name === 'VAULT_RATE_LIMIT')?.value).toBe('20');
+    expect(helm('uninstall', release)).toContain('uninstalled');
+  });
+
   test('deploy/ applies as is (kubectl apply -f deploy/)', async () => {
     const out = runOk(tools.kubectl(), ['--kubeconfig', (await import('./helpers/env.js')).loadTestEnv().kubeconfigPath, 'apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'deploy')]);
     expect(out).toContain('deployment.apps/vault-sync-operator serverside-applied');
