@@ -60,10 +60,12 @@ interface Observation {
   /** What identifies this version of the record: holder, renew time, transitions. */
   fingerprint: string;
   observedAt: number;
+  /** observedAt + the record's lease duration: when it is free unless it changes. */
+  expiresAt: number;
 }
 
 /** True when the lease is free: no holder, or its holder has not renewed for its lease duration (as observed here). */
-export function leaseIsFree(lease: V1Lease | undefined, observation: Observation | undefined, now: number): boolean {
+export function leaseIsFree(lease: V1Lease | undefined, observation: Pick<Observation, 'observedAt'> | undefined, now: number): boolean {
   const holder = lease?.spec?.holderIdentity;
   if (!lease || !holder) return true;
   if (!observation) return false; // never seen before: its clock starts now
@@ -159,10 +161,15 @@ export class ShardElector {
   private schedule(): void {
     if (this.stopped) return;
     // client-go adds up to 20 % jitter to the retry period so that candidates do not move in lockstep.
-    const delay = this.options.retryPeriodMs * (1 + Math.random() * 0.2);
+    let delay = this.held ? this.options.retryPeriodMs : this.options.retryPeriodMs * (1 + Math.random() * 0.2);
+    if (!this.held) {
+      // Try again right when an observed lease expires rather than up to a retry period later.
+      const now = this.now();
+      for (const o of this.observations.values()) if (o.expiresAt > now) delay = Math.min(delay, o.expiresAt - now + 5);
+    }
     this.timer = setTimeout(() => {
       this.loop = this.tick();
-    }, this.held ? this.options.retryPeriodMs : delay);
+    }, delay);
   }
 
   private async tick(): Promise<void> {
@@ -240,7 +247,9 @@ export class ShardElector {
     if (current) {
       const s = current.spec ?? {};
       const fingerprint = `${s.holderIdentity}|${String(s.renewTime)}|${s.leaseTransitions}|${current.metadata?.resourceVersion}`;
-      if (this.observations.get(shard)?.fingerprint !== fingerprint) this.observations.set(shard, { fingerprint, observedAt: now });
+      if (this.observations.get(shard)?.fingerprint !== fingerprint) {
+        this.observations.set(shard, { fingerprint, observedAt: now, expiresAt: now + (s.leaseDurationSeconds ?? 15) * 1000 + 1 });
+      }
       if (s.holderIdentity !== identity && !leaseIsFree(current, this.observations.get(shard), now)) return false;
     }
     const spec = {

@@ -93,8 +93,9 @@ test('two replicas: one writes, the standby makes no Vault call, takes over when
   process.stderr.write(`[ops-leader-election] failover after SIGKILL: ${failoverMs} ms (lease ${LEASE_MS} ms, retry ${RETRY_MS} ms)\n`);
   // Not before the lease could have expired (no second writer while the old one might still write)...
   expect(failoverMs).toBeGreaterThanOrEqual(LEASE_MS - RETRY_MS - 500);
-  // ...and within the lease duration plus the polling of the standby (2 retry periods: observe, then act).
-  expect(failoverMs).toBeLessThanOrEqual(LEASE_MS + 2 * RETRY_MS * 1.2 + 500);
+  // ...and within the lease duration plus one polling period of the standby (it may see the last renewal up
+  // to one retry period late; it then acts right when the lease expires).
+  expect(failoverMs).toBeLessThanOrEqual(LEASE_MS + RETRY_MS * 1.2 + 500);
   expect((await lease(leaseNamespace, leaseName)).spec).toMatchObject({ holderIdentity: 'le-b', leaseTransitions: 1 });
   await setSecret(namespace, 'db', 'v2');
   await waitForVault(`${namespace}/web/db`, (d) => d.data.value === 'v2', 'the new leader writes the change');
