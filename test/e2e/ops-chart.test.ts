@@ -178,6 +178,10 @@ describe('deploy/ and the monitoring assets', () => {
     const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\b(vault_[a-z0-9_]+)\b/g)].map((m) => m[1])));
     const unknown = [...names].filter((n) => !declared(n));
     expect(unknown).toEqual([]);
+    // ...and shows every metric the operator declares (a new metric needs a panel).
+    const all = [...metricsSource.matchAll(/name: '(vault_[a-z0-9_]+)'/g)].map((m) => m[1]);
+    expect(all.length).toBeGreaterThan(20);
+    expect(all.filter((n) => !exprs.some((e) => e.includes(n)))).toEqual([]);
   });
 });
 
