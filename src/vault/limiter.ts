@@ -22,10 +22,18 @@ export interface LimiterOptions extends RateLimit {
 
 export interface LimiterStart {
   operation: string;
+  /** performance.now() at the start. */
+  at: number;
   /** From schedule() to the start, the time spent waiting for a token. */
   waitedMs: number;
   /** False for a request that spent burst credit saved while the limiter was idle. */
   paced: boolean;
+}
+
+/** What a task gets: a way to say when its request has left (written to the socket). */
+export interface LimiterPermit {
+  /** The request is on the wire. Idempotent; called for the task when it settles if it never did. */
+  sent(): void;
 }
 
 /** Bottleneck priorities (lower runs first): logins and renewals never wait behind a backlog of writes. */
@@ -60,8 +68,9 @@ export function validateRateLimit(limit: RateLimit): void {
  *  - a grant from credit >= 2 is a burst (credit saved while idle); any other grant is paced: at most K paced
  *    grants in any window of K/rate s (+ margin), K = floor(rate) (so rate 10: 10 per second), counted on
  *    the times they were due (no drift from timer lateness);
- *  - when the job starts, a paced request also waits until K requests ago is a full window back, on the
- *    times requests really started: exact at the point the request leaves, whatever the timers did.
+ *  - when the job starts, a paced request also waits until the one K before it was *sent* a full window
+ *    ago (the transport reports when a request is written to the socket): exact at the point requests
+ *    leave, whatever the timers, Bottleneck or a blocked event loop did in between.
  *
  * So after the initial burst a backlog starts exactly `rate` requests per second (less the margin), with no
  * idle gaps: whenever a token is due and a request waits, it is granted. Retries and logins are requests
@@ -87,9 +96,10 @@ export class VaultRateLimiter {
   private readonly grantKinds: Array<'burst' | 'paced'> = [];
   /** Due times of the last K paced grants. */
   private readonly pacedDue: number[] = [];
-  /** Actual start times of the last K paced requests. */
-  private readonly pacedStarts: number[] = [];
-  private pacedChain: Promise<void> = Promise.resolve();
+  /** When the last K paced requests were sent (in order: each one starts after the previous one was sent). */
+  private readonly pacedSends: number[] = [];
+  /** The latest paced request: the next one waits until it has been sent. */
+  private lastPaced?: { permit: LimiterPermit; sent: Promise<void> };
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private stopped = false;
@@ -113,8 +123,13 @@ export class VaultRateLimiter {
     return this.waiting;
   }
 
-  /** Runs `task` once a token is granted. Each call is one Vault request: call it again for a retry. */
-  schedule<T>(operation: string, task: () => Promise<T>, options: { priority?: number } = {}): Promise<T> {
+  /**
+   * Runs `task` once a token is granted. Each call is one Vault request: call it again for a retry. A task
+   * that calls `permit.sent()` when its request is written lets the window count the time the request
+   * really left (a blocked event loop between start and write then delays the next request, not Vault's
+   * view); otherwise the start counts.
+   */
+  schedule<T>(operation: string, task: (permit: LimiterPermit) => Promise<T>, options: { priority?: number } = {}): Promise<T> {
     if (this.stopped) return Promise.reject(new LimiterStoppedError());
     const submittedAt = this.now();
     this.accrue(submittedAt);
@@ -122,10 +137,15 @@ export class VaultRateLimiter {
     this.waiting++;
     const job = this.bottleneck.schedule({ priority: options.priority ?? Priority.normal }, async () => {
       const paced = this.grantKinds.shift() !== 'burst';
-      if (paced) await this.holdForWindow();
-      if (this.stopped) throw new LimiterStoppedError();
-      this.onStart?.({ operation, waitedMs: this.now() - submittedAt, paced });
-      return task();
+      const permit = paced ? await this.holdForWindow() : { sent: () => undefined };
+      try {
+        if (this.stopped) throw new LimiterStoppedError();
+        const at = this.now();
+        this.onStart?.({ operation, at, waitedMs: at - submittedAt, paced });
+        return await task(permit);
+      } finally {
+        permit.sent();
+      }
     });
     this.pump();
     return job.catch((error: unknown) => {
@@ -198,21 +218,40 @@ export class VaultRateLimiter {
     this.grantKinds.push(kind);
   }
 
-  /** Serialized: each paced start waits for the previous one, then for its window on real start times. */
-  private holdForWindow(): Promise<void> {
-    const turn = this.pacedChain.then(async () => {
-      const k = this.windowCount;
-      for (;;) {
-        const opensAt = this.pacedStarts.length >= k ? this.pacedStarts[this.pacedStarts.length - k] + this.windowMs : -Infinity;
-        const wait = opensAt - this.now();
-        if (wait <= 0) break;
-        await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
-      }
-      this.pacedStarts.push(this.now());
-      if (this.pacedStarts.length > k) this.pacedStarts.shift();
-    });
-    this.pacedChain = turn;
-    return turn;
+  /**
+   * Each paced request waits until the previous one has been sent (at most one window: a connection that
+   * hangs must not stall everything; it then counts as sent), then until the request K before it was sent
+   * a full window ago: at most K paced requests leave in any window, on the times they really left.
+   */
+  private async holdForWindow(): Promise<LimiterPermit> {
+    const previous = this.lastPaced;
+    let markSent!: () => void;
+    const sent = new Promise<void>((resolve) => (markSent = resolve));
+    let done = false;
+    const permit: LimiterPermit = {
+      sent: () => {
+        if (done) return;
+        done = true;
+        this.pacedSends.push(this.now());
+        if (this.pacedSends.length > this.windowCount) this.pacedSends.shift();
+        markSent();
+      },
+    };
+    this.lastPaced = { permit, sent };
+    if (previous) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([previous.sent, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.ceil(this.windowMs))))]);
+      clearTimeout(timer);
+      previous.permit.sent();
+    }
+    const k = this.windowCount;
+    for (;;) {
+      const opensAt = this.pacedSends.length >= k ? this.pacedSends[this.pacedSends.length - k] + this.windowMs : -Infinity;
+      const wait = opensAt - this.now();
+      if (wait <= 0) break;
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
+    }
+    return permit;
   }
 
   private armTimer(at: number): void {

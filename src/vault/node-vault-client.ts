@@ -44,7 +44,11 @@ export interface WriteOptions extends RequestHooks {
 /** KV v1 has no metadata endpoint: the ownership marks ride in the data under this key (as External Secrets does). */
 export const KV1_METADATA_KEY = 'custom_metadata';
 
-type Send<T> = () => Promise<T>;
+/** Options every request passes to node-vault, which hands them to the transport: `onSent` tells the limiter the request left. */
+interface PerRequest {
+  onSent(): void;
+}
+type Send<T> = (perRequest: PerRequest) => Promise<T>;
 
 /**
  * The one adapter over node-vault (only this file imports it). Every request (login, renewal, lookup, mount
@@ -118,13 +122,13 @@ export class NodeVaultClient implements VaultPort {
     });
     try {
       if (!request) {
-        const result = await this.request('token-lookup', 'auth/token/lookup-self', () => this.client.read('auth/token/lookup-self'), { priority: Priority.auth });
+        const result = await this.request('token-lookup', 'auth/token/lookup-self', (o) => this.client.read('auth/token/lookup-self', o), { priority: Priority.auth });
         const ttl = Number(result?.data?.ttl ?? 0);
         this.accessor = typeof result?.data?.accessor === 'string' ? result.data.accessor : undefined;
         this.tokenAcquired(ttl, Boolean(result?.data?.renewable));
         this.log.info({ method: 'token', policies: result?.data?.policies, ttlSeconds: ttl }, 'Vault token accepted');
       } else {
-        const result = await this.request('login', request.path, () => this.client.write(request.path, request.body, { noToken: true }), { priority: Priority.auth });
+        const result = await this.request('login', request.path, (o) => this.client.write(request.path, request.body, { ...o, noToken: true }), { priority: Priority.auth });
         const token = result?.auth?.client_token;
         if (typeof token !== 'string') throw new VaultRequestError('login', request.path, 200, 'unknown', 'the response holds no client token');
         this.client.token = token;
@@ -177,7 +181,7 @@ export class NodeVaultClient implements VaultPort {
     const canLogin = this.auth.method !== 'token';
     if (renewable) {
       try {
-        const result = await this.request('renew', 'auth/token/renew-self', () => this.client.write('auth/token/renew-self', {}), { priority: Priority.auth });
+        const result = await this.request('renew', 'auth/token/renew-self', (o) => this.client.write('auth/token/renew-self', {}, o), { priority: Priority.auth });
         const ttl = Number(result?.auth?.lease_duration ?? 0);
         this.metrics?.vaultAuth.labels('renew', 'success').inc();
         // Near its max TTL a renewal returns only what is left: then a fresh login is worth more.
@@ -230,7 +234,7 @@ export class NodeVaultClient implements VaultPort {
   private async detectKvVersion(mount: string): Promise<1 | 2> {
     let result: any;
     try {
-      result = await this.call('mount-lookup', `sys/internal/ui/mounts/${mount}`, () => this.client.read(`sys/internal/ui/mounts/${mount}`));
+      result = await this.call('mount-lookup', `sys/internal/ui/mounts/${mount}`, (o) => this.client.read(`sys/internal/ui/mounts/${mount}`, o));
     } catch (error) {
       if (error instanceof VaultRequestError && (error.kind === 'forbidden' || error.kind === 'not-found' || error.kind === 'bad-request')) {
         throw new VaultRequestError('mount-lookup', mount, error.statusCode, 'not-found', `the KV mount "${mount}/" does not exist or this token may not use it (HTTP ${error.statusCode}); check --vault-kv-mounts and the token's policy`);
@@ -256,11 +260,11 @@ export class NodeVaultClient implements VaultPort {
       }
       const marks = this.kv1Marks.get(formatPath(path)) ?? (await this.readKv1(path, options))?.marks ?? {};
       const body = Object.keys(marks).length > 0 ? { ...data, [KV1_METADATA_KEY]: marks } : data;
-      await this.call('write', formatPath(path), () => this.client.write(`${path.mount}/${path.key}`, body, requestOptions), options);
+      await this.call('write', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, body, { ...requestOptions, ...o }), options);
       return { version: 0 };
     }
     const body = options.cas === undefined ? { data } : { data, options: { cas: options.cas } };
-    const result = await this.call('write', formatPath(path), () => this.client.write(`${path.mount}/data/${path.key}`, body, requestOptions), options);
+    const result = await this.call('write', formatPath(path), (o) => this.client.write(`${path.mount}/data/${path.key}`, body, { ...requestOptions, ...o }), options);
     return { version: Number(result?.data?.version ?? 0) };
   }
 
@@ -269,11 +273,11 @@ export class NodeVaultClient implements VaultPort {
       // No metadata endpoint: rewrite the data with the new marks (a path not written yet gets them with its data).
       const current = await this.readKv1(path, hooks);
       this.kv1Marks.set(formatPath(path), { ...customMetadata });
-      if (current) await this.call('write-metadata', formatPath(path), () => this.client.write(`${path.mount}/${path.key}`, { ...current.data, [KV1_METADATA_KEY]: customMetadata }));
+      if (current) await this.call('write-metadata', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, { ...current.data, [KV1_METADATA_KEY]: customMetadata }, o));
       else hooks?.onStart?.();
       return;
     }
-    await this.call('write-metadata', formatPath(path), () => this.client.write(`${path.mount}/metadata/${path.key}`, { custom_metadata: customMetadata }), hooks);
+    await this.call('write-metadata', formatPath(path), (o) => this.client.write(`${path.mount}/metadata/${path.key}`, { custom_metadata: customMetadata }, o), hooks);
   }
 
   async readMetadata(path: KvPath, hooks?: RequestHooks): Promise<KvMetadata | undefined> {
@@ -301,12 +305,12 @@ export class NodeVaultClient implements VaultPort {
 
   async deleteLatest(path: KvPath, hooks?: RequestHooks): Promise<void> {
     if ((await this.kvVersion(path.mount)) === 1) return this.deleteAll(path, hooks); // no versions to keep
-    await this.call('delete', formatPath(path), () => this.client.delete(`${path.mount}/data/${path.key}`), hooks);
+    await this.call('delete', formatPath(path), (o) => this.client.delete(`${path.mount}/data/${path.key}`, o), hooks);
   }
 
   async deleteAll(path: KvPath, hooks?: RequestHooks): Promise<void> {
     const v1 = (await this.kvVersion(path.mount)) === 1;
-    await this.call('delete', formatPath(path), () => this.client.delete(v1 ? `${path.mount}/${path.key}` : `${path.mount}/metadata/${path.key}`), hooks);
+    await this.call('delete', formatPath(path), (o) => this.client.delete(v1 ? `${path.mount}/${path.key}` : `${path.mount}/metadata/${path.key}`, o), hooks);
     this.kv1Marks.delete(formatPath(path));
   }
 
@@ -330,7 +334,7 @@ export class NodeVaultClient implements VaultPort {
 
   private async readOrUndefined(operation: string, path: KvPath, apiPath: string, hooks?: RequestHooks): Promise<any> {
     try {
-      return await this.call(operation, formatPath(path), () => this.client.read(apiPath), hooks);
+      return await this.call(operation, formatPath(path), (o) => this.client.read(apiPath, o), hooks);
     } catch (error) {
       if (error instanceof VaultRequestError && error.kind === 'not-found') return undefined;
       throw error;
@@ -361,9 +365,9 @@ export class NodeVaultClient implements VaultPort {
         this.limiter
           .schedule(
             operation,
-            () => {
+            (permit) => {
               if (attempt === 1) options.onStart?.();
-              return this.timed(operation, target, send);
+              return this.timed(operation, target, send, permit.sent);
             },
             { priority: attempt > 1 ? Math.min(options.priority ?? Priority.retry, Priority.retry) : options.priority },
           )
@@ -381,10 +385,10 @@ export class NodeVaultClient implements VaultPort {
     );
   }
 
-  private async timed<T>(operation: string, target: string, send: Send<T>): Promise<T> {
+  private async timed<T>(operation: string, target: string, send: Send<T>, onSent: () => void): Promise<T> {
     const started = performance.now();
     try {
-      const result = await send();
+      const result = await send({ onSent });
       this.metrics?.vaultRequestDuration.labels(operation, '200').observe((performance.now() - started) / 1000);
       return result;
     } catch (raw) {

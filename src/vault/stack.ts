@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Metrics } from '../observability/metrics.js';
 import { validateBatchSize } from './batcher.js';
-import { VaultRateLimiter } from './limiter.js';
+import { VaultRateLimiter, type LimiterStart } from './limiter.js';
 import { NodeVaultClient } from './node-vault-client.js';
 import { VaultPipeline } from './pipeline.js';
 import type { VaultPort } from './port.js';
@@ -30,6 +30,8 @@ export interface VaultStackParts extends VaultStack {
 export interface VaultStackTuning {
   retry?: Partial<RetryPolicy>;
   limiterMarginMs?: number;
+  /** Sees every request the limiter lets go (benchmark, diagnostics). */
+  onLimiterStart?(event: LimiterStart): void;
 }
 
 export function createVaultStack(config: Config, log: Logger, metrics?: Metrics, tuning: VaultStackTuning = {}): VaultStackParts {
@@ -37,12 +39,11 @@ export function createVaultStack(config: Config, log: Logger, metrics?: Metrics,
   const limiter = new VaultRateLimiter({
     ...config.rateLimit,
     marginMs: tuning.limiterMarginMs,
-    onStart: metrics
-      ? ({ operation, waitedMs }) => {
-          metrics.rateLimitRequests.labels(operation).inc();
-          metrics.rateLimitWait.labels(operation).observe(waitedMs / 1000);
-        }
-      : undefined,
+    onStart: (event) => {
+      metrics?.rateLimitRequests.labels(event.operation).inc();
+      metrics?.rateLimitWait.labels(event.operation).observe(event.waitedMs / 1000);
+      tuning.onLimiterStart?.(event);
+    },
   });
   const client = new NodeVaultClient({
     connection: config.vault,

@@ -35,6 +35,8 @@ export interface TransportRequest {
   streamBody?: boolean;
   /** Ours: send no X-Vault-Token (logins: a revoked token must not get in the way of getting a new one). */
   noToken?: boolean;
+  /** Ours: called once when the request has been written to the socket (or failed before that). */
+  onSent?: () => void;
 }
 
 export interface TransportResponse {
@@ -89,13 +91,21 @@ export class VaultTransport {
       if (streamed) headers['transfer-encoding'] = 'chunked';
 
       let settled = false;
+      let sentReported = false;
+      const reportSent = () => {
+        if (sentReported) return;
+        sentReported = true;
+        request.onSent?.();
+      };
       const fail = (error: VaultTransportError) => {
+        reportSent();
         if (settled) return;
         settled = true;
         clearTimeout(deadline);
         reject(error);
       };
       const req = (secure ? https : http).request(url, { method: request.method, headers, agent: secure ? this.httpsAgent : this.httpAgent });
+      req.on('finish', reportSent); // the whole request is with the kernel
       const timeoutMs = request.timeout ?? this.config.timeoutMs;
       // One deadline for the whole exchange (a socket idle timeout would let a trickling response run forever).
       const deadline = setTimeout(() => {
@@ -140,7 +150,8 @@ export class VaultTransport {
       });
 
       if (streamed) {
-        streamJson(req, request.json).then(
+        // A large body is "sent" once its first piece is out: Vault has the request; the rest is upload time.
+        streamJson(req, request.json, reportSent).then(
           () => req.end(),
           () => {
             fail(new VaultTransportError(undefined, 'EPIPE'));
@@ -162,9 +173,12 @@ function safeCode(code: string | undefined): string {
  * Writes `value` as JSON to the request piece by piece, honouring backpressure: no string or buffer of the
  * whole body is ever built, long strings go out in slices. Equal to JSON.stringify(value) byte for byte.
  */
-export async function streamJson(out: NodeJS.WritableStream, value: unknown): Promise<void> {
+export async function streamJson(out: NodeJS.WritableStream, value: unknown, onFirstWritten?: () => void): Promise<void> {
+  let first = true;
   for (const piece of jsonPieces(value)) {
-    if (!out.write(piece)) await once(out as unknown as NodeJS.EventEmitter, 'drain');
+    const written = first && onFirstWritten ? out.write(piece, () => onFirstWritten()) : out.write(piece);
+    first = false;
+    if (!written) await once(out as unknown as NodeJS.EventEmitter, 'drain');
   }
 }
 

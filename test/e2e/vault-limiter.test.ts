@@ -1,7 +1,12 @@
-// The one token bucket in front of every Vault call, measured where it matters: at a loopback proxy in front
-// of the real OpenBao, counting every request that arrives (the login and the mount lookup included, and
-// every retry). Default settings: 10 requests/s, burst 20, batches of 5.
-import { maxInAnyWindow, startFaultProxy, tokenBucketExcess, type FaultProxy } from './helpers/fault-proxy.js';
+// The one token bucket in front of every Vault call, measured where it matters: in OpenBao's audit log (Vault's
+// own clock, another process) and at a loopback proxy in front of it that sees every request, the login, the
+// mount lookup and every retry included, also those the proxy itself fails. Default settings: 10 requests/s,
+// burst 20, batches of 5.
+//
+// The strict "at most 10 in any 1-s window" is asserted on Vault's clock. The proxy runs in this test's own
+// process: a pause of this event loop between a request leaving the socket and the proxy reading it shifts
+// the proxy's timestamps (not Vault's), so there the bucket bound is checked with one request of slack.
+import { auditLogMark, auditRequestTimes, maxInAnyWindow, startFaultProxy, tokenBucketExcess, type FaultProxy } from './helpers/fault-proxy.js';
 import { loadTestEnv } from './helpers/env.js';
 import { kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
 
@@ -15,6 +20,7 @@ afterAll(async () => {
 
 test('a backlog of 100 writes: the burst of 20, then never more than 10 requests in any 1-s window, and no idle time (efficiency >= 0.95)', async () => {
   const first = proxy.requests.length;
+  const auditFrom = auditLogMark(loadTestEnv().vaultAuditLogPath);
   const stack = await vaultStack([`--vault-addr=${proxy.url}`]);
   const t0 = performance.now();
   await stack.login(); // login + mount lookup: two requests, two tokens
@@ -26,9 +32,13 @@ test('a backlog of 100 writes: the burst of 20, then never more than 10 requests
 
   const times = proxy.requests.slice(first).map((r) => r.at);
   expect(times).toHaveLength(n + 2);
-  // The initial burst spends the 20 tokens; every 1-s window that starts after it holds at most 10 requests.
-  const afterBurst = [...times].sort((a, b) => a - b)[19];
-  expect(maxInAnyWindow(times, 1000, afterBurst + 0.001)).toBeLessThanOrEqual(10);
+  // On Vault's clock: the initial burst spends the 20 tokens (2 of them went to the login and the mount
+  // lookup); every 1-s window that starts after it holds at most 10 requests.
+  const atVault = auditRequestTimes(loadTestEnv().vaultAuditLogPath, auditFrom, (path) => path.startsWith(`secret/data/${prefix}/`)).sort((a, b) => a - b);
+  expect(atVault).toHaveLength(n);
+  expect(maxInAnyWindow(atVault, 1000, atVault[17] + 0.001)).toBeLessThanOrEqual(10);
+  const { excess, at } = tokenBucketExcess(times, 10, 20);
+  expect({ excess: Math.max(0, Math.ceil(excess - 1)), at }).toMatchObject({ excess: 0 });
   // The whole budget is used: ideal = (requests - burst) / rate.
   const idealMs = ((n + 2 - 20) / 10) * 1000;
   expect(idealMs / elapsedMs).toBeGreaterThanOrEqual(0.95);

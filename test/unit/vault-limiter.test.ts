@@ -48,22 +48,49 @@ describe('VaultRateLimiter: one exact token bucket (Bottleneck queue, precise re
     const starts = await runBacklog(limiter, n, burst + 5);
     await limiter.stop();
 
-    // The initial burst: `burst` requests at once (Bottleneck takes ~2 ms to start each job), the next one
-    // a refill interval after the start.
-    expect(starts[burst - 1] - starts[0]).toBeLessThan(60);
-    expect(starts[burst] - t0).toBeGreaterThanOrEqual(1000 / rate - 1);
-    const lastBurst = starts[burst - 1];
-    // After it, any 1-s window holds at most `rate` starts.
-    expect(maxInWindow(starts, 1000, lastBurst + 0.001)).toBeLessThanOrEqual(rate);
-    // And the budget is used: (n - burst) / rate seconds plus at most the margin (5 ms/s) and a little jitter.
-    const elapsed = starts[n - 1] - t0;
     const ideal = ((n - burst) / rate) * 1000;
-    expect(elapsed).toBeGreaterThanOrEqual(ideal - 25);
-    expect(elapsed / ideal).toBeLessThan(1.03);
-    // No idle gap while work waits: consecutive starts never more than ~one refill interval apart.
     const gaps = starts.slice(burst).map((t, i) => t - starts[burst - 1 + i]);
-    expect(Math.max(...gaps)).toBeLessThan(2 * (1000 / rate) + 10);
+    const figures = {
+      // The initial burst: `burst` requests at once (Bottleneck takes ~2 ms to start each job)...
+      burstSpanMs: Math.round(starts[burst - 1] - starts[0]),
+      // ...the next one a refill interval after the start.
+      firstPacedAfterMs: Math.round(starts[burst] - t0),
+      // After it, any 1-s window holds at most `rate` starts.
+      maxIn1sAfterBurst: maxInWindow(starts, 1000, starts[burst - 1] + 0.001),
+      // The budget is used: (n - burst) / rate seconds, plus the margin (5 ms/s) and a little jitter.
+      elapsedOverIdeal: Math.round(((starts[n - 1] - t0) / ideal) * 1000) / 1000,
+      // No idle gap while work waits: consecutive starts about one refill interval apart (a late timer or
+      // Bottleneck's own ~2 ms per job can stretch one gap; the anchored refill makes the next one shorter).
+      longestGapMs: Math.round(Math.max(...gaps)),
+    };
+    const expected = {
+      burstSpanMs: figures.burstSpanMs < 80,
+      firstPacedAfterMs: figures.firstPacedAfterMs >= 1000 / rate - 1,
+      maxIn1sAfterBurst: figures.maxIn1sAfterBurst <= rate,
+      elapsedOverIdeal: figures.elapsedOverIdeal >= 0.99 && figures.elapsedOverIdeal < 1.03,
+      longestGapMs: figures.longestGapMs < 3 * (1000 / rate) + 20,
+    };
+    expect({ figures, expected }).toEqual({ figures, expected: { burstSpanMs: true, firstPacedAfterMs: true, maxIn1sAfterBurst: true, elapsedOverIdeal: true, longestGapMs: true } });
   }, 20_000);
+
+  test('the window counts when requests were sent: one that left late pushes the request K after it back', async () => {
+    const limiter = new VaultRateLimiter({ rate: 10, burst: 1 });
+    const sends: number[] = [];
+    await Promise.all(
+      Array.from({ length: 13 }, (_, i) =>
+        limiter.schedule('write', async (permit) => {
+          // Request 1 spends 60 ms between its start and the socket (a blocked event loop, a slow connect).
+          if (i === 1) await sleep(60);
+          sends.push(performance.now());
+          permit.sent();
+        }),
+      ),
+    );
+    await limiter.stop();
+    expect(maxInWindow(sends, 1000)).toBeLessThanOrEqual(10);
+    sends.sort((a, b) => a - b);
+    expect(sends[11] - sends[1]).toBeGreaterThanOrEqual(999);
+  }, 10_000);
 
   test('the budget refills while idle, up to `burst`, and is spent again as a burst', async () => {
     const limiter = new VaultRateLimiter({ rate: 20, burst: 5 });

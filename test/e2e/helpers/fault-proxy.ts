@@ -4,6 +4,7 @@
 // (Vault down) and starts again on the same port.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import { readFileSync, statSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface RecordedRequest {
@@ -186,4 +187,34 @@ export function tokenBucketExcess(times: number[], rate: number, burst: number):
     }
   }
   return { excess: sorted.length === 0 ? 0 : worst, at };
+}
+
+/**
+ * The times (ms since the epoch, from OpenBao's clock) of the requests in OpenBao's file audit log whose path
+ * matches, logged after byte offset `from`: Vault's own view of the request rate, with no measurement in the
+ * operator's process.
+ */
+export function auditRequestTimes(auditLogPath: string, from: number, matches: (path: string) => boolean): number[] {
+  const text = readFileSync(auditLogPath).subarray(from).toString('utf8');
+  const times: number[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.includes('"type":"request"')) continue;
+    let entry: { time?: string; type?: string; request?: { path?: string } };
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue; // a line still being written
+    }
+    if (entry.type !== 'request' || !entry.time || !entry.request?.path || !matches(entry.request.path)) continue;
+    // RFC 3339 with nanoseconds: keep the sub-millisecond digits Date.parse drops.
+    const match = /\.(\d+)Z$/.exec(entry.time);
+    const fraction = match ? Number(`0.${match[1]}`) * 1000 : 0;
+    times.push(Date.parse(entry.time.replace(/\.\d+Z$/, 'Z')) + fraction);
+  }
+  return times;
+}
+
+/** The current end of the audit log, to pass as `from` later. */
+export function auditLogMark(auditLogPath: string): number {
+  return statSync(auditLogPath).size;
 }
