@@ -1,7 +1,7 @@
 // Transpiles src/**/*.ts (no type-check: `tsc -p tsconfig.test.json` does that) into node_modules/.cache,
 // so that e2e tests can run the operator as a real child process (`node main.js`), as in a pod, without
 // depending on a prior `npm run build` (a stale dist/ would test old code). ~1 s.
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
 
@@ -23,6 +23,7 @@ export function buildOperator(): string {
   // test files never read a half-written file.
   const outRoot = join(repoRoot, 'node_modules', '.cache', `vso-ops-build-${process.pid}`);
   mkdirSync(outRoot, { recursive: true });
+  process.once('exit', () => rmSync(outRoot, { recursive: true, force: true })); // the processes it ran are gone by then
   writeFileSync(join(outRoot, 'package.json'), JSON.stringify({ name: 'vault-sync-operator', version: '0.0.0-test', type: 'module' }) + '\n');
   for (const file of walk(join(repoRoot, 'src'))) {
     const out = ts.transpileModule(readFileSync(file, 'utf8'), {
