@@ -24,6 +24,12 @@ export function buildOperator(): string {
   const outRoot = join(repoRoot, 'node_modules', '.cache', `vso-ops-build-${process.pid}`);
   mkdirSync(outRoot, { recursive: true });
   process.once('exit', () => rmSync(outRoot, { recursive: true, force: true })); // the processes it ran are gone by then
+  // Jest may end its workers without 'exit' handlers: remove the copies of processes that are gone.
+  const cacheDir = dirname(outRoot);
+  for (const name of readdirSync(cacheDir)) {
+    const pid = Number(/^vso-ops-build-(\d+)$/.exec(name)?.[1]);
+    if (pid && pid !== process.pid && !alive(pid)) rmSync(join(cacheDir, name), { recursive: true, force: true });
+  }
   writeFileSync(join(outRoot, 'package.json'), JSON.stringify({ name: 'vault-sync-operator', version: '0.0.0-test', type: 'module' }) + '\n');
   for (const file of walk(join(repoRoot, 'src'))) {
     const out = ts.transpileModule(readFileSync(file, 'utf8'), {
@@ -37,4 +43,13 @@ export function buildOperator(): string {
   }
   built = join(outRoot, 'src', 'main.js');
   return built;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
