@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from './config.js';
 import { createLogger } from './observability/logger.js';
-import { startOperator } from './operator.js';
+import { startSupervisor, type Supervisor } from './supervisor.js';
 import { ensureBinaries, repoRoot } from './testenv/binaries.js';
 import { serviceAccountToken, startEnvironment } from './testenv/environment.js';
 
@@ -24,9 +24,9 @@ async function main(): Promise<number> {
   mkdirSync(stateDir, { recursive: true });
   say('Starting the local environment (etcd, kube-apiserver, OpenBao on loopback)...');
   const env = await startEnvironment({ stateDir, log: (m) => say(`  ${m}`) });
-  let operator: ReturnType<typeof startOperator> | undefined;
+  let supervisor: Supervisor | undefined;
   const shutdown = async () => {
-    await operator?.stop().catch(() => undefined);
+    await supervisor?.stop().catch(() => undefined);
     await env.stop();
   };
   try {
@@ -41,12 +41,14 @@ async function main(): Promise<number> {
         `--vault-kubernetes-role=${env.vaultKubernetesAuth.role}`,
         `--vault-kubernetes-token-path=${tokenPath}`,
         '--cluster-name=local',
+        `--metrics-port=${process.env.METRICS_PORT ?? '0'}`, // any free port unless asked
+        '--metrics-bind-address=127.0.0.1',
       ],
       process.env,
     );
     say('Starting the operator (Kubernetes auth with the vault-sync-system/vault-sync-operator service account)...');
-    operator = startOperator(config, createLogger(process.env.LOG_LEVEL ?? 'info'));
-    await operator.ready;
+    supervisor = await startSupervisor(config, createLogger(process.env.LOG_LEVEL ?? 'info'));
+    await supervisor.started;
 
     const example = join(repoRoot, 'examples', 'demo.yaml');
     say(`Applying ${relative(process.cwd(), example)} with kubectl...`);
@@ -61,13 +63,17 @@ async function main(): Promise<number> {
       say(`  secret/${path}  version ${body.metadata.version}`);
       for (const [key, value] of Object.entries(body.data)) say(`      ${key} = ${value}`);
     }
-    const kubectl = binaries.kubectl;
+    const kubectl = 'kubectl'; // env.sh puts the cached kubectl (and bao, helm) first on PATH
     say();
     say('Look for yourself (in another terminal):');
-    say(`  source ${relative(process.cwd(), join(stateDir, 'env.sh'))}`);
+    say(`  source ${relative(process.cwd(), join(stateDir, 'env.sh'))}   # KUBECONFIG, VAULT_ADDR, VAULT_TOKEN, and kubectl/bao on PATH`);
     say(`  ${kubectl} get deployments,secrets -n demo`);
     say(`  ${kubectl} get events -n demo`);
     say('  curl -s -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/secret/data/demo/web/db-credentials');
+    say(`  ${kubectl} get vaultsyncs -A`);
+    if (supervisor.server) {
+      say(`  open ${supervisor.server.url}/   # the dashboard; metrics at ${supervisor.server.url}/metrics, health at ${supervisor.server.url}/health`);
+    }
     say(`  ${kubectl} -n demo patch secret db-credentials -p '{"stringData":{"password":"changed"}}'   # Vault follows`);
     say(`  ${kubectl} -n demo delete deployment web   # the operator deletes secret/demo/web/* first`);
     if (once) return 0;
