@@ -9,9 +9,10 @@ export interface RateLimit {
 
 export interface LimiterOptions extends RateLimit {
   /**
-   * Held back per window so that the jitter between "the limiter lets a request go" and "the request reaches
-   * Vault" (timers, Bottleneck's own hops, the event loop) never lets rate+1 requests into one window as
-   * seen by Vault. Costs marginMs per second of sustained throughput (0.5 % with the default 5 ms).
+   * Held back per window so that the jitter between a request leaving the socket and Vault's clock (Vault's
+   * own scheduling, a busy machine) does not let rate+1 requests into one window as Vault sees it. Costs
+   * marginMs per second of sustained throughput (1 % with the default 10 ms; measured under full CPU load on
+   * 2 cores: 5 ms was not enough at Vault's clock, 10 ms was).
    */
   marginMs?: number;
   /** Injected for tests; milliseconds, monotonic. */
@@ -22,6 +23,8 @@ export interface LimiterOptions extends RateLimit {
 
 export interface LimiterStart {
   operation: string;
+  /** What the request is about (its path), when the caller said. */
+  label?: string;
   /** performance.now() at the start. */
   at: number;
   /** From schedule() to the start, the time spent waiting for a token. */
@@ -60,7 +63,7 @@ export function validateRateLimit(limit: RateLimit): void {
  * Bottleneck stays the limiter: it holds the queue (FIFO within priorities) and gates every job on its
  * `reservoir`. But Bottleneck's own refill runs on its heartbeat and sets `_lastReservoirIncrease = now`, so
  * every refill drifts by up to one heartbeat (measured: 9.86/s for rate 10, see PERFORMANCE.md). So the
- * reservoir starts at 0 and this class grants tokens itself with `incrementReservoir(1)`:
+ * reservoir starts at 0 and this class grants tokens itself with `incrementReservoir`:
  *
  *  - credit accrues continuously from the clock (`rate` per second, anchored: a late timer does not lose
  *    time, the next grant comes that much sooner); up to `burst` while nobody waits, and while requests wait
@@ -110,7 +113,7 @@ export class VaultRateLimiter {
     this.burst = options.burst;
     this.windowCount = Math.max(1, Math.floor(options.rate));
     this.windowMs = (this.windowCount * 1000) / options.rate;
-    this.marginMs = options.marginMs ?? 5;
+    this.marginMs = options.marginMs ?? 10;
     this.now = options.clock ?? (() => performance.now());
     this.onStart = options.onStart;
     this.credit = options.burst;
@@ -129,7 +132,7 @@ export class VaultRateLimiter {
    * really left (a blocked event loop between start and write then delays the next request, not Vault's
    * view); otherwise the start counts.
    */
-  schedule<T>(operation: string, task: (permit: LimiterPermit) => Promise<T>, options: { priority?: number } = {}): Promise<T> {
+  schedule<T>(operation: string, task: (permit: LimiterPermit) => Promise<T>, options: { priority?: number; label?: string } = {}): Promise<T> {
     if (this.stopped) return Promise.reject(new LimiterStoppedError());
     const submittedAt = this.now();
     this.accrue(submittedAt);
@@ -141,7 +144,7 @@ export class VaultRateLimiter {
       try {
         if (this.stopped) throw new LimiterStoppedError();
         const at = this.now();
-        this.onStart?.({ operation, at, waitedMs: at - submittedAt, paced });
+        this.onStart?.({ operation, label: options.label, at, waitedMs: at - submittedAt, paced });
         return await task(permit);
       } finally {
         permit.sent();
@@ -174,13 +177,9 @@ export class VaultRateLimiter {
     if (this.stopped) return;
     const t = this.now();
     this.accrue(t);
-    let granted = 0;
-    try {
-      granted = this.grantDue(t);
-    } finally {
-      // One increment for all grants of this pass: Bottleneck's every call costs an event-loop turn.
-      if (granted > 0) void this.bottleneck.incrementReservoir(granted);
-    }
+    const granted = this.grantDue(t);
+    // One increment for all grants of this pass: each Bottleneck call costs an event-loop turn.
+    if (granted > 0) void this.bottleneck.incrementReservoir(granted);
   }
 
   /** Grants what is due now; returns how many. */

@@ -369,7 +369,7 @@ export class NodeVaultClient implements VaultPort {
               if (attempt === 1) options.onStart?.();
               return this.timed(operation, target, send, permit.sent);
             },
-            { priority: attempt > 1 ? Math.min(options.priority ?? Priority.retry, Priority.retry) : options.priority },
+            { priority: attempt > 1 ? Math.min(options.priority ?? Priority.retry, Priority.retry) : options.priority, label: target },
           )
           .catch((error: unknown) => {
             if (error instanceof LimiterStoppedError) throw new VaultRequestError(operation, target, undefined, 'stopped', 'the operator is shutting down');

@@ -50,6 +50,19 @@ test('AppRole: logs in, and renews its short-lived token before it expires (no n
   await stack.stop();
 }, 30_000);
 
+test('a static token (VAULT_TOKEN) that expires is renewed before it does', async () => {
+  const token = (await root('auth/token/create', { policies: [env.vaultKubernetesAuth.policy], ttl: '3s', renewable: true })).auth.client_token;
+  const stack = await vaultStack(['--vault-auth-method=token', `--vault-token=${token}`]);
+  await stack.login();
+  await sleep(4_500);
+  const key = uniquePrefix('static');
+  await stack.vault.writeData({ mount: 'secret', key }, { v: '1' });
+  expect(await kvData(key)).toEqual({ v: '1' });
+  expect(await metricValue(stack.metrics, 'vault_auth_total', { event: 'renew', result: 'success' })).toBeGreaterThanOrEqual(1);
+  expect(stack.logText()).not.toContain(token);
+  await stack.stop();
+}, 30_000);
+
 test('a token near its max TTL is not renewed into uselessness: the operator logs in again', async () => {
   const stack = await vaultStack((await appRole('3s', '4s')).args);
   await stack.login();

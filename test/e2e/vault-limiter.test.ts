@@ -6,7 +6,7 @@
 // The strict "at most 10 in any 1-s window" is asserted on Vault's clock. The proxy runs in this test's own
 // process: a pause of this event loop between a request leaving the socket and the proxy reading it shifts
 // the proxy's timestamps (not Vault's), so there the bucket bound is checked with one request of slack.
-import { auditLogMark, auditRequestTimes, maxInAnyWindow, startFaultProxy, tokenBucketExcess, type FaultProxy } from './helpers/fault-proxy.js';
+import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, tokenBucketExcess, type FaultProxy } from './helpers/fault-proxy.js';
 import { loadTestEnv } from './helpers/env.js';
 import { kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
 
@@ -21,7 +21,8 @@ afterAll(async () => {
 test('a backlog of 100 writes: the burst of 20, then never more than 10 requests in any 1-s window, and no idle time (efficiency >= 0.95)', async () => {
   const first = proxy.requests.length;
   const auditFrom = auditLogMark(loadTestEnv().vaultAuditLogPath);
-  const stack = await vaultStack([`--vault-addr=${proxy.url}`]);
+  const burstPaths = new Set<string>(); // requests the limiter let go on credit saved while idle
+  const stack = await vaultStack([`--vault-addr=${proxy.url}`], { onLimiterStart: (e) => void (!e.paced && e.label && burstPaths.add(e.label.replace(/^secret\//, 'secret/data/'))) });
   const t0 = performance.now();
   await stack.login(); // login + mount lookup: two requests, two tokens
   const prefix = uniquePrefix('limiter');
@@ -33,10 +34,16 @@ test('a backlog of 100 writes: the burst of 20, then never more than 10 requests
   const times = proxy.requests.slice(first).map((r) => r.at);
   expect(times).toHaveLength(n + 2);
   // On Vault's clock: the initial burst spends the 20 tokens (2 of them went to the login and the mount
-  // lookup); every 1-s window that starts after it holds at most 10 requests.
-  const atVault = auditRequestTimes(loadTestEnv().vaultAuditLogPath, auditFrom, (path) => path.startsWith(`secret/data/${prefix}/`)).sort((a, b) => a - b);
+  // lookup); every 1-s window that starts after the last of it holds at most 10 requests. (On a busy machine
+  // Bottleneck may still be starting the burst while the first paced requests go out: "after" is after the
+  // last burst request as Vault saw it.)
+  const atVault = auditRequests(loadTestEnv().vaultAuditLogPath, auditFrom, (path) => path.startsWith(`secret/data/${prefix}/`));
   expect(atVault).toHaveLength(n);
-  expect(maxInAnyWindow(atVault, 1000, atVault[17] + 0.001)).toBeLessThanOrEqual(10);
+  const burstWrites = atVault.filter((r) => burstPaths.has(r.path));
+  expect(burstWrites.length).toBeGreaterThanOrEqual(15);
+  expect(burstWrites.length).toBeLessThanOrEqual(18);
+  const lastBurst = Math.max(...burstWrites.map((r) => r.at));
+  expect(maxInAnyWindow(atVault.map((r) => r.at), 1000, lastBurst + 0.001)).toBeLessThanOrEqual(10);
   const { excess, at } = tokenBucketExcess(times, 10, 20);
   expect({ excess: Math.max(0, Math.ceil(excess - 1)), at }).toMatchObject({ excess: 0 });
   // The whole budget is used: ideal = (requests - burst) / rate.

@@ -57,7 +57,7 @@ describe('VaultRateLimiter: one exact token bucket (Bottleneck queue, precise re
       firstPacedAfterMs: Math.round(starts[burst] - t0),
       // After it, any 1-s window holds at most `rate` starts.
       maxIn1sAfterBurst: maxInWindow(starts, 1000, starts[burst - 1] + 0.001),
-      // The budget is used: (n - burst) / rate seconds, plus the margin (5 ms/s) and a little jitter.
+      // The budget is used: (n - burst) / rate seconds, plus the margin (10 ms/s) and a little jitter.
       elapsedOverIdeal: Math.round(((starts[n - 1] - t0) / ideal) * 1000) / 1000,
       // No idle gap while work waits: consecutive starts about one refill interval apart (a late timer or
       // Bottleneck's own ~2 ms per job can stretch one gap; the anchored refill makes the next one shorter).

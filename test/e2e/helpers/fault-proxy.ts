@@ -190,13 +190,13 @@ export function tokenBucketExcess(times: number[], rate: number, burst: number):
 }
 
 /**
- * The times (ms since the epoch, from OpenBao's clock) of the requests in OpenBao's file audit log whose path
- * matches, logged after byte offset `from`: Vault's own view of the request rate, with no measurement in the
- * operator's process.
+ * The requests in OpenBao's file audit log whose path matches, logged after byte offset `from`, with their
+ * times (ms since the epoch, OpenBao's clock): Vault's own view of the request rate, with no measurement in
+ * the operator's process.
  */
-export function auditRequestTimes(auditLogPath: string, from: number, matches: (path: string) => boolean): number[] {
+export function auditRequests(auditLogPath: string, from: number, matches: (path: string) => boolean): Array<{ path: string; at: number }> {
   const text = readFileSync(auditLogPath).subarray(from).toString('utf8');
-  const times: number[] = [];
+  const requests: Array<{ path: string; at: number }> = [];
   for (const line of text.split('\n')) {
     if (!line.includes('"type":"request"')) continue;
     let entry: { time?: string; type?: string; request?: { path?: string } };
@@ -209,9 +209,13 @@ export function auditRequestTimes(auditLogPath: string, from: number, matches: (
     // RFC 3339 with nanoseconds: keep the sub-millisecond digits Date.parse drops.
     const match = /\.(\d+)Z$/.exec(entry.time);
     const fraction = match ? Number(`0.${match[1]}`) * 1000 : 0;
-    times.push(Date.parse(entry.time.replace(/\.\d+Z$/, 'Z')) + fraction);
+    requests.push({ path: entry.request.path, at: Date.parse(entry.time.replace(/\.\d+Z$/, 'Z')) + fraction });
   }
-  return times;
+  return requests;
+}
+
+export function auditRequestTimes(auditLogPath: string, from: number, matches: (path: string) => boolean): number[] {
+  return auditRequests(auditLogPath, from, matches).map((r) => r.at);
 }
 
 /** The current end of the audit log, to pass as `from` later. */
