@@ -22,6 +22,8 @@ export interface Config {
   /** Empty = every namespace. */
   watchNamespaces: string[];
   clusterName: string;
+  /** Record the content hash in each path's custom_metadata (one more Vault write per change). */
+  contentHashInMetadata: boolean;
   workers: number;
   /** The operations HTTP server: /metrics, /healthz, /readyz, /health, / (dashboard). */
   http: {
@@ -88,6 +90,7 @@ const SETTINGS = {
   'max-secret-size': 'payload size above which a write is refused (default 32Mi, Vault\'s default max request size)',
   'watch-namespaces': 'comma-separated namespaces to watch (default: all)',
   'cluster-name': 'this cluster\'s name, recorded in Vault custom_metadata (default: default)',
+  'content-hash-in-metadata': 'true: also record the content hash in each path\'s custom_metadata, costing a second Vault write per change; false: one write per change, drift detected by KV version alone (default true)',
   'workers': 'sources reconciled concurrently (default 4)',
   'metrics-port': 'port of the HTTP server with /metrics, /healthz, /readyz, /health and the dashboard (default 8080; 0 = any free port)',
   'metrics-bind-address': 'address the HTTP server listens on (default 0.0.0.0)',
@@ -309,6 +312,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     maxSecretBytes,
     watchNamespaces: list('watch-namespaces', []),
     clusterName: get('cluster-name') ?? 'default',
+    contentHashInMetadata: bool('content-hash-in-metadata', true),
     workers: number('workers', 4, (n) => Number.isInteger(n) && n >= 1 && n <= 64, 'a whole number from 1 to 64'),
     http,
     leaderElection,

@@ -136,6 +136,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     log,
     metrics,
     clusterName: config.clusterName,
+    contentHashInMetadata: config.contentHashInMetadata,
     kvMounts: config.vault.kvMounts,
     maxSecretBytes: config.maxSecretBytes,
     tenantPathTemplate: config.tenantPathTemplate,

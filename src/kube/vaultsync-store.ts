@@ -13,7 +13,7 @@ interface VaultSyncObject {
   spec: { source: { kind: 'Deployment' | 'Secret'; name: string; uid?: string }; path?: string };
   status?: {
     inputFingerprint?: string;
-    entries?: Array<{ path: string; hash: string; version?: number }>;
+    entries?: Array<{ path: string; hash: string; version?: number; binaryKeys?: string[] }>;
     lastSyncTime?: string;
     lastDriftCheckTime?: string;
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }>;
@@ -78,7 +78,7 @@ export class VaultSyncStore implements SyncStateStore {
     if (!status?.inputFingerprint) return undefined;
     return {
       inputFingerprint: status.inputFingerprint,
-      entries: (status.entries ?? []).map((e) => ({ path: parseKvPathLoose(e.path), hash: e.hash, version: e.version })),
+      entries: (status.entries ?? []).map((e) => ({ path: parseKvPathLoose(e.path), hash: e.hash, version: e.version, binaryKeys: e.binaryKeys })),
       lastSyncTime: status.lastSyncTime ?? '',
       lastDriftCheckTime: status.lastDriftCheckTime,
     };
@@ -88,7 +88,12 @@ export class VaultSyncStore implements SyncStateStore {
     const first = state.entries[0];
     await this.writeStatus(key, source, {
       inputFingerprint: state.inputFingerprint,
-      entries: state.entries.map((e) => ({ path: `${e.path.mount}/${e.path.key}`, hash: e.hash, ...(e.version !== undefined ? { version: e.version } : {}) })),
+      entries: state.entries.map((e) => ({
+        path: `${e.path.mount}/${e.path.key}`,
+        hash: e.hash,
+        ...(e.version !== undefined ? { version: e.version } : {}),
+        ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),
+      })),
       shortHash: first ? first.hash.replace(/^hmac-sha256:/, '').slice(0, 12) : undefined,
       vaultVersion: first?.version,
       lastSyncTime: state.lastSyncTime,

@@ -6,6 +6,8 @@ export interface SyncedEntry {
   path: KvPath;
   hash: string;
   version?: number;
+  /** Keys written as base64 (marked in custom_metadata); the marks are rewritten when these change. */
+  binaryKeys?: string[];
 }
 
 export type PlannedOperation =

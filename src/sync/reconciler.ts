@@ -34,6 +34,8 @@ export interface ReconcilerDeps {
   log: Logger;
   metrics?: Metrics;
   clusterName: string;
+  /** Record `content-hash` in custom_metadata: a second write per change, in exchange for hash-level drift checks. */
+  contentHashInMetadata?: boolean;
   kvMounts: readonly string[];
   maxSecretBytes: number;
   tenantPathTemplate?: string;
@@ -69,6 +71,10 @@ export class Reconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? Date.now;
+  }
+
+  private get contentHashInMetadata(): boolean {
+    return this.deps.contentHashInMetadata ?? true;
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -157,7 +163,8 @@ export class Reconciler {
       } else if (op.type === 'write') {
         const before = previous?.entries.find((e) => formatPath(e.path) === formatPath(op.entry.path));
         try {
-          synced.push({ path: op.entry.path, hash: op.hash, version: await this.writeOwned(source, op.entry, op.hash, before) });
+          const version = await this.writeOwned(source, op.entry, op.hash, before);
+          synced.push({ path: op.entry.path, hash: op.hash, version, ...(op.entry.binaryKeys.length ? { binaryKeys: op.entry.binaryKeys } : {}) });
           written.push(formatPath(op.entry.path));
         } catch (error) {
           if (!(error instanceof Refusal)) throw error;
@@ -201,7 +208,8 @@ export class Reconciler {
     const drifted: SyncedEntry[] = [];
     for (const entry of previous.entries) {
       const metadata = await this.deps.vault.readMetadata(entry.path);
-      if (!metadata || metadata.currentVersion !== entry.version || metadata.currentVersionDeleted || metadata.customMetadata['content-hash'] !== entry.hash) drifted.push(entry);
+      const hashMoved = this.contentHashInMetadata && metadata?.customMetadata['content-hash'] !== entry.hash;
+      if (!metadata || metadata.currentVersion !== entry.version || metadata.currentVersionDeleted || hashMoved) drifted.push(entry);
     }
     const now = new Date(this.now()).toISOString();
     if (drifted.length === 0) {
@@ -224,19 +232,21 @@ export class Reconciler {
    * Writes one path, only if it is ours. With a known version the write is check-and-set on it, so a
    * concurrent out-of-band write is noticed; a new path is claimed (ownership metadata) before data lands.
    * The metadata (ownership + content hash) follows the data: a crash in between leaves an old hash, which
-   * only causes one more write, never a skipped one.
+   * only causes one more write, never a skipped one. Without the hash in the metadata, an update is the data
+   * write alone (the marks are rewritten only when the set of base64 keys changes).
    */
   private async writeOwned(source: SyncSource, entry: DesiredEntry, hash: string, before: SyncedEntry | undefined): Promise<number> {
     const { vault } = this.deps;
     const marks: Record<string, string> = {
       ...ownershipMetadata(source, this.deps.clusterName),
-      'content-hash': hash,
+      ...(this.contentHashInMetadata ? { 'content-hash': hash } : {}),
       ...(entry.binaryKeys.length ? { 'base64-keys': entry.binaryKeys.join(',') } : {}),
     };
     if (before?.version !== undefined) {
       try {
         const { version } = await vault.writeData(entry.path, entry.data, { cas: before.version });
-        await vault.writeMetadata(entry.path, marks);
+        const marksChanged = (before.binaryKeys ?? []).join(',') !== entry.binaryKeys.join(',');
+        if (this.contentHashInMetadata || marksChanged) await vault.writeMetadata(entry.path, marks);
         return version;
       } catch (error) {
         if (!(error instanceof VaultRequestError && error.kind === 'cas-mismatch')) throw error;
