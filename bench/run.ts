@@ -138,7 +138,7 @@ function classify(requests: RecordedRequest[], prefix: string) {
   return counts;
 }
 
-async function callsPerSecret(dir: string) {
+async function callsPerSecret(dir: string, extraArgs: string[] = []) {
   const secrets = 20;
   const kc = new KubeConfig();
   kc.loadFromFile(env.kubeconfigPath);
@@ -146,7 +146,7 @@ async function callsPerSecret(dir: string) {
   const namespace = `bench-${randomBytes(3).toString('hex')}`;
   await core.createNamespace({ body: { metadata: { name: namespace } } });
   process.env.KUBECONFIG = env.kubeconfigPath;
-  const config = await configFor(dir, [`--watch-namespaces=${namespace}`]);
+  const config = await configFor(dir, [`--watch-namespaces=${namespace}`, ...extraArgs]);
   const vaultValue = async (name: string) => {
     const res = await fetch(`${env.vaultAddr}/v1/secret/data/${namespace}/${name}`, { headers: { 'X-Vault-Token': env.vaultRootToken } });
     return res.status === 200 ? ((await res.json()) as any).data.data.value : undefined;
@@ -320,6 +320,8 @@ async function main() {
     if (!skip.has('operator')) {
       say('Vault calls per changed secret, through the operator (20 Secrets)');
       results.callsPerSecret = await callsPerSecret(work);
+      say('the same with CONTENT_HASH_IN_METADATA=false (one write per change)');
+      results.callsPerSecretWithoutHashInMetadata = await callsPerSecret(work, ['--content-hash-in-metadata=false']);
     }
     if (!skip.has('memory')) {
       const count = quick ? 10 : 30;
@@ -339,6 +341,8 @@ async function main() {
   if (results.converge) out.push('Converge N writes against real OpenBao (requests counted at the proxy in this process, and in OpenBao\'s audit log)', table(results.converge as Array<Record<string, unknown>>), '');
   const calls = results.callsPerSecret as Awaited<ReturnType<typeof callsPerSecret>> | undefined;
   if (calls) out.push(`Vault calls per secret through the operator (${calls.secrets} Secrets)`, table(calls.phases), '');
+  const lean = results.callsPerSecretWithoutHashInMetadata as typeof calls;
+  if (lean) out.push(`The same with CONTENT_HASH_IN_METADATA=false (${lean.secrets} Secrets)`, table(lean.phases), '');
   if (results.memory) out.push('Memory while syncing large secrets (growth of the bench process over a baseline taken after a GC)', table(results.memory as Array<Record<string, unknown>>), '');
   process.stdout.write(out.join('\n') + '\n');
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
