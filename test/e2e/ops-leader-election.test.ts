@@ -5,7 +5,7 @@ import { CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import { shardOf } from '../../src/kube/leader-election.js';
 import { freshNamespace, kubeClients, loadTestEnv, waitFor } from './helpers/env.js';
 import { createSecret, deploymentUsing, mergePatch, waitForVault } from './helpers/objects.js';
-import { writeOperatorToken } from './helpers/operator.js';
+import { operatorArgs } from './helpers/operator.js';
 import { startOperatorProcess, type OperatorProcess } from './helpers/ops.js';
 
 const LEASE_MS = 6000;
@@ -29,12 +29,7 @@ async function operator(name: string, leaseNamespace: string, leaseName: string,
   const op = await startOperatorProcess(
     name,
     [
-      `--vault-addr=${env.vaultAddr}`,
-      '--vault-auth-method=kubernetes',
-      `--vault-kubernetes-role=${env.vaultKubernetesAuth.role}`,
-      `--vault-kubernetes-token-path=${await writeOperatorToken()}`,
-      `--watch-namespaces=${namespaces.join(',')}`,
-      '--cluster-name=e2e',
+      ...(await operatorArgs(namespaces)),
       '--leader-elect=true',
       `--leader-election-namespace=${leaseNamespace}`,
       `--leader-election-id=${leaseName}`,

@@ -9,9 +9,7 @@ import { startOperator, type RunningOperator } from '../../../src/operator.js';
 import { serviceAccountToken } from '../../../src/testenv/environment.js';
 import { loadTestEnv } from './env.js';
 
-export interface TestOperator extends RunningOperator {
-  tokenPath: string;
-}
+export type TestOperator = RunningOperator;
 
 export async function writeOperatorToken(): Promise<string> {
   const env = loadTestEnv();
@@ -22,22 +20,23 @@ export async function writeOperatorToken(): Promise<string> {
   return path;
 }
 
+/** The flags every test operator runs with: the test Vault, Kubernetes auth with a fresh SA token, its namespaces. */
+export async function operatorArgs(namespaces: string[]): Promise<string[]> {
+  const env = loadTestEnv();
+  return [
+    `--vault-addr=${env.vaultAddr}`,
+    '--vault-auth-method=kubernetes',
+    `--vault-kubernetes-role=${env.vaultKubernetesAuth.role}`,
+    `--vault-kubernetes-token-path=${await writeOperatorToken()}`,
+    `--watch-namespaces=${namespaces.join(',')}`,
+    '--cluster-name=e2e',
+  ];
+}
+
 /** Starts the operator and waits until it is ready (caches synced, logged in to Vault). */
 export async function runOperator(namespaces: string[], extraArgs: string[] = [], logSink?: (line: string) => void): Promise<TestOperator> {
   const env = loadTestEnv();
-  const tokenPath = await writeOperatorToken();
-  const config = loadConfig(
-    [
-      `--vault-addr=${env.vaultAddr}`,
-      '--vault-auth-method=kubernetes',
-      `--vault-kubernetes-role=${env.vaultKubernetesAuth.role}`,
-      `--vault-kubernetes-token-path=${tokenPath}`,
-      `--watch-namespaces=${namespaces.join(',')}`,
-      '--cluster-name=e2e',
-      ...extraArgs,
-    ],
-    { KUBECONFIG: env.kubeconfigPath },
-  );
+  const config = loadConfig([...(await operatorArgs(namespaces)), ...extraArgs], { KUBECONFIG: env.kubeconfigPath });
   process.env.KUBECONFIG = env.kubeconfigPath;
   const log = logSink
     ? createLogger('trace', undefined, { write: (line: string) => logSink(line) })
@@ -49,5 +48,5 @@ export async function runOperator(namespaces: string[], extraArgs: string[] = []
     await operator.stop();
     throw error;
   }
-  return { ...operator, tokenPath };
+  return operator;
 }

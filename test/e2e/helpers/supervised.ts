@@ -7,18 +7,13 @@ import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { startSupervisor, type Supervisor } from '../../../src/supervisor.js';
 import { loadTestEnv, waitFor } from './env.js';
-import { writeOperatorToken } from './operator.js';
+import { operatorArgs } from './operator.js';
 
 export async function runSupervised(namespaces: string[], extraArgs: string[] = []): Promise<Supervisor> {
   const env = loadTestEnv();
   const config = loadConfig(
     [
-      `--vault-addr=${env.vaultAddr}`,
-      '--vault-auth-method=kubernetes',
-      `--vault-kubernetes-role=${env.vaultKubernetesAuth.role}`,
-      `--vault-kubernetes-token-path=${await writeOperatorToken()}`,
-      `--watch-namespaces=${namespaces.join(',')}`,
-      '--cluster-name=e2e',
+      ...(await operatorArgs(namespaces)),
       '--metrics-port=0',
       '--metrics-bind-address=127.0.0.1',
       ...extraArgs,
