@@ -59,9 +59,10 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     (namespace) =>
       new Reflector<V1Deployment, SlimDeployment>(kubeConfig, {
         name: `deployments${namespace ? '@' + namespace : ''}`,
-        list: async () => {
-          const list = namespace ? await apps.listNamespacedDeployment({ namespace }) : await apps.listDeploymentForAllNamespaces();
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+        list: async ({ limit, continueToken }) => {
+          const page = { limit, _continue: continueToken };
+          const list = namespace ? await apps.listNamespacedDeployment({ namespace, ...page }) : await apps.listDeploymentForAllNamespaces(page);
+          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
         },
         watchPath: namespace ? `/apis/apps/v1/namespaces/${namespace}/deployments` : '/apis/apps/v1/deployments',
         transform: slimDeployment,
@@ -77,10 +78,12 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     (namespace) =>
       new Reflector<V1Secret, SlimSecret>(kubeConfig, {
         name: `secrets${namespace ? '@' + namespace : ''}`,
-        list: async () => {
-          const list = namespace ? await core.listNamespacedSecret({ namespace }) : await core.listSecretForAllNamespaces();
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+        list: async ({ limit, continueToken }) => {
+          const page = { limit, _continue: continueToken };
+          const list = namespace ? await core.listNamespacedSecret({ namespace, ...page }) : await core.listSecretForAllNamespaces(page);
+          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
         },
+        pageSize: 50, // a Secret may hold up to 1 MiB: bound what one page can weigh
         watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
         transform: (secret) => slimSecret(secret, (data) => fingerprint.secretData(data)),
         onChange: (type, current, previous) => {
@@ -96,12 +99,12 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   // Cluster-scoped grants of more Vault path prefixes; a change re-checks every source.
   const policies = new Reflector<VaultSyncPolicyObject, TenancyGrant>(kubeConfig, {
     name: 'vaultsyncpolicies',
-    list: async () => {
-      const list = (await custom.listClusterCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', plural: 'vaultsyncpolicies' })) as {
+    list: async ({ limit, continueToken }) => {
+      const list = (await custom.listClusterCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', plural: 'vaultsyncpolicies', limit, _continue: continueToken })) as {
         items: VaultSyncPolicyObject[];
-        metadata?: { resourceVersion?: string };
+        metadata?: { resourceVersion?: string; continue?: string };
       };
-      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?.continue };
     },
     watchPath: '/apis/vault-sync.io/v1alpha1/vaultsyncpolicies',
     transform: (p) => ({ name: p.metadata?.name ?? '', namespaces: p.spec?.namespaces ?? [], allowedPathPrefixes: p.spec?.allowedPathPrefixes ?? [] }),

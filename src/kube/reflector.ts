@@ -11,8 +11,14 @@ interface KubeObject {
 export interface ReflectorOptions<T extends KubeObject, S> {
   /** For logs and metrics: `deployments`, `secrets`. */
   name: string;
-  /** Lists the collection: items plus the list's resourceVersion to watch from. */
-  list(): Promise<{ items: T[]; resourceVersion: string }>;
+  /**
+   * Lists one page of the collection (`limit` items from `continueToken`): items, the list's resourceVersion
+   * to watch from, and the token of the next page. Paged so that a relist never holds every object (for
+   * Secrets: every value) at once: each page is slimmed before the next is fetched.
+   */
+  list(page: { limit: number; continueToken?: string }): Promise<{ items: T[]; resourceVersion: string; continueToken?: string }>;
+  /** Objects per page (default 100). */
+  pageSize?: number;
   /** The watch URL path, e.g. `/api/v1/secrets` or `/apis/apps/v1/namespaces/ns/deployments`. */
   watchPath: string;
   /** The slim form kept in memory; for Secrets this drops the values (only a keyed hash stays). */
@@ -73,14 +79,20 @@ export class Reflector<T extends KubeObject, S> {
   private async relist(): Promise<void> {
     if (this.stopped) return;
     try {
-      const { items, resourceVersion } = await this.options.list();
-      this.lists += 1;
       const seen = new Set<string>();
-      for (const item of items) {
-        const key = keyOf(item);
-        seen.add(key);
-        this.apply('add', key, item);
-      }
+      let resourceVersion = '';
+      let continueToken: string | undefined;
+      do {
+        const page = await this.options.list({ limit: this.options.pageSize ?? 100, continueToken });
+        resourceVersion ||= page.resourceVersion; // every page of one list is the same snapshot
+        for (const item of page.items) {
+          const key = keyOf(item);
+          seen.add(key);
+          this.apply('add', key, item);
+        }
+        continueToken = page.continueToken || undefined;
+      } while (continueToken);
+      this.lists += 1;
       for (const [key, old] of [...this.store.entries()]) {
         if (!seen.has(key)) {
           this.store.delete(key);

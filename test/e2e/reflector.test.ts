@@ -12,10 +12,11 @@ function configMapReflector(namespace: string, seen: string[], silenceTimeoutMs?
   const api = kc.makeApiClient(CoreV1Api);
   return new Reflector<V1ConfigMap, { name: string; value?: string }>(kc, {
     name: 'configmaps',
-    list: async () => {
-      const list = await api.listNamespacedConfigMap({ namespace });
-      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+    list: async ({ limit, continueToken }) => {
+      const list = await api.listNamespacedConfigMap({ namespace, limit, _continue: continueToken });
+      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
     },
+    pageSize: 2, // several pages even for a handful of objects
     watchPath: `/api/v1/namespaces/${namespace}/configmaps`,
     transform: (cm) => ({ name: cm.metadata?.name ?? '', value: cm.data?.v }),
     onChange: (type, current) => seen.push(`${type}:${current.name}:${current.value ?? ''}`),
@@ -56,5 +57,30 @@ test('a watch that goes silent is restarted and keeps delivering', async () => {
   await new Promise((r) => setTimeout(r, 2000)); // several silence periods without any event
   await createConfigMap(ns, 'late', 'x');
   await waitFor(() => reflector.get(ns, 'late'), { timeoutMs: 10000, description: 'an event after silent periods' });
+  reflector.stop();
+});
+
+test('the list is paged (a page at a time is slimmed), and every object of every page is in the cache', async () => {
+  const ns = await freshNamespace('reflector-pages');
+  for (let i = 0; i < 7; i++) await createConfigMap(ns, `cm${i}`, String(i));
+  const pagesAsked: Array<string | undefined> = [];
+  const api = kc.makeApiClient(CoreV1Api);
+  const reflector = new Reflector<V1ConfigMap, { name: string; value?: string }>(kc, {
+    name: 'configmaps-paged',
+    list: async ({ limit, continueToken }) => {
+      pagesAsked.push(continueToken);
+      const list = await api.listNamespacedConfigMap({ namespace: ns, limit, _continue: continueToken });
+      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
+    },
+    watchPath: `/api/v1/namespaces/${ns}/configmaps`,
+    transform: (cm) => ({ name: cm.metadata?.name ?? '', value: cm.data?.v }),
+    onChange: () => undefined,
+    pageSize: 3,
+    log,
+  });
+  reflector.start();
+  await reflector.synced;
+  expect(pagesAsked.length).toBe(3); // 7 objects, 3 per page (the namespace's kube-root-ca.crt is not made here: no controller-manager)
+  for (let i = 0; i < 7; i++) expect(reflector.get(ns, `cm${i}`)).toEqual({ name: `cm${i}`, value: String(i) });
   reflector.stop();
 });
