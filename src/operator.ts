@@ -21,6 +21,8 @@ export interface RunningOperator {
   metrics: Metrics;
   /** True once every cache has listed once. */
   cachesSynced(): boolean;
+  /** True while the Vault client holds a usable token. */
+  vaultAuthenticated(): boolean;
   /** Re-queues every managed source in the caches (a periodic safety net; unchanged sources cost no Vault call). */
   resync(): number;
   /** Stops watching, drains in-flight work, releases the limiter. */
@@ -185,6 +187,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     queue,
     metrics,
     cachesSynced: () => allReflectors().every((r) => r.isSynced),
+    vaultAuthenticated: () => vaultStack.authenticated(),
     resync() {
       let queued = 0;
       for (const reflector of [...deployments, ...secrets]) {

@@ -85,7 +85,11 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
     if (role === 'standby') return [];
     return [
       { name: 'caches-synced', ok: !!operator?.cachesSynced(), detail: operator ? 'listing' : 'not started' },
-      { name: 'vault-authenticated', ok: operatorReady, detail: operator ? 'logging in' : 'not started' },
+      {
+        name: 'vault-authenticated',
+        ok: operatorReady && !!operator?.vaultAuthenticated(),
+        detail: !operator ? 'not started' : operatorReady ? 'no usable token: the last login failed or the token expired' : 'logging in',
+      },
     ].map((c) => (c.ok ? { name: c.name, ok: true } : c));
   };
 

@@ -145,6 +145,11 @@ export class NodeVaultClient implements VaultPort {
     }
   }
 
+  /** A usable token right now: logged in (or the static token accepted) and not past its expiry. */
+  get authenticated(): boolean {
+    return this.loggedIn && (this.tokenExpiresAt === undefined || this.tokenExpiresAt > performance.now());
+  }
+
   /** The accessor of the current token (not a secret: it can look the token up or revoke it, not use it). */
   get tokenAccessor(): string | undefined {
     return this.accessor;

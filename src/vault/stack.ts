@@ -16,6 +16,8 @@ export interface VaultStack {
    * this token may use it, KV version 1 or 2); rejects with a clear error otherwise.
    */
   login(): Promise<void>;
+  /** Whether the client holds a usable token now (a failed re-login or an expired token makes it false). */
+  authenticated(): boolean;
   /** Rejects what still waits, stops renewing the token, closes connections. */
   stop(): Promise<void>;
 }
@@ -70,6 +72,7 @@ export function createVaultStack(config: Config, log: Logger, metrics?: Metrics,
       await client.login();
       await client.checkMounts(config.vault.kvMounts);
     },
+    authenticated: () => client.authenticated,
     stop: () =>
       (stopped ??= (async () => {
         await vault.stop();
