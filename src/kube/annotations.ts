@@ -1,6 +1,4 @@
 // The annotation contract, compatible with the original vault-sync-operator (see DESIGN.md).
-export const ANNOTATION_PREFIX = 'vault-sync.io/';
-
 export const Annotations = {
   /** Required; turns sync on. `secret/my-app` or `secret/data/my-app`. */
   path: 'vault-sync.io/path',
@@ -20,10 +18,6 @@ export const Annotations = {
 
 /** Held on every source the operator has written for, so deletion can clean Vault up first. */
 export const FINALIZER = 'vault-sync.io/finalizer';
-
-export function annotationOf(meta: { annotations?: Record<string, string> } | undefined, name: string): string | undefined {
-  return meta?.annotations?.[name];
-}
 
 export function isTrue(value: string | undefined): boolean {
   return value !== undefined && value.trim().toLowerCase() === 'true';

@@ -34,23 +34,3 @@ export interface SourceRef {
   uid: string;
   path?: string;
 }
-
-/** Process memory only (unit tests, dry runs): lost on restart. */
-export class MemorySyncStateStore implements SyncStateStore {
-  private readonly states = new Map<string, SyncState>();
-  readonly conditions = new Map<string, Condition>();
-  async get(sourceKey: string) {
-    return this.states.get(sourceKey);
-  }
-  async set(sourceKey: string, _source: SourceRef, state: SyncState, ready: Condition) {
-    this.states.set(sourceKey, state);
-    this.conditions.set(sourceKey, ready);
-  }
-  async setCondition(sourceKey: string, _source: SourceRef, ready: Condition) {
-    this.conditions.set(sourceKey, ready);
-  }
-  async delete(sourceKey: string) {
-    this.states.delete(sourceKey);
-    this.conditions.delete(sourceKey);
-  }
-}

@@ -38,10 +38,6 @@ export function formatPath(path: KvPath): string {
   return `${path.mount}/${path.key}`;
 }
 
-export function pathKey(path: KvPath): string {
-  return formatPath(path);
-}
-
 /** Parses a path this operator wrote itself (`mount/key`), without policy checks. */
 export function parseKvPathLoose(text: string): KvPath {
   const slash = text.indexOf('/');
