@@ -178,7 +178,7 @@ export class Reconciler {
     const now = new Date(this.now()).toISOString();
     const state: SyncState = {
       // An incomplete sync must be retried on the next change, so it does not record the inputs as done.
-      inputFingerprint: refusals.length > 0 ? 'incomplete' : inputFingerprint,
+      inputFingerprint: refusals.length > 0 ? notDone('incomplete', inputFingerprint) : inputFingerprint,
       entries: synced,
       lastSyncTime: written.length > 0 || !previous ? now : previous.lastSyncTime,
       lastDriftCheckTime: now,
@@ -218,7 +218,7 @@ export class Reconciler {
     }
     // Forget what was recorded for the drifted paths: the regular path then rewrites them (ownership checked).
     const remaining = previous.entries.filter((e) => !drifted.includes(e));
-    await this.deps.state.set(key, ref, { ...previous, inputFingerprint: 'drifted', entries: remaining, lastDriftCheckTime: now }, { status: 'False', reason: 'Drifted', message: `changed in Vault out of band: ${drifted.map((e) => formatPath(e.path)).join(', ')}` });
+    await this.deps.state.set(key, ref, { ...previous, inputFingerprint: notDone('drifted', previous.inputFingerprint), entries: remaining, lastDriftCheckTime: now }, { status: 'False', reason: 'Drifted', message: `changed in Vault out of band: ${drifted.map((e) => formatPath(e.path)).join(', ')}` });
     const result = await this.reconcileOnce(key);
     if (result.outcome === 'synced') {
       this.deps.metrics?.driftCorrections.inc(drifted.length);
@@ -360,4 +360,13 @@ export class Reconciler {
       this.deps.log.warn({ source: sourceName, reason, err: describeKubeError(error) }, 'could not record an Event');
     }
   }
+}
+
+/**
+ * A fingerprint that never matches (so the next reconcile recomputes), keeping the force-sync token suffix
+ * of the real one: a force-sync that was already honoured is not honoured again by a drift repair or retry.
+ */
+function notDone(marker: string, fingerprint: string): string {
+  const colon = fingerprint.indexOf(':');
+  return colon >= 0 ? marker + fingerprint.slice(colon) : marker;
 }
