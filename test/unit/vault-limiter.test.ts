@@ -1,19 +1,9 @@
 // The token bucket in front of every Vault call, on real time (Bottleneck runs on real timers): a higher rate
 // than production keeps these tests short; the same code runs at 10/s in the e2e tests and the benchmark.
 import { LimiterStoppedError, VaultRateLimiter, type LimiterStart } from '../../src/vault/limiter.js';
+import { maxInAnyWindow } from '../e2e/helpers/fault-proxy.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The most starts in any window [t, t + windowMs) that begins at or after `from`. */
-function maxInWindow(starts: number[], windowMs: number, from = -Infinity): number {
-  const sorted = starts.filter((t) => t >= from).sort((a, b) => a - b);
-  let max = 0;
-  for (let i = 0, j = 0; i < sorted.length; i++) {
-    while (j < sorted.length && sorted[j] < sorted[i] + windowMs) j++;
-    max = Math.max(max, j - i);
-  }
-  return max;
-}
 
 /**
  * n requests, at most `depth` of them waiting in the limiter at a time (as the batcher feeds it): each start
@@ -56,7 +46,7 @@ describe('VaultRateLimiter: one exact token bucket (Bottleneck queue, precise re
       // ...the next one a refill interval after the start.
       firstPacedAfterMs: Math.round(starts[burst] - t0),
       // After it, any 1-s window holds at most `rate` starts.
-      maxIn1sAfterBurst: maxInWindow(starts, 1000, starts[burst - 1] + 0.001),
+      maxIn1sAfterBurst: maxInAnyWindow(starts, 1000, starts[burst - 1] + 0.001),
       // The budget is used: (n - burst) / rate seconds, plus the margin (10 ms/s) and a little jitter.
       elapsedOverIdeal: Math.round(((starts[n - 1] - t0) / ideal) * 1000) / 1000,
       // No idle gap while work waits: consecutive starts about one refill interval apart (a late timer or
@@ -87,7 +77,7 @@ describe('VaultRateLimiter: one exact token bucket (Bottleneck queue, precise re
       ),
     );
     await limiter.stop();
-    expect(maxInWindow(sends, 1000)).toBeLessThanOrEqual(10);
+    expect(maxInAnyWindow(sends, 1000)).toBeLessThanOrEqual(10);
     sends.sort((a, b) => a - b);
     expect(sends[11] - sends[1]).toBeGreaterThanOrEqual(999);
   }, 10_000);
@@ -107,7 +97,7 @@ describe('VaultRateLimiter: one exact token bucket (Bottleneck queue, precise re
     const limiter = new VaultRateLimiter({ rate: 2.5, burst: 1 });
     const starts = await runBacklog(limiter, 4);
     await limiter.stop();
-    expect(maxInWindow(starts, 800)).toBeLessThanOrEqual(2);
+    expect(maxInAnyWindow(starts, 800)).toBeLessThanOrEqual(2);
     expect(starts[3] - starts[0]).toBeGreaterThanOrEqual(1190);
   });
 
