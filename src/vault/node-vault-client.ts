@@ -5,7 +5,7 @@ import { loginRequest, type VaultAuthConfig } from './auth.js';
 import { toVaultError, VaultRequestError } from './errors.js';
 import { LimiterStoppedError, Priority, type VaultRateLimiter } from './limiter.js';
 import { formatPath, type KvPath } from './path.js';
-import type { KvMetadata, VaultPort } from './port.js';
+import type { KvMetadata, RequestContext, VaultPort } from './port.js';
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './retry.js';
 import { VaultTransport } from './transport.js';
 
@@ -29,8 +29,8 @@ export interface NodeVaultClientOptions {
   renewAtFraction?: number;
 }
 
-/** Per-operation hooks (the batcher's). */
-export interface RequestHooks {
+/** Per-operation hooks (the batcher's), with the request's context (which source it is for). */
+export interface RequestHooks extends RequestContext {
   /** The operation's first request got its rate-limit token and is being sent. */
   onStart?(): void;
 }

@@ -9,20 +9,29 @@ export interface KvMetadata {
 }
 
 /**
+ * On whose behalf a request is made: the rate limiter's waiting line is shared fairly between sources
+ * (round-robin per source key), so one big source cannot hold back a small one.
+ */
+export interface RequestContext {
+  /** The source key (`Kind/namespace/name`) the request is for; requests without one share one flow. */
+  source?: string;
+}
+
+/**
  * The narrow interface the rest of the operator sees; only the adapter imports the Vault SDK.
  * Every method goes through the operator's single rate limiter.
  */
 export interface VaultPort {
   /** Writes the data as a new version; `cas` makes it conditional (0 = only if the path is new). */
-  writeData(path: KvPath, data: Record<string, string>, options?: { cas?: number }): Promise<{ version: number }>;
+  writeData(path: KvPath, data: Record<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<{ version: number }>;
   /** Replaces the path's custom_metadata (ownership marks). */
-  writeMetadata(path: KvPath, customMetadata: Record<string, string>): Promise<void>;
+  writeMetadata(path: KvPath, customMetadata: Record<string, string>, context?: RequestContext): Promise<void>;
   /** Undefined when nothing exists at the path. */
-  readMetadata(path: KvPath): Promise<KvMetadata | undefined>;
+  readMetadata(path: KvPath, context?: RequestContext): Promise<KvMetadata | undefined>;
   /** Soft-deletes the latest version (recoverable with `undelete`; older versions stay). */
-  deleteLatest(path: KvPath): Promise<void>;
+  deleteLatest(path: KvPath, context?: RequestContext): Promise<void>;
   /** Deletes every version and the metadata. */
-  deleteAll(path: KvPath): Promise<void>;
+  deleteAll(path: KvPath, context?: RequestContext): Promise<void>;
   /** Reads the data (tests, drift repair). Undefined when absent or deleted. */
-  readData(path: KvPath): Promise<Record<string, string> | undefined>;
+  readData(path: KvPath, context?: RequestContext): Promise<Record<string, string> | undefined>;
 }
