@@ -12,9 +12,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-# The local test environment (and `npm run local`) is not part of the operator image.
+# Only src/ is compiled: the local test environment (testenv/, `npm run local`) is not part of the image.
 RUN npx tsc -p tsconfig.json \
- && rm -rf dist/src/testenv dist/src/local.js dist/src/local.js.map \
  && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime ---

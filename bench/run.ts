@@ -1,5 +1,5 @@
 // `npm run bench`: the Vault write pipeline against the real local environment (etcd + kube-apiserver +
-// OpenBao on loopback, started here with src/testenv). Every request the operator makes is counted at a
+// OpenBao on loopback, started here with testenv/). Every request the operator makes is counted at a
 // loopback proxy in front of OpenBao. Prints a table and the JSON; `--out=FILE` also writes the JSON.
 //
 //   --n=100,500,2000   backlog sizes for the convergence runs (default)
@@ -15,8 +15,8 @@ import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { startOperator } from '../src/operator.js';
-import { ensureBinaries } from '../src/testenv/binaries.js';
-import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../src/testenv/environment.js';
+import { ensureBinaries } from '../testenv/binaries.js';
+import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../testenv/environment.js';
 import { VaultRateLimiter } from '../src/vault/limiter.js';
 import { createVaultStack } from '../src/vault/stack.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';

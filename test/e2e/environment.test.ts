@@ -1,6 +1,6 @@
 // The e2e environment itself: a real apiserver, a real Vault KV v2, and Vault's Kubernetes auth doing a real
 // TokenReview against that apiserver. If this file fails, every other e2e result is meaningless.
-import { serviceAccountToken } from '../../src/testenv/environment.js';
+import { serviceAccountToken } from '../../testenv/environment.js';
 import { freshNamespace, kubeClients, loadTestEnv, vaultHttp } from './helpers/env.js';
 
 describe('e2e environment', () => {

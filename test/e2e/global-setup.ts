@@ -1,18 +1,18 @@
 // Starts the real environment (etcd + kube-apiserver + OpenBao) once for the whole e2e project.
 // No skipping: if it cannot start, this throws and jest fails the run with the reason.
 //
-// Why the src/testenv modules are transpiled here instead of imported: Jest 29 loads globalSetup outside its
+// Why the testenv/ modules are transpiled here instead of imported: Jest 29 loads globalSetup outside its
 // module system (ts-jest compiles this file to CommonJS and Node's own `require` resolves its imports), so
 // neither the `.js` -> `.ts` moduleNameMapper nor ESM (`import.meta`) applies. See ts-jest#4127. Rather than
-// depend on a prior `tsc` build (and risk a stale dist/), we transpile src/testenv/*.ts (no type-check: that
+// depend on a prior `tsc` build (and risk a stale dist/), we transpile testenv/*.ts (no type-check: that
 // is `tsc -p tsconfig.test.json`'s job) into node_modules/.cache/vso-testenv and import that. ~0.3 s.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
-import type * as Binaries from '../../src/testenv/binaries.js';
-import type * as Environment from '../../src/testenv/environment.js';
+import type * as Binaries from '../../testenv/binaries.js';
+import type * as Environment from '../../testenv/environment.js';
 
 declare global {
   // eslint-disable-next-line no-var
@@ -20,10 +20,10 @@ declare global {
 }
 
 async function importTestenv(repoRoot: string): Promise<{ binaries: typeof Binaries; environment: typeof Environment }> {
-  const srcDir = join(repoRoot, 'src', 'testenv');
+  const srcDir = join(repoRoot, 'testenv');
   // Under the repository so that '@kubernetes/client-node' resolves from its node_modules.
   const outRoot = join(repoRoot, 'node_modules', '.cache', 'vso-testenv');
-  const outDir = join(outRoot, 'src', 'testenv');
+  const outDir = join(outRoot, 'testenv');
   mkdirSync(outDir, { recursive: true });
   // Without it Node would treat these .js files as CommonJS (package scopes stop at node_modules).
   writeFileSync(join(outRoot, 'package.json'), '{ "type": "module" }\n');

@@ -2,7 +2,7 @@
 // post-mortems; etcd's data goes (its WAL preallocates 64 MB per run).
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LocalEnvironment } from '../../src/testenv/environment.js';
+import type { LocalEnvironment } from '../../testenv/environment.js';
 
 export default async function globalTeardown(): Promise<void> {
   const env = (globalThis as { __VSO_E2E_ENV__?: LocalEnvironment }).__VSO_E2E_ENV__;

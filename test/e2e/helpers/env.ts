@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import type { LocalEnvironmentInfo } from '../../../src/testenv/environment.js';
+import type { LocalEnvironmentInfo } from '../../../testenv/environment.js';
 
 export type TestEnv = LocalEnvironmentInfo;
 

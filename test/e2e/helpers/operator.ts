@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { startOperator, type RunningOperator } from '../../../src/operator.js';
-import { serviceAccountToken } from '../../../src/testenv/environment.js';
+import { serviceAccountToken } from '../../../testenv/environment.js';
 import { loadTestEnv } from './env.js';
 
 export type TestOperator = RunningOperator;

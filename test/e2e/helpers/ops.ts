@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { binaryPaths } from '../../../src/testenv/binaries.js';
+import { binaryPaths } from '../../../testenv/binaries.js';
 import { buildOperator } from './build.js';
 import { loadTestEnv, waitFor } from './env.js';
 

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
-import { binaryPaths } from '../../../src/testenv/binaries.js';
+import { binaryPaths } from '../../../testenv/binaries.js';
 import { waitFor } from './env.js';
 
 export interface PrivateVault {

@@ -5,11 +5,11 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import { loadConfig } from './config.js';
-import { createLogger } from './observability/logger.js';
-import { startSupervisor, type Supervisor } from './supervisor.js';
-import { ensureBinaries, repoRoot } from './testenv/binaries.js';
-import { serviceAccountToken, startEnvironment } from './testenv/environment.js';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/observability/logger.js';
+import { startSupervisor, type Supervisor } from '../src/supervisor.js';
+import { ensureBinaries, repoRoot } from './binaries.js';
+import { serviceAccountToken, startEnvironment } from './environment.js';
 
 const execFileAsync = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

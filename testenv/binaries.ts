@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Repository root: walk up from this file (src/testenv/ under ts-jest, dist/src/testenv/ when compiled). */
+/** Repository root: walk up from this file (testenv/ under ts-jest, dist/testenv/ when compiled). */
 export const repoRoot: string = (() => {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {

@@ -1,4 +1,4 @@
-// `npm run env:up|env:down` (node dist/src/testenv/cli.js up|down|status): a long-running local environment
+// `npm run env:up|env:down` (node dist/testenv/cli.js up|down|status): a long-running local environment
 // for manual work. `up` starts a detached supervisor (this file with `supervise`) that owns the children and
 // stops them on SIGTERM/SIGINT; `down` signals it and waits until nothing of it is left.
 import { spawn } from 'node:child_process';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureBinaries, repoRoot } from './binaries.js';
 import { logTail, readEnvInfo, startEnvironment, type LocalEnvironmentInfo } from './environment.js';
 
-// repoRoot is found from this file's location (dist/src/testenv/cli.js -> three levels up), not from cwd.
+// repoRoot is found from this file's location (dist/testenv/cli.js), not from cwd.
 const stateDir = join(repoRoot, '.local');
 const pidFile = join(stateDir, 'env.pid');
 const supervisorLog = join(stateDir, 'supervisor.log');
@@ -200,7 +200,7 @@ async function supervise(): Promise<never> {
 const cmd = process.argv[2];
 const commands: Record<string, () => Promise<number>> = { up, down, status, supervise };
 if (!cmd || !commands[cmd]) {
-  console.error('usage: node dist/src/testenv/cli.js up|down|status');
+  console.error('usage: node dist/testenv/cli.js up|down|status');
   process.exit(2);
 }
 commands[cmd]().then(
