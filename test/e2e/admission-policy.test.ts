@@ -1,0 +1,243 @@
+// The chart's ValidatingAdmissionPolicies on the real apiserver: `kubectl apply` of a bad Deployment prints
+// the warning (Warn) or fails with the message (Deny), a good one passes silently, deletes, status updates and
+// unrelated updates are never judged; and the drift guard: for a seeded corpus of annotation values, the
+// apiserver's verdict (Deny, dry-run creates) equals the operator's own (annotationProblem).
+import fc from 'fast-check';
+import type { V1Secret } from '@kubernetes/client-node';
+import { annotationProblem, BOOLEAN_ANNOTATIONS, type AnnotationContext } from '../../src/kube/annotation-rules.js';
+import { Annotations, FINALIZER } from '../../src/kube/annotations.js';
+import { freshNamespace, kubeClients, loadTestEnv, waitFor } from './helpers/env.js';
+import { chartDir, kubectlApply, run, runOk, tools } from './helpers/ops.js';
+
+const MOUNTS = ['secret', 'kv'];
+const TEMPLATE = 'secret/data/{namespace}/';
+
+/** Installs the chart's policy objects, bound to one namespace only (other tests share the apiserver). */
+function installPolicies(release: string, namespace: string, actions: { annotations: string; tenancy: string }): void {
+  const manifests = runOk(tools.helm(), [
+    'template', release, chartDir, '--namespace', 'vault-sync-system', '--show-only', 'templates/admission-policy.yaml',
+    '--set', 'vault.address=https://vault.vault.svc:8200',
+    '--set', `vault.kvMounts={${MOUNTS.join(',')}}`,
+    '--set', `tenancy.pathTemplate=${TEMPLATE}`,
+    '--set', `admissionPolicy.validationActions={${actions.annotations}}`,
+    '--set', `admissionPolicy.tenancyValidationActions={${actions.tenancy}}`,
+    '--set', 'admissionPolicy.failurePolicy=Fail',
+    '--set-json', `admissionPolicy.namespaceSelector={"matchLabels":{"kubernetes.io/metadata.name":"${namespace}"}}`,
+  ]);
+  kubectlApply(manifests);
+}
+
+const secret = (namespace: string, annotations: Record<string, string>, name = 'probe'): V1Secret => ({
+  apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace, annotations }, stringData: { k: 'v' },
+});
+
+function deploymentYaml(namespace: string, name: string, annotations: Record<string, string>): string {
+  return JSON.stringify({
+    apiVersion: 'apps/v1', kind: 'Deployment',
+    metadata: { name, namespace, annotations },
+    spec: {
+      replicas: 1, selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'busybox' }] } },
+    },
+  });
+}
+
+/** `kubectl apply` (client-side, as users do), with its exit status and what it printed. */
+function kubectlApplyAsUser(manifest: string) {
+  return run(tools.kubectl(), ['--kubeconfig', loadTestEnv().kubeconfigPath, 'apply', '-f', '-'], { input: manifest });
+}
+
+/** The apiserver's verdict on a Secret carrying these annotations: undefined = admitted, else the message. */
+async function verdict(namespace: string, annotations: Record<string, string>): Promise<string | undefined> {
+  try {
+    await kubeClients().core.createNamespacedSecret({ namespace, body: secret(namespace, annotations), dryRun: 'All' });
+    return undefined;
+  } catch (error: any) {
+    const body = typeof error.body === 'string' ? JSON.parse(error.body) : error.body;
+    if (error.code !== 422 && error.code !== 403) throw error;
+    return body?.message ?? String(error);
+  }
+}
+
+/** Waits until both bindings are in force: the apiserver picks new policies up asynchronously. */
+async function policiesInForce(namespace: string): Promise<void> {
+  await waitFor(async () => (await verdict(namespace, { [Annotations.path]: 'secret/../x' })) !== undefined, { description: `the annotations policy in force in ${namespace}` });
+  await waitFor(async () => (await verdict(namespace, { [Annotations.path]: 'secret/elsewhere/x' })) !== undefined, { description: `the tenancy policy in force in ${namespace}` });
+}
+
+describe('kubectl apply with Warn (the default action)', () => {
+  let namespace: string;
+  beforeAll(async () => {
+    namespace = await freshNamespace('vap-warn');
+    installPolicies(`vap-${namespace.slice(-6)}`, namespace, { annotations: 'Warn', tenancy: 'Warn' });
+    // In force: a bad value draws a warning on a dry run.
+    await waitFor(() => run(tools.kubectl(), ['--kubeconfig', loadTestEnv().kubeconfigPath, 'apply', '--dry-run=server', '-f', '-'], {
+      input: deploymentYaml(namespace, 'warm-up', { [Annotations.path]: 'secret/../x' }),
+    }).stderr.includes('Warning'), { description: 'the Warn binding in force' });
+  });
+
+  test('a bad Deployment is created, and kubectl prints a warning naming each bad annotation and its problem', () => {
+    const r = kubectlApplyAsUser(deploymentYaml(namespace, 'bad', {
+      [Annotations.path]: `secret/other-team/app`,
+      [Annotations.preserveOnDelete]: 'yes',
+      [Annotations.reconcile]: '5 minutes',
+    }));
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('deployment.apps/bad created');
+    expect(r.stderr).toMatch(/Warning: .*vault-sync\.io\/preserve-on-delete: must be "true" or "false"/);
+    expect(r.stderr).toMatch(/Warning: .*vault-sync\.io\/reconcile: must be a duration like 30s, 5m or 1h/);
+    expect(r.stderr).toContain(`vault-sync.io/path: the Vault path "secret/other-team/app" is outside the default prefix of namespace "${namespace}" (secret/${namespace}/)`);
+  });
+
+  test('a good Deployment passes silently', () => {
+    const r = kubectlApplyAsUser(deploymentYaml(namespace, 'good', {
+      [Annotations.path]: `secret/data/${namespace}/app`, [Annotations.suspend]: 'false', [Annotations.reconcile]: '5m', [Annotations.rotationCheck]: 'disabled',
+    }));
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('deployment.apps/good created');
+    expect(r.stderr).toBe('');
+  });
+});
+
+describe('kubectl apply with Deny', () => {
+  let namespace: string;
+  beforeAll(async () => {
+    namespace = await freshNamespace('vap-deny');
+    // Created before the policy: a bad value set earlier must never block the operator or a rollout.
+    const old = secret(namespace, { [Annotations.path]: 'secret/../old', [Annotations.suspend]: 'maybe' }, 'pre-existing');
+    old.metadata!.finalizers = [FINALIZER];
+    kubectlApply(JSON.stringify(old));
+    kubectlApply(deploymentYaml(namespace, 'pre-existing', { [Annotations.path]: 'secret/../old' }));
+    installPolicies(`vap-${namespace.slice(-6)}`, namespace, { annotations: 'Deny', tenancy: 'Deny' });
+    await policiesInForce(namespace);
+  });
+
+  test('a bad Deployment is refused with a message naming the annotation and the problem; nothing is created', async () => {
+    const r = kubectlApplyAsUser(deploymentYaml(namespace, 'bad', { [Annotations.path]: 'secret/../../sys/policy' }));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('denied request: vault-sync.io/path: the Vault path contains a "." or ".." segment (path traversal)');
+    await expect(kubeClients().apps.readNamespacedDeployment({ name: 'bad', namespace })).rejects.toMatchObject({ code: 404 });
+  });
+
+  test('a good Deployment passes silently', () => {
+    const r = kubectlApplyAsUser(deploymentYaml(namespace, 'good', { [Annotations.path]: `kv/${namespace}/app`, [Annotations.preserveOnDelete]: 'TRUE' }));
+    expect(r).toMatchObject({ status: 0, stderr: '' });
+    expect(r.stdout).toContain('deployment.apps/good created');
+  });
+
+  test('objects without vault-sync.io annotations are not judged', () => {
+    const r = kubectlApplyAsUser(deploymentYaml(namespace, 'plain', { 'example.com/suspend': 'maybe', 'example.com/path': '../..' }));
+    expect(r).toMatchObject({ status: 0, stderr: '' });
+  });
+
+  test('updates that leave the vault-sync.io annotations alone, status updates and deletes of an object with a bad value pass', async () => {
+    const { apps, core } = kubeClients();
+    // A rollout-like change and the operator's finalizer update: annotations untouched.
+    const deployment = await apps.readNamespacedDeployment({ name: 'pre-existing', namespace });
+    deployment.spec!.template.metadata!.labels = { ...deployment.spec!.template.metadata!.labels, rollout: '2' };
+    deployment.metadata!.finalizers = [FINALIZER];
+    const updated = await apps.replaceNamespacedDeployment({ name: 'pre-existing', namespace, body: deployment });
+    expect(updated.metadata?.finalizers).toEqual([FINALIZER]);
+    // The status subresource is not matched at all.
+    updated.status = { ...updated.status, observedGeneration: updated.metadata!.generation };
+    await apps.replaceNamespacedDeploymentStatus({ name: 'pre-existing', namespace, body: updated });
+    // Delete: the finalizer holds it (deletionTimestamp set), then the operator releases it.
+    await core.deleteNamespacedSecret({ name: 'pre-existing', namespace });
+    const terminating = await core.readNamespacedSecret({ name: 'pre-existing', namespace });
+    expect(terminating.metadata?.deletionTimestamp).toBeDefined();
+    terminating.metadata!.finalizers = [];
+    await core.replaceNamespacedSecret({ name: 'pre-existing', namespace, body: terminating });
+    await expect(core.readNamespacedSecret({ name: 'pre-existing', namespace })).rejects.toMatchObject({ code: 404 });
+    await apps.deleteNamespacedDeployment({ name: 'pre-existing', namespace });
+  });
+
+  test('an update that changes a vault-sync.io annotation to a bad value is refused', async () => {
+    const r = run(tools.kubectl(), ['--kubeconfig', loadTestEnv().kubeconfigPath, '-n', namespace, 'annotate', '--overwrite', 'deployment/good', `${Annotations.reconcile}=every 5m`]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('vault-sync.io/reconcile: must be a duration');
+  });
+});
+
+describe('drift guard: the apiserver and the operator agree on every value of a seeded corpus', () => {
+  const SEED = 20261129;
+  const ws = fc.constantFrom('', '', '', ' ', '\t', '\n', '\r\n', '\u00a0', '\u2028', '\ufeff', '\u200b', '\u3000');
+  const padded = (inner: fc.Arbitrary<string>) => fc.tuple(ws, inner, ws).map(([a, v, b]) => a + v + b);
+  const cased = (word: string) => fc.array(fc.boolean(), { minLength: word.length, maxLength: word.length }).map((up) => [...word].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''));
+
+  function pathValues(namespace: string): fc.Arbitrary<string> {
+    const segment = fc.oneof(
+      { weight: 6, arbitrary: fc.stringMatching(/^[A-Za-z0-9._-]{1,12}$/) },
+      { weight: 1, arbitrary: fc.constantFrom('.', '..', '...', '', 'a\\b', '%2e%2e', 'a b', 'é', '\uff0f', 'a\u200bb', 'a\u202eb', 'x?y', 'x#y', 'x*', '\u0000', 'ａ', 'x'.repeat(254), 'x'.repeat(253)) },
+      { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 4 }) },
+    );
+    const mount = fc.constantFrom('secret', 'secret', 'kv', 'sys', 'auth', 'Secret', 'secret ', '');
+    const apiSegment = fc.constantFrom([], [], ['data'], ['data'], ['metadata'], ['destroy'], ['config'], ['data', 'data']);
+    const tenant = fc.constantFrom([namespace], [namespace], ['other-team'], ['data'], [`${namespace}-x`], []);
+    const structured = fc
+      .tuple(mount, apiSegment, tenant, fc.array(segment, { maxLength: 4 }), fc.constantFrom('', '', '/', '//'), fc.constantFrom('', '', '/'))
+      .map(([m, api, t, rest, trailing, leading]) => leading + [m, ...api, ...t, ...rest].join('/') + trailing);
+    const many = fc.integer({ min: 30, max: 34 }).map((n) => ['secret', namespace, ...Array.from({ length: n - 2 }, (_, i) => `s${i}`)].join('/'));
+    return padded(fc.oneof({ weight: 12, arbitrary: structured }, { weight: 1, arbitrary: many }));
+  }
+  const words = (list: string[]) => padded(fc.oneof(fc.constantFrom(...list).chain(cased), fc.constantFrom('yes', 'no', '1', '0', 'on', 'ture', 'falſe', 'dİsabled', 'enabled!', '', 'true false')));
+  const durations = padded(
+    fc.tuple(fc.constantFrom('5', '15', '0', '1.5', '.5', '5.', '-1', '1e3', '٣', '05', '', '1,5'), fc.constantFrom('ms', 's', 'm', 'h', 'd', 'S', 'M', '', ' m', 'min', 'mss'))
+      .map(([n, u]) => n + u),
+  );
+
+  let namespace: string;
+  let context: AnnotationContext;
+  beforeAll(async () => {
+    namespace = await freshNamespace('vap-drift');
+    context = { namespace, allowedMounts: MOUNTS, tenantPathTemplate: TEMPLATE };
+    installPolicies(`vap-${namespace.slice(-6)}`, namespace, { annotations: 'Deny', tenancy: 'Deny' });
+    await policiesInForce(namespace);
+  });
+
+  test('several hundred values of path, switches, rotation-check and reconcile: admitted exactly when the operator accepts them', async () => {
+    const validPath = `secret/${namespace}/app`;
+    const cases: Array<{ key: string; value: string }> = [];
+    const take = (key: string, arbitrary: fc.Arbitrary<string>, n: number) => {
+      for (const value of fc.sample(arbitrary, { seed: SEED, numRuns: n })) if (wellFormed(value)) cases.push({ key, value });
+    };
+    take(Annotations.path, pathValues(namespace), 220);
+    for (const key of BOOLEAN_ANNOTATIONS) take(key, words(['true', 'false']), 40);
+    take(Annotations.rotationCheck, words(['enabled', 'disabled']), 40);
+    take(Annotations.reconcile, durations, 60);
+    take('vault-sync.io/unknown', fc.constant('x'), 1);
+
+    const results = await inBatches(cases, 16, async ({ key, value }) => {
+      const annotations = key === Annotations.path ? { [key]: value } : { [Annotations.path]: validPath, [key]: value };
+      return { key, value, operator: annotationProblem(key, value, context), apiserver: await verdict(namespace, annotations) };
+    });
+    const disagreements = results
+      .filter((r) => (r.operator === undefined) !== (r.apiserver === undefined))
+      .map((r) => ({ key: r.key, value: JSON.stringify(r.value), operator: r.operator ?? 'accepts', apiserver: r.apiserver ?? 'admits' }));
+    expect(disagreements).toEqual([]);
+    // The corpus exercises both verdicts for every annotation (not all accepted, not all refused).
+    for (const key of [Annotations.path, ...BOOLEAN_ANNOTATIONS, Annotations.rotationCheck, Annotations.reconcile]) {
+      const mine = results.filter((r) => r.key === key);
+      expect(mine.filter((r) => r.operator === undefined).length).toBeGreaterThan(3);
+      expect(mine.filter((r) => r.operator !== undefined).length).toBeGreaterThan(3);
+    }
+    expect(results.length).toBeGreaterThan(350);
+    // Each refusal names the annotation it is about.
+    for (const r of results.filter((x) => x.apiserver !== undefined)) expect(r.apiserver).toContain(r.key === 'vault-sync.io/unknown' ? 'unknown vault-sync.io annotation' : `${r.key}: `);
+  });
+});
+
+/** No lone UTF-16 surrogate: such a string has no UTF-8 form to send. */
+const wellFormed = (text: string) => !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(text);
+
+/** Runs fn over items with at most `width` requests in flight; results in input order. */
+async function inBatches<T, R>(items: T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  }));
+  return results;
+}
