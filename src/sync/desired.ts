@@ -105,7 +105,8 @@ export function parseSecretsAnnotation(text: string): Parsed<SecretSelection[]> 
 /** The data that lands at one path. Values are UTF-8 text, or base64 for keys listed in binaryKeys. */
 export interface DesiredEntry {
   path: KvPath;
-  data: Record<string, string>;
+  /** Key names are user input: a Map, so `__proto__` or `constructor` is a key like any other. */
+  data: ReadonlyMap<string, string>;
   binaryKeys: string[];
   /** Secrets that fed this entry, for messages and the Secret→source index. */
   secretNames: string[];
@@ -123,14 +124,14 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 export function materialize(
   targets: Target[],
-  secrets: ReadonlyMap<string, Record<string, Uint8Array> | undefined>,
+  secrets: ReadonlyMap<string, ReadonlyMap<string, Uint8Array> | undefined>,
   limits: { maxEntryBytes: number },
 ): MaterializeResult {
   const entries: DesiredEntry[] = [];
   const problems: Problem[] = [];
   for (const target of targets) {
-    const data: Record<string, string> = {};
-    const writtenBy: Record<string, string> = {};
+    const data = new Map<string, string>();
+    const writtenBy = new Map<string, string>();
     const binaryKeys: string[] = [];
     const secretNames: string[] = [];
     let sizeBytes = 0;
@@ -141,30 +142,30 @@ export function materialize(
         continue;
       }
       secretNames.push(selection.secretName);
-      const keys = selection.keys ?? Object.keys(secret).sort();
+      const keys = selection.keys ?? [...secret.keys()].sort();
       for (const key of keys) {
-        const bytes = secret[key];
+        const bytes = secret.get(key);
         if (bytes === undefined) {
           problems.push({ code: 'KeyNotFound', message: `Secret "${selection.secretName}" has no key "${key}"` });
           continue;
         }
         const outKey = selection.prefix + key;
-        if (outKey in writtenBy) {
+        const earlier = writtenBy.get(outKey);
+        if (earlier !== undefined) {
           problems.push({
             code: 'KeyConflict',
-            message: `key "${outKey}" at ${formatPath(target.path)} would be written by both Secret "${writtenBy[outKey]}" and Secret "${selection.secretName}"`,
+            message: `key "${outKey}" at ${formatPath(target.path)} would be written by both Secret "${earlier}" and Secret "${selection.secretName}"`,
           });
           continue;
         }
-        writtenBy[outKey] = selection.secretName;
-        const text = decodeUtf8(bytes);
-        if (text === undefined) {
-          data[outKey] = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+        writtenBy.set(outKey, selection.secretName);
+        let value = decodeUtf8(bytes);
+        if (value === undefined) {
+          value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
           binaryKeys.push(outKey);
-        } else {
-          data[outKey] = text;
         }
-        sizeBytes += Buffer.byteLength(outKey) + Buffer.byteLength(data[outKey]);
+        data.set(outKey, value);
+        sizeBytes += Buffer.byteLength(outKey) + Buffer.byteLength(value);
       }
     }
     if (secretNames.length === 0) continue; // every Secret of this target is optional and absent

@@ -141,7 +141,7 @@ export class Reconciler {
       return this.reject(key, source, ref, 'Refused', 'NamespaceTerminating', `namespace "${namespace}" is being deleted; nothing is written to Vault`);
     }
     await this.deps.cluster.addFinalizer(kind, object);
-    const values = new Map<string, Record<string, Uint8Array> | undefined>();
+    const values = new Map<string, ReadonlyMap<string, Uint8Array> | undefined>();
     for (const secretName of secretNames) values.set(secretName, await this.deps.cluster.readSecretData(namespace, secretName));
     const materialized = materialize(targets, values, { maxEntryBytes: this.deps.maxSecretBytes });
     if (!materialized.ok) {

@@ -255,16 +255,16 @@ export class NodeVaultClient implements VaultPort {
     return version;
   }
 
-  async writeData(path: KvPath, data: Record<string, string>, options: WriteOptions = {}): Promise<{ version: number }> {
+  async writeData(path: KvPath, data: ReadonlyMap<string, string>, options: WriteOptions = {}): Promise<{ version: number }> {
     const stream = options.stream === true;
     if (stream) this.metrics?.memoryOptimizations.inc();
     const requestOptions = stream ? { streamBody: true } : undefined;
     if ((await this.kvVersion(path.mount)) === 1) {
-      if (KV1_METADATA_KEY in data) {
+      if (data.has(KV1_METADATA_KEY)) {
         throw new VaultRequestError('write', formatPath(path), undefined, 'bad-request', `the key "${KV1_METADATA_KEY}" is reserved on a KV version 1 mount (it holds the ownership marks)`);
       }
       const marks = this.kv1Marks.get(formatPath(path)) ?? (await this.readKv1(path, options))?.marks ?? {};
-      const body = Object.keys(marks).length > 0 ? { ...data, [KV1_METADATA_KEY]: marks } : data;
+      const body = Object.keys(marks).length > 0 ? new Map<string, unknown>([...data, [KV1_METADATA_KEY, marks]]) : data;
       await this.call('write', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, body, { ...requestOptions, ...o }), options);
       return { version: 0 };
     }
@@ -278,7 +278,7 @@ export class NodeVaultClient implements VaultPort {
       // No metadata endpoint: rewrite the data with the new marks (a path not written yet gets them with its data).
       const current = await this.readKv1(path, hooks);
       this.kv1Marks.set(formatPath(path), { ...customMetadata });
-      if (current) await this.call('write-metadata', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, { ...current.data, [KV1_METADATA_KEY]: customMetadata }, o));
+      if (current) await this.call('write-metadata', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, new Map<string, unknown>([...current.data, [KV1_METADATA_KEY, customMetadata]]), o));
       else hooks?.onStart?.();
       return;
     }
@@ -302,10 +302,11 @@ export class NodeVaultClient implements VaultPort {
     };
   }
 
-  async readData(path: KvPath, hooks?: RequestHooks): Promise<Record<string, string> | undefined> {
+  async readData(path: KvPath, hooks?: RequestHooks): Promise<ReadonlyMap<string, string> | undefined> {
     if ((await this.kvVersion(path.mount)) === 1) return (await this.readKv1(path, hooks))?.data;
     const result = await this.readOrUndefined('read', path, `${path.mount}/data/${path.key}`, hooks);
-    return result?.data?.data ?? undefined;
+    const data = result?.data?.data;
+    return data && typeof data === 'object' ? stringEntries(data) : undefined;
   }
 
   async deleteLatest(path: KvPath, hooks?: RequestHooks): Promise<void> {
@@ -327,14 +328,16 @@ export class NodeVaultClient implements VaultPort {
     this.transport.close();
   }
 
-  private async readKv1(path: KvPath, hooks?: RequestHooks): Promise<{ data: Record<string, string>; marks?: Record<string, string> } | undefined> {
+  private async readKv1(path: KvPath, hooks?: RequestHooks): Promise<{ data: ReadonlyMap<string, string>; marks?: Record<string, string> } | undefined> {
     const result = await this.readOrUndefined('read', path, `${path.mount}/${path.key}`, hooks);
     if (result === undefined) return undefined;
-    const { [KV1_METADATA_KEY]: marks, ...data } = (result?.data ?? {}) as Record<string, unknown>;
+    const data = stringEntries(result?.data ?? {});
+    const marks = Object.hasOwn(result?.data ?? {}, KV1_METADATA_KEY) ? (result.data as Record<string, unknown>)[KV1_METADATA_KEY] : undefined;
+    data.delete(KV1_METADATA_KEY);
     const validMarks = marks && typeof marks === 'object' ? (marks as Record<string, string>) : undefined;
     if (validMarks) this.kv1Marks.set(formatPath(path), validMarks);
     else this.kv1Marks.delete(formatPath(path));
-    return { data: data as Record<string, string>, marks: validMarks };
+    return { data, marks: validMarks };
   }
 
   private async readOrUndefined(operation: string, path: KvPath, apiPath: string, hooks?: RequestHooks): Promise<any> {
@@ -403,4 +406,14 @@ export class NodeVaultClient implements VaultPort {
       throw error;
     }
   }
+}
+
+/**
+ * A JSON object from Vault (parsed by JSON.parse, so `__proto__` is an own property) as a Map of its
+ * string-valued entries: what was written is text, anything else is not ours to hand on.
+ */
+function stringEntries(object: object): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (const [key, value] of Object.entries(object)) if (typeof value === 'string') entries.set(key, value);
+  return entries;
 }

@@ -83,7 +83,7 @@ export class VaultTransport {
       const secure = url.protocol === 'https:';
       const hasBody = request.json !== undefined && typeof request.json === 'object' && request.json !== null;
       const streamed = hasBody && request.streamBody === true;
-      const body = hasBody && !streamed ? Buffer.from(JSON.stringify(request.json)) : undefined;
+      const body = hasBody && !streamed ? Buffer.from([...jsonPieces(request.json)].join('')) : undefined;
       const headers: Record<string, string | number> = { ...request.headers, accept: 'application/json' };
       if (request.noToken) delete headers['X-Vault-Token'];
       if (hasBody) headers['content-type'] = 'application/json';
@@ -171,7 +171,8 @@ function safeCode(code: string | undefined): string {
 
 /**
  * Writes `value` as JSON to the request piece by piece, honouring backpressure: no string or buffer of the
- * whole body is ever built, long strings go out in slices. Equal to JSON.stringify(value) byte for byte.
+ * whole body is ever built, long strings go out in slices. Equal to JSON.stringify(value) byte for byte,
+ * except that a Map is written as the JSON object of its entries (JSON.stringify writes `{}`).
  */
 export async function streamJson(out: NodeJS.WritableStream, value: unknown, onFirstWritten?: () => void): Promise<void> {
   let first = true;
@@ -187,6 +188,9 @@ export function* jsonPieces(value: unknown): Generator<string> {
     yield* stringPieces(value);
   } else if (value === null || typeof value !== 'object') {
     yield JSON.stringify(value) ?? 'null';
+  } else if (value instanceof Map) {
+    // Key-value data keyed by user input travels as a Map: `__proto__` is a key like any other.
+    yield* objectPieces(value.entries());
   } else if (Array.isArray(value)) {
     yield '[';
     for (let i = 0; i < value.length; i++) {
@@ -195,16 +199,20 @@ export function* jsonPieces(value: unknown): Generator<string> {
     }
     yield ']';
   } else {
-    yield '{';
-    let first = true;
-    for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
-      if (item === undefined || typeof item === 'function') continue;
-      yield `${first ? '' : ','}${JSON.stringify(key)}:`;
-      first = false;
-      yield* jsonPieces(item);
-    }
-    yield '}';
+    yield* objectPieces(Object.entries(value as Record<string, unknown>));
   }
+}
+
+function* objectPieces(entries: Iterable<[unknown, unknown]>): Generator<string> {
+  yield '{';
+  let first = true;
+  for (const [key, item] of entries) {
+    if (item === undefined || typeof item === 'function') continue;
+    yield `${first ? '' : ','}${JSON.stringify(String(key))}:`;
+    first = false;
+    yield* jsonPieces(item);
+  }
+  yield '}';
 }
 
 /** A JSON string literal in slices; a slice never ends between the two halves of a surrogate pair. */
