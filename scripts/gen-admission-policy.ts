@@ -53,7 +53,9 @@ const celList = (items: readonly string[]) => `[${items.map(celString).join(', '
  * word` accepts, letter by letter (an RE2 (?i) would also accept case-folding look-alikes such as the long
  * s, which toLowerCase() keeps as they are).
  */
+let lowerCaseSourcesMemo: Map<string, number[]> | undefined;
 function lowerCaseSources(): Map<string, number[]> {
+  if (lowerCaseSourcesMemo) return lowerCaseSourcesMemo;
   const sources = new Map<string, number[]>();
   for (let c = 0; c <= 0x10ffff; c++) {
     if (c >= 0xd800 && c <= 0xdfff) continue;
@@ -63,6 +65,7 @@ function lowerCaseSources(): Map<string, number[]> {
     list.push(c);
     sources.set(lower, list);
   }
+  lowerCaseSourcesMemo = sources;
   return sources;
 }
 
