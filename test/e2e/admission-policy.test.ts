@@ -6,8 +6,9 @@ import fc from 'fast-check';
 import type { V1Secret } from '@kubernetes/client-node';
 import { annotationProblem, BOOLEAN_ANNOTATIONS, type AnnotationContext } from '../../src/kube/annotation-rules.js';
 import { Annotations, FINALIZER } from '../../src/kube/annotations.js';
+import { parsePrefix } from '../../src/sync/tenancy.js';
 import { freshNamespace, kubeClients, loadTestEnv, waitFor } from './helpers/env.js';
-import { chartDir, kubectlApply, run, runOk, tools } from './helpers/ops.js';
+import { chartDir, find, kubectlApply, parseYamlDocs, renderChart, run, runOk, tools } from './helpers/ops.js';
 
 const MOUNTS = ['secret', 'kv'];
 const TEMPLATE = 'secret/data/{namespace}/';
@@ -64,6 +65,71 @@ async function policiesInForce(namespace: string): Promise<void> {
   await waitFor(async () => (await verdict(namespace, { [Annotations.path]: 'secret/../x' })) !== undefined, { description: `the annotations policy in force in ${namespace}` });
   await waitFor(async () => (await verdict(namespace, { [Annotations.path]: 'secret/elsewhere/x' })) !== undefined, { description: `the tenancy policy in force in ${namespace}` });
 }
+
+describe('the chart', () => {
+  const VAULT = ['--set', 'vault.address=https://vault.vault.svc:8200'];
+  const policies = (args: string[]) => renderChart('vso', 'vault-sync-system', [...VAULT, ...args]).filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
+
+  test('by default: two policies (annotations, tenancy) bound cluster-wide with Warn; CREATE/UPDATE of the objects only; failurePolicy Ignore', () => {
+    const objects = policies([]);
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      'ValidatingAdmissionPolicy/vso-vault-sync-operator-annotations', 'ValidatingAdmissionPolicy/vso-vault-sync-operator-tenancy',
+      'ValidatingAdmissionPolicyBinding/vso-vault-sync-operator-annotations', 'ValidatingAdmissionPolicyBinding/vso-vault-sync-operator-tenancy',
+    ]);
+    for (const binding of objects.filter((o) => o.kind === 'ValidatingAdmissionPolicyBinding')) {
+      expect(binding.spec.validationActions).toEqual(['Warn']);
+      expect(binding.spec.matchResources).toBeUndefined();
+    }
+    const policy = find(objects, 'ValidatingAdmissionPolicy', 'vso-vault-sync-operator-annotations');
+    expect(policy.spec.failurePolicy).toBe('Ignore');
+    expect(policy.spec.matchConstraints.resourceRules).toEqual([
+      { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments'], operations: ['CREATE', 'UPDATE'] },
+      { apiGroups: [''], apiVersions: ['v1'], resources: ['secrets'], operations: ['CREATE', 'UPDATE'] },
+    ]);
+    expect(policy.spec.variables.slice(0, 2)).toEqual([
+      { name: 'kvMounts', expression: '["secret"]' },
+      { name: 'tenantPrefix', expression: "'secret/{namespace}/'.replace('{namespace}', request.namespace)" },
+    ]);
+  });
+
+  test('tenancy.pathTemplate=none: no tenancy policy; admissionPolicy.enabled=false: no policy at all', () => {
+    expect(policies(['--set', 'tenancy.pathTemplate=none']).map((o) => o.metadata.name)).toEqual(['vso-vault-sync-operator-annotations', 'vso-vault-sync-operator-annotations']);
+    expect(policies(['--set', 'admissionPolicy.enabled=false'])).toEqual([]);
+  });
+
+  test.each([
+    ['secret/../{namespace}', 'the segment ".." is not a Vault path segment'],
+    ['secret/metadata/{namespace}', '"metadata" right after the mount is a KV API endpoint'],
+    ['{namespace}/apps', 'cannot be in the mount'],
+    ['secret/a b/{namespace}', 'the segment "a b" is not a Vault path segment'],
+  ])('a tenancy.pathTemplate the operator cannot parse fails the render: %s', (template, says) => {
+    const r = run(tools.helm(), ['template', 'vso', chartDir, ...VAULT, '--set-json', `tenancy.pathTemplate=${JSON.stringify(template)}`]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(says);
+  });
+
+  test.each([
+    'secret/{namespace}/', 'secret/data/{namespace}', ' secret/{namespace}/apps/ ', 'kv/teams/{namespace}', 'secret/{namespace}-apps/x',
+    'secret/data/data/{namespace}', 'secret/{namespace}/data', 'secret/destroy/{namespace}', 'secret//{namespace}', '/secret/{namespace}', 'secret/{namespace}//',
+  ])('the chart derives the tenant prefix of %j as the operator does (or fails where the operator could not parse it)', (template) => {
+    const operator = parsePrefix(template, 'team-a');
+    const r = run(tools.helm(), ['template', 'vso', chartDir, ...VAULT, '--set-json', `tenancy.pathTemplate=${JSON.stringify(template)}`, '--show-only', 'templates/admission-policy.yaml']);
+    if (!operator.ok) {
+      expect(r.status).not.toBe(0);
+      return;
+    }
+    expect(r.stderr).toBe('');
+    const expression = find(parseYamlDocs(r.stdout), 'ValidatingAdmissionPolicy').spec.variables.find((v: any) => v.name === 'tenantPrefix').expression;
+    const chartPrefix = /^'([^']*)'\.replace\('\{namespace\}', request\.namespace\)$/.exec(expression)![1].replaceAll('{namespace}', 'team-a');
+    expect(chartPrefix).toBe([operator.prefix.mount, ...operator.prefix.key].join('/') + '/');
+  });
+
+  test('Warn and Deny together are refused by the schema (the apiserver would refuse the binding)', () => {
+    const r = run(tools.helm(), ['template', 'vso', chartDir, ...VAULT, '--set', 'admissionPolicy.validationActions={Warn,Deny}']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('admissionPolicy.validationActions');
+  });
+});
 
 describe('kubectl apply with Warn (the default action)', () => {
   let namespace: string;
