@@ -12,6 +12,7 @@ import {
   DURATION_GRAMMAR,
   JS_TRIM_RANGES,
   KNOWN_ANNOTATIONS,
+  ruleOf,
   type AnnotationContext,
 } from '../../src/kube/annotation-rules.js';
 import { Annotations, isTrue } from '../../src/kube/annotations.js';
@@ -48,6 +49,10 @@ describe('the generated CEL of the chart', () => {
 });
 
 describe('the rules the generator reads are the operator’s', () => {
+  test('every annotation of the contract has a rule (a new one needs a line in src/kube/annotation-rules.ts, then npm run gen:admission-policy)', () => {
+    expect(KNOWN_ANNOTATIONS.filter((key) => ruleOf(key) === undefined)).toEqual([]);
+  });
+
   test('JS_TRIM_RANGES are exactly the code points String.prototype.trim() removes', () => {
     const inRanges = (c: number) => JS_TRIM_RANGES.some(([from, to]) => c >= from && c <= to);
     const mismatches: string[] = [];
