@@ -19,6 +19,7 @@ import {
   DURATION_GRAMMAR,
   JS_TRIM_RANGES,
   KNOWN_ANNOTATIONS,
+  MAX_SHORT_VALUE_LENGTH,
   ROTATION_CHECK_WORDS,
 } from '../src/kube/annotation-rules.js';
 import { VaultPathGrammar as G } from '../src/vault/path-grammar.js';
@@ -99,15 +100,20 @@ function variables(): Array<{ name: string; expression: string }> {
     { name: 'pathRaw', expression: `variables.hasPath ? ${valueOf(path)} : ''` },
     // The value without the surrounding characters the parser tolerates (find: the leftmost-longest match).
     { name: 'pathTrimmed', expression: `variables.pathRaw.find(${celRaw(`${trimmed}(?s:.*${trimmed})?`)})` },
+    { name: 'pathNotEmpty', expression: `variables.pathTrimmed != ''` },
+    { name: 'pathNotTooLong', expression: `size(variables.pathTrimmed) <= ${G.maxPathLength}` },
+    // Segments are looked at only when the length is in bounds: splitting a value of 200 KiB into 100,000
+    // segments and matching each one takes the apiserver past its request timeout (measured). Too long, the
+    // text is '' and the segment rules below are skipped (pathJudgeable); the length rule reports it.
+    { name: 'pathJudgeable', expression: 'variables.pathNotEmpty && variables.pathNotTooLong' },
     {
       name: 'pathText',
       expression: G.trailingSlashTolerated
-        ? `variables.pathTrimmed.endsWith('/') ? variables.pathTrimmed.substring(0, size(variables.pathTrimmed) - 1) : variables.pathTrimmed`
-        : 'variables.pathTrimmed',
+        ? `!variables.pathNotTooLong ? '' : variables.pathTrimmed.endsWith('/') ? variables.pathTrimmed.substring(0, size(variables.pathTrimmed) - 1) : variables.pathTrimmed`
+        : `!variables.pathNotTooLong ? '' : variables.pathTrimmed`,
     },
     { name: 'pathSegments', expression: `variables.pathText.split('/')` },
-    { name: 'pathNotEmpty', expression: `variables.pathTrimmed != ''` },
-    { name: 'pathShortEnough', expression: `size(variables.pathTrimmed) <= ${G.maxPathLength} && size(variables.pathSegments) <= ${G.maxSegments}` },
+    { name: 'pathShortEnough', expression: `variables.pathNotTooLong && size(variables.pathSegments) <= ${G.maxSegments}` },
     { name: 'pathRelative', expression: `!variables.pathTrimmed.startsWith('/')` },
     { name: 'pathNoEmptySegment', expression: `variables.pathSegments.all(s, s != '')` },
     { name: 'pathNoDotSegment', expression: `variables.pathSegments.all(s, !(s in ${celList(G.dotSegments)}))` },
@@ -135,8 +141,10 @@ function variables(): Array<{ name: string; expression: string }> {
 
 function annotationValidations(): Validation[] {
   const path = Annotations.path;
+  // The rules on segments hold only for a path of judgeable length (the empty and length rules report the rest).
+  const judged = new Set(['pathNotEmpty', 'pathShortEnough']);
   const pathRule = (variable: string, problem: string): Validation => ({
-    expression: `!variables.hasPath || variables.${variable}`,
+    expression: judged.has(variable) ? `!variables.hasPath || variables.${variable}` : `!variables.hasPath || !variables.pathJudgeable || variables.${variable}`,
     message: `${path}: ${problem}`,
     reason: 'Invalid',
   });
@@ -159,25 +167,30 @@ function annotationValidations(): Validation[] {
       `a segment of the Vault path is longer than ${G.maxSegmentLength} characters or holds a character other than letters, digits, ".", "_" and "-"`,
     ),
     {
-      expression: '!variables.hasPath || variables.pathMountAllowed',
+      expression: '!variables.hasPath || !variables.pathJudgeable || variables.pathMountAllowed',
       message: `${path}: the Vault path is not under an allowed KV mount`,
       messageExpression: `'${path}: the Vault path is not under an allowed KV mount (' + variables.kvMounts.map(m, m + '/').join(', ') + ')'`,
       reason: 'Invalid',
     },
     pathRule('pathNotReserved', `the Vault path names a KV API endpoint (${G.reservedAfterMount.join(', ')}) right after the mount; write it as mount/key (or mount/${G.kvV2DataSegment}/key)`),
     pathRule('pathHasKey', 'the Vault path names the mount itself, not a secret below it'),
+    ...[...BOOLEAN_ANNOTATIONS, Annotations.rotationCheck, Annotations.reconcile].map((key) => ({
+      expression: `!(${has(key)}) || size(${valueOf(key)}) <= ${MAX_SHORT_VALUE_LENGTH}`,
+      message: `${key}: is longer than ${MAX_SHORT_VALUE_LENGTH} characters`,
+      reason: 'Invalid' as const,
+    })),
     ...BOOLEAN_ANNOTATIONS.map((key) => ({
-      expression: `!(${has(key)}) || ${valueOf(key)}.matches(${celRaw(wordPattern(BOOLEAN_WORDS, sources))})`,
+      expression: `!(${has(key)}) || size(${valueOf(key)}) > ${MAX_SHORT_VALUE_LENGTH} || ${valueOf(key)}.matches(${celRaw(wordPattern(BOOLEAN_WORDS, sources))})`,
       message: `${key}: must be "true" or "false" (any other value is read as false)`,
       reason: 'Invalid' as const,
     })),
     {
-      expression: `!(${has(Annotations.rotationCheck)}) || ${valueOf(Annotations.rotationCheck)}.matches(${celRaw(wordPattern(ROTATION_CHECK_WORDS, sources))})`,
+      expression: `!(${has(Annotations.rotationCheck)}) || size(${valueOf(Annotations.rotationCheck)}) > ${MAX_SHORT_VALUE_LENGTH} || ${valueOf(Annotations.rotationCheck)}.matches(${celRaw(wordPattern(ROTATION_CHECK_WORDS, sources))})`,
       message: `${Annotations.rotationCheck}: must be "enabled" or "disabled" (any other value is read as enabled)`,
       reason: 'Invalid',
     },
     {
-      expression: `!(${has(Annotations.reconcile)}) || ${valueOf(Annotations.reconcile)}.matches(${celRaw(durationPattern())})`,
+      expression: `!(${has(Annotations.reconcile)}) || size(${valueOf(Annotations.reconcile)}) > ${MAX_SHORT_VALUE_LENGTH} || ${valueOf(Annotations.reconcile)}.matches(${celRaw(durationPattern())})`,
       message: `${Annotations.reconcile}: must be a duration like 30s, 5m or 1h (a number and one of ${DURATION_GRAMMAR.units.join(', ')}); the drift check is off otherwise`,
       reason: 'Invalid',
     },

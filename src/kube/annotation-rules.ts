@@ -59,6 +59,14 @@ export const JS_TRIM_RANGES: ReadonlyArray<readonly [number, number]> = [
   [0x202f, 0x202f], [0x205f, 0x205f], [0x3000, 0x3000], [0xfeff, 0xfeff],
 ];
 
+/**
+ * Longest switch, word or duration value the policy judges: its regex costs in proportion to the value's length,
+ * and the apiserver aborts a CEL evaluation beyond its cost limit (measured: 200 KiB of whitespace around `5m`).
+ * A longer value is reported as too long; the only values this refuses that the operator's parsers would read are
+ * valid ones padded with more than a thousand whitespace characters.
+ */
+export const MAX_SHORT_VALUE_LENGTH = 1024;
+
 /** What the policy needs to know of the operator's configuration (the chart passes the same values to both). */
 export interface AnnotationContext {
   namespace: string;
@@ -81,7 +89,8 @@ export function parseWord(value: string, words: readonly string[]): string | und
  */
 export function annotationProblem(key: string, value: string, context: AnnotationContext): string | undefined {
   if (!key.startsWith(ANNOTATION_PREFIX)) return undefined;
-  switch (ruleOf(key)) {
+  const rule = ruleOf(key);
+  switch (rule) {
     case undefined:
       return `unknown annotation (known: ${KNOWN_ANNOTATIONS.join(', ')})`;
     case 'path': {
@@ -91,12 +100,22 @@ export function annotationProblem(key: string, value: string, context: Annotatio
       return tenancy.ok ? undefined : tenancy.reason;
     }
     case 'switch':
+    case 'rotation-check':
+    case 'duration':
+      if ([...value].length > MAX_SHORT_VALUE_LENGTH) return `is longer than ${MAX_SHORT_VALUE_LENGTH} characters`;
+      return shortValueProblem(rule, value);
+    case 'left to the operator':
+      return undefined;
+  }
+}
+
+function shortValueProblem(rule: 'switch' | 'rotation-check' | 'duration', value: string): string | undefined {
+  switch (rule) {
+    case 'switch':
       return parseWord(value, BOOLEAN_WORDS) === undefined ? 'must be "true" or "false"' : undefined;
     case 'rotation-check':
       return parseWord(value, ROTATION_CHECK_WORDS) === undefined ? 'must be "enabled" or "disabled"' : undefined;
     case 'duration':
       return parseDurationMs(value) === undefined ? 'must be a duration like 30s, 5m or 1h' : undefined;
-    case 'left to the operator':
-      return undefined;
   }
 }

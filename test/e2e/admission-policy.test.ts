@@ -4,7 +4,7 @@
 // apiserver's verdict (Deny, dry-run creates) equals the operator's own (annotationProblem).
 import fc from 'fast-check';
 import type { V1Secret } from '@kubernetes/client-node';
-import { annotationProblem, BOOLEAN_ANNOTATIONS, type AnnotationContext } from '../../src/kube/annotation-rules.js';
+import { annotationProblem, BOOLEAN_ANNOTATIONS, MAX_SHORT_VALUE_LENGTH, type AnnotationContext } from '../../src/kube/annotation-rules.js';
 import { Annotations, FINALIZER } from '../../src/kube/annotations.js';
 import { parsePrefix } from '../../src/sync/tenancy.js';
 import { freshNamespace, kubeClients, loadTestEnv, waitFor } from './helpers/env.js';
@@ -183,6 +183,14 @@ describe('kubectl apply with Deny', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('denied request: vault-sync.io/path: the Vault path contains a "." or ".." segment (path traversal)');
     await expect(kubeClients().apps.readNamespacedDeployment({ name: 'bad', namespace })).rejects.toMatchObject({ code: 404 });
+  });
+
+  test('a value near the annotation size limit of the apiserver is judged by the rule, within the CEL cost budget (failurePolicy Fail here)', async () => {
+    const huge = `secret/${namespace}/${'a/'.repeat(100 * 1024)}x`;
+    expect(await verdict(namespace, { [Annotations.path]: huge })).toContain('vault-sync.io/path: the Vault path is longer than 512 characters');
+    expect(await verdict(namespace, { [Annotations.path]: ' '.repeat(200 * 1024) + `secret/${namespace}/app` })).toBeUndefined();
+    expect(await verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, [Annotations.reconcile]: ' '.repeat(MAX_SHORT_VALUE_LENGTH - 2) + '5m' })).toBeUndefined();
+    expect(await verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, [Annotations.reconcile]: ' '.repeat(200 * 1024) + '5m' })).toContain(`vault-sync.io/reconcile: is longer than ${MAX_SHORT_VALUE_LENGTH} characters`);
   });
 
   test('a good Deployment passes silently', () => {
