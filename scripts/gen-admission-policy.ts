@@ -154,7 +154,8 @@ function annotationValidations(): Validation[] {
   return [
     {
       expression: `size(${unknown}) == 0`,
-      messageExpression: `'unknown vault-sync.io annotation ' + ${unknown}.join(', ') + ' (known: ${KNOWN_ANNOTATIONS.join(', ')})'`,
+      // Bounded: the first unknown key and a count, whatever the number of keys.
+      messageExpression: `'unknown vault-sync.io annotation ' + ${unknown}[0] + (size(${unknown}) > 1 ? ' (and ' + string(size(${unknown}) - 1) + ' more)' : '') + ' (known: ${KNOWN_ANNOTATIONS.join(', ')})'`,
       reason: 'Invalid',
     },
     pathRule('pathNotEmpty', 'the Vault path is empty'),

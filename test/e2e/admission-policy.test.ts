@@ -189,6 +189,11 @@ describe('kubectl apply with Deny', () => {
     const huge = `secret/${namespace}/${'a/'.repeat(100 * 1024)}x`;
     expect(await verdict(namespace, { [Annotations.path]: huge })).toContain('vault-sync.io/path: the Vault path is longer than 512 characters');
     expect(await verdict(namespace, { [Annotations.path]: ' '.repeat(200 * 1024) + `secret/${namespace}/app` })).toBeUndefined();
+    const typos = Object.fromEntries(Array.from({ length: 4000 }, (_, i) => [`vault-sync.io/typo-${i}`, 'x']));
+    const many = await verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, ...typos });
+    expect(many).toContain('unknown vault-sync.io annotation vault-sync.io/typo-');
+    expect(many).toContain('(and 3999 more)');
+    expect(many!.length).toBeLessThan(1000);
     expect(await verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, [Annotations.reconcile]: ' '.repeat(MAX_SHORT_VALUE_LENGTH - 2) + '5m' })).toBeUndefined();
     expect(await verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, [Annotations.reconcile]: ' '.repeat(200 * 1024) + '5m' })).toContain(`vault-sync.io/reconcile: is longer than ${MAX_SHORT_VALUE_LENGTH} characters`);
   });
