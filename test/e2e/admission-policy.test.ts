@@ -185,7 +185,7 @@ describe('kubectl apply with Deny', () => {
     await expect(kubeClients().apps.readNamespacedDeployment({ name: 'bad', namespace })).rejects.toMatchObject({ code: 404 });
   });
 
-  test('a value near the annotation size limit of the apiserver is judged by the rule, within the CEL cost budget (failurePolicy Fail here)', async () => {
+  test('values and key counts near the annotation size limit of the apiserver are judged by the rules, within the CEL cost budget (failurePolicy Fail here)', async () => {
     const huge = `secret/${namespace}/${'a/'.repeat(100 * 1024)}x`;
     expect(await verdict(namespace, { [Annotations.path]: huge })).toContain('vault-sync.io/path: the Vault path is longer than 512 characters');
     expect(await verdict(namespace, { [Annotations.path]: ' '.repeat(200 * 1024) + `secret/${namespace}/app` })).toBeUndefined();
