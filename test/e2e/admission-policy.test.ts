@@ -48,14 +48,18 @@ function kubectlApplyAsUser(manifest: string) {
   return run(tools.kubectl(), ['--kubeconfig', loadTestEnv().kubeconfigPath, 'apply', '-f', '-'], { input: manifest });
 }
 
+let core: ReturnType<typeof kubeClients>['core'] | undefined;
+
 /** The apiserver's verdict on a Secret carrying these annotations: undefined = admitted, else the message. */
 async function verdict(namespace: string, annotations: Record<string, string>): Promise<string | undefined> {
+  core ??= kubeClients().core;
   try {
-    await kubeClients().core.createNamespacedSecret({ namespace, body: secret(namespace, annotations), dryRun: 'All' });
+    await core.createNamespacedSecret({ namespace, body: secret(namespace, annotations), dryRun: 'All' });
     return undefined;
   } catch (error: any) {
-    const body = typeof error.body === 'string' ? JSON.parse(error.body) : error.body;
+    // 422 (Invalid) from a validation with reason Invalid; 403 (Forbidden) otherwise.
     if (error.code !== 422 && error.code !== 403) throw error;
+    const body = typeof error.body === 'string' ? JSON.parse(error.body) : error.body;
     return body?.message ?? String(error);
   }
 }
