@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Condition, SourceRef, SyncState, SyncStateStore } from '../sync/state-store.js';
-import { parseKvPathLoose, quoteForMessage, splitPath } from '../vault/path.js';
+import { formatPath, parseKvPathLoose, quoteForMessage, splitPath } from '../vault/path.js';
 import { boundMessage } from './message-bounds.js';
 import { sourceKey } from './objects.js';
 
@@ -90,7 +90,7 @@ export class VaultSyncStore implements SyncStateStore {
     await this.writeStatus(key, source, {
       inputFingerprint: state.inputFingerprint,
       entries: state.entries.map((e) => ({
-        path: `${e.path.mount}/${e.path.key}`,
+        path: formatPath(e.path), // the form Events show; parseKvPathLoose is its inverse
         hash: e.hash,
         ...(e.version !== undefined ? { version: e.version } : {}),
         ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),

@@ -165,6 +165,14 @@ test('the good sources beside them sync, and keep syncing', async () => {
   await waitForVault(`apps-${ns}/data/x/good`, (d) => d.data.token === 'value-of-good-1');
   // Namespace "data" writes under its own key segment data/, reached through the API form secret/data/data/…
   await waitForVault(`data/own-${suffix}/good`, (d) => d.data.token === 'value-of-data-good');
+  // The same string in the status, in the Event and (with its API segment) on the wire: secret/data/data/own-…
+  const shown = `secret/data/data/own-${suffix}/good`;
+  const status = (await waitFor(async () => {
+    const vs = (await vaultSyncOf(DATA_NS, 'Deployment', `own-${suffix}`)) as { status?: { entries?: Array<{ path: string }> } } | undefined;
+    return vs?.status?.entries?.length ? vs.status.entries : undefined;
+  }, { description: 'the status entries of the data namespace source' }));
+  expect(status.map((e) => e.path)).toEqual([shown]);
+  expect((await waitForEvent(DATA_NS, `own-${suffix}`, 'Synced')).message).toContain(`wrote ${shown}`);
   await core.patchNamespacedSecret({ namespace: ns, name: 'good', body: { stringData: { token: 'value-of-good-2' } } }, mergePatch);
   await waitForVault(`${ns}/healthy/good`, (d) => d.data.token === 'value-of-good-2');
 });
@@ -196,6 +204,7 @@ test('OpenBao\'s audit log: every request of this operator stayed inside its ten
   const insideATenant = (r: AuditedRequest) =>
     [`secret/data/${ns}/`, `secret/metadata/${ns}/`, `secret/data/apps-${ns}/data/`, `secret/metadata/apps-${ns}/data/`, `secret/data/data/own-${suffix}/`, `secret/metadata/data/own-${suffix}/`].some((prefix) => r.path.startsWith(prefix));
   const outside = mine.filter((r) => !operatorOwn.has(r.path) && !insideATenant(r));
+  expect(mine.some((r) => r.path === `secret/data/data/own-${suffix}/good`)).toBe(true); // the wire form of the status path
   expect(outside).toEqual([]);
   expect(mine.filter((r) => r.path.startsWith('sys/') && !operatorOwn.has(r.path))).toEqual([]);
   expect(mine.filter((r) => r.path.includes(victim))).toEqual([]);
