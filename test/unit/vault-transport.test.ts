@@ -94,6 +94,23 @@ describe('VaultTransport', () => {
     nowhere.close();
   });
 
+  test('a Map body (key names are user input) arrives as the JSON object of its entries, streamed or not', async () => {
+    const bodies: string[] = [];
+    const lengths: Array<string | undefined> = [];
+    handler = (req, body, res) => {
+      bodies.push(body.toString('utf8'));
+      lengths.push(req.headers['content-length']);
+      res.writeHead(200).end('{}');
+    };
+    const data = new Map([['__proto__', 'a'], ['constructor', 'b'], ['toString', 'c']]);
+    await transport.send({ method: 'POST', uri: `${base}/v1/secret/data/m`, json: { data } });
+    await transport.send({ method: 'POST', uri: `${base}/v1/secret/data/m`, json: { data }, streamBody: true });
+    const expected = '{"data":{"__proto__":"a","constructor":"b","toString":"c"}}';
+    expect(bodies).toEqual([expected, expected]);
+    expect(lengths[0]).toBe(String(Buffer.byteLength(expected)));
+    expect(Object.keys(JSON.parse(bodies[0]).data)).toEqual(['__proto__', 'constructor', 'toString']);
+  });
+
   test('a request path that is not canonical is refused before anything is sent (no retry can fix it)', async () => {
     const arrived: string[] = [];
     handler = (req, _body, res) => {
