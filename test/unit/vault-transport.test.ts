@@ -2,7 +2,7 @@
 // streamed body is byte-for-byte the JSON, Retry-After survives, a deadline is a timeout, logins carry no token.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { VaultTransportError } from '../../src/vault/errors.js';
+import { toVaultError, VaultTransportError } from '../../src/vault/errors.js';
 import fc from 'fast-check';
 import { kvApiPath, parseVaultPath } from '../../src/vault/path.js';
 import { jsonPieces, VaultTransport } from '../../src/vault/transport.js';
@@ -122,6 +122,8 @@ describe('VaultTransport', () => {
     }
     await expect(transport.send({ method: 'GET', uri: 'http://elsewhere.example/v1/secret/data/a' })).rejects.toMatchObject({ code: 'ENONCANONICALPATH' });
     expect(arrived).toEqual([]);
+    const error = toVaultError('write', 'secret/x', new VaultTransportError(undefined, 'ENONCANONICALPATH'));
+    expect({ kind: error.kind, retryable: error.retryable }).toEqual({ kind: 'bad-request', retryable: false });
   });
 
   test('property: for every accepted annotation, the path that arrives at the server is the validated path, byte for byte', async () => {
