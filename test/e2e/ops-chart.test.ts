@@ -144,8 +144,9 @@ describe('helm lint and helm template over several value sets', () => {
     ]);
     // Egress as before: DNS, the apiserver, Vault.
     expect(policy.egress.map((rule: any) => rule.ports.map((p: any) => p.port))).toEqual([[53, 53], [443, 6443], [8200]]);
-    // Selectors are configurable; extra peers are added; no peer at all means no pod may connect.
-    const custom = find(renderChart('vso', 'vault-sync-system', [...VAULT, '--set-json', 'networkPolicy.prometheus.namespaceSelector={"matchLabels":{"team":"obs"}}', '--set-json', 'networkPolicy.prometheus.podSelector={}', '--set-json', 'networkPolicy.metricsFrom=[{"ipBlock":{"cidr":"10.9.0.0/16"}}]']), 'NetworkPolicy').spec;
+    // Selectors are configurable (Helm merges maps: a default label is dropped with null); extra peers are
+    // added; no peer at all means no pod may connect.
+    const custom = find(renderChart('vso', 'vault-sync-system', [...VAULT, '--set-json', 'networkPolicy.prometheus.namespaceSelector={"matchLabels":{"kubernetes.io/metadata.name":null,"team":"obs"}}', '--set-json', 'networkPolicy.prometheus.podSelector={"matchLabels":null}', '--set-json', 'networkPolicy.metricsFrom=[{"ipBlock":{"cidr":"10.9.0.0/16"}}]']), 'NetworkPolicy').spec;
     expect(custom.ingress[0].from).toEqual([{ namespaceSelector: { matchLabels: { team: 'obs' } }, podSelector: {} }, { ipBlock: { cidr: '10.9.0.0/16' } }]);
     const closed = find(renderChart('vso', 'vault-sync-system', [...VAULT, '--set', 'networkPolicy.prometheus.enabled=false']), 'NetworkPolicy').spec;
     expect(closed.ingress).toEqual([]);
