@@ -53,26 +53,26 @@ export const MESSAGE_CELL_CHARS = 200;
 
 export const EMPTY_PROBLEMS: DashboardProblems = { notReady: [], notReadyTotal: 0, refusals: [], rate: { points: [], windowMs: 10 * 60_000, limitPerSecond: 0 } };
 
-const sourceCell = (p: SourceProblem) =>
-  `<td class="src"><span class="muted">${escapeHtml(p.namespace)}/</span>${escapeHtml(p.name)}<span class="kind">${escapeHtml(p.kind)}</span></td>`;
+const sourceCells = (p: SourceProblem) =>
+  `<td class="ns">${escapeHtml(p.namespace)}</td><td class="src">${escapeHtml(p.name)}<span class="kind">${escapeHtml(p.kind)}</span></td>`;
 const messageCell = (message: string) => `<td class="msg" title="${escapeHtml(message)}">${escapeHtml(truncate(message, MESSAGE_CELL_CHARS))}</td>`;
 const timeCell = (iso: string, now: Date) => `<td class="when" title="${escapeHtml(iso)}">${escapeHtml(ago(iso, now))}</td>`;
 
 function notReadyTable(problems: DashboardProblems, now: Date): string {
   if (problems.notReady.length === 0) return '<p class="empty good-text">Every source is Ready.</p>';
   const rows = problems.notReady
-    .map((p) => `<tr>${sourceCell(p)}<td class="reason">${escapeHtml(p.reason)}</td>${messageCell(p.message)}${timeCell(p.since, now)}</tr>`)
+    .map((p) => `<tr>${sourceCells(p)}<td class="reason">${escapeHtml(p.reason)}</td>${messageCell(p.message)}${timeCell(p.since, now)}</tr>`)
     .join('');
   const more = problems.notReadyTotal - problems.notReady.length;
-  return `<table class="grid"><thead><tr><th>source</th><th>reason</th><th>message</th><th>since</th></tr></thead><tbody>${rows}</tbody></table>${
+  return `<table class="grid"><thead><tr><th>namespace</th><th>name</th><th>reason</th><th>message</th><th>since</th></tr></thead><tbody>${rows}</tbody></table>${
     more > 0 ? `<p class="muted more">…and ${number(more)} more not Ready</p>` : ''
   }`;
 }
 
 function refusalsTable(problems: DashboardProblems, now: Date): string {
   if (problems.refusals.length === 0) return '<p class="empty muted">No refusals since this replica started.</p>';
-  const rows = problems.refusals.map((p) => `<tr>${timeCell(p.since, now)}${sourceCell(p)}<td class="reason">${escapeHtml(p.reason)}</td>${messageCell(p.message)}</tr>`).join('');
-  return `<table class="grid"><thead><tr><th>when</th><th>source</th><th>reason</th><th>message</th></tr></thead><tbody>${rows}</tbody></table>`;
+  const rows = problems.refusals.map((p) => `<tr>${timeCell(p.since, now)}${sourceCells(p)}<td class="reason">${escapeHtml(p.reason)}</td>${messageCell(p.message)}</tr>`).join('');
+  return `<table class="grid"><thead><tr><th>when</th><th>namespace</th><th>name</th><th>reason</th><th>message</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 /**
@@ -80,8 +80,8 @@ function refusalsTable(problems: DashboardProblems, now: Date): string {
  * Content-Security-Policy stays `default-src 'none'`): an area under the measured rate, the limit dashed.
  */
 export function ratePlot(points: RatePoint[], windowMs: number, limitPerSecond: number, now: Date): string {
-  const W = 600;
-  const H = 150;
+  const W = 800;
+  const H = 170;
   const left = 34;
   const right = 8;
   const top = 10;
@@ -91,7 +91,7 @@ export function ratePlot(points: RatePoint[], windowMs: number, limitPerSecond: 
   const shown = points.filter((p) => p.at >= start && p.at <= end + 60_000 && Number.isFinite(p.perSecond));
   const peak = Math.max(0, ...shown.map((p) => p.perSecond));
   const yMax = niceCeiling(Math.max(limitPerSecond, peak, 1) * 1.1);
-  const x = (at: number) => left + ((Math.min(at, end) - start) / windowMs) * (W - left - right);
+  const x = (at: number) => left + ((Math.max(start, Math.min(at, end)) - start) / windowMs) * (W - left - right);
   const y = (v: number) => top + (1 - v / yMax) * (H - top - bottom);
   const f = (n: number) => n.toFixed(1);
   const grid = [0, yMax / 2, yMax]
@@ -109,18 +109,20 @@ export function ratePlot(points: RatePoint[], windowMs: number, limitPerSecond: 
       : '';
   let series = `<text class="axis" x="${W / 2}" y="${f(H / 2)}" text-anchor="middle">no samples yet: the first appear within 10 s</text>`;
   if (shown.length > 0) {
-    const coords = shown.map((p) => `${f(x(p.at))},${f(y(p.perSecond))}`);
-    const area = `M${f(x(shown[0].at))},${f(y(0))} L${coords.join(' L')} L${f(x(shown[shown.length - 1].at))},${f(y(0))} Z`;
+    // A step per interval: the rate is an average over it, not a value at an instant.
+    const coords = shown.flatMap((p) => [`${f(x(p.from))},${f(y(p.perSecond))}`, `${f(x(p.at))},${f(y(p.perSecond))}`]);
+    const area = `M${f(x(shown[0].from))},${f(y(0))} L${coords.join(' L')} L${f(x(shown[shown.length - 1].at))},${f(y(0))} Z`;
     const last = shown[shown.length - 1];
     series = `<path class="area" d="${area}"/><polyline class="line" points="${coords.join(' ')}"/><circle class="dot" cx="${f(x(last.at))}" cy="${f(y(last.perSecond))}" r="3"/>`;
   }
-  return `<svg class="plot" viewBox="0 0 ${W} ${H}" role="img" aria-label="Vault requests per second, last ${minutes} minutes" data-points="${shown.length}">${grid}${limit}${series}${xLabels}</svg>`;
+  const caption = shown.length > 0 ? `<text class="axis" x="${left + 4}" y="${top + 12}">peak ${escapeHtml(number(Math.round(peak * 100) / 100))}/s · latest ${escapeHtml(number(Math.round(shown[shown.length - 1].perSecond * 100) / 100))}/s</text>` : '';
+  return `<svg class="plot" viewBox="0 0 ${W} ${H}" role="img" aria-label="Vault requests per second, last ${minutes} minutes" data-points="${shown.length}">${grid}${limit}${series}${caption}${xLabels}</svg>`;
 }
 
-/** 1, 2, 2.5 or 5 times a power of ten, at least `n`: round axis labels. */
+/** A round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) at least `n`: axis labels. */
 function niceCeiling(n: number): number {
   const power = 10 ** Math.floor(Math.log10(n));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= n) return step * power;
+  for (const step of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (step * power >= n) return step * power;
   return 10 * power;
 }
 
@@ -188,12 +190,12 @@ export function renderDashboard(report: HealthReport, now: Date = new Date(), pr
   footer { padding:0 24px 20px; color:var(--muted); font-size:12px; }
   section.attention { border-left:4px solid var(--bad); }
   .count { display:inline-block; min-width:20px; padding:0 6px; margin-left:4px; border-radius:999px; background:var(--line); color:var(--text); text-align:center; }
-  .panels.wide { grid-template-columns:repeat(auto-fit,minmax(420px,1fr)); }
+  .panels.rate { grid-template-columns:minmax(0,2fr) minmax(260px,1fr); } @media (max-width:760px) { .panels.rate { grid-template-columns:1fr; } }
   table.grid { table-layout:auto; } table.grid th { text-align:left; color:var(--muted); font-weight:500; font-size:12px; padding:2px 10px 4px 0; border-bottom:1px solid var(--line); }
   table.grid td { padding:5px 10px 5px 0; vertical-align:top; }
-  td.src { white-space:nowrap; } td.reason { white-space:nowrap; color:var(--warn); font-weight:600; } td.when { white-space:nowrap; color:var(--muted); }
-  td.msg { word-break:break-word; color:var(--text); }
-  .kind { margin-left:6px; padding:0 5px; border:1px solid var(--line); border-radius:4px; color:var(--muted); font-size:11px; }
+  td.ns { overflow-wrap:break-word; color:var(--muted); } td.src { overflow-wrap:break-word; } td.reason { white-space:nowrap; color:var(--warn); font-weight:600; } td.when { white-space:nowrap; color:var(--muted); }
+  td.msg { overflow-wrap:anywhere; color:var(--text); width:50%; }
+  .kind { display:inline-block; white-space:nowrap; margin-left:6px; padding:0 5px; border:1px solid var(--line); border-radius:4px; color:var(--muted); font-size:11px; }
   .empty { margin:4px 0; } .good-text { color:var(--good); } .more { margin:6px 0 0; }
   svg.plot { width:100%; height:auto; display:block; }
   svg.plot .grid { stroke:var(--line); stroke-width:1; } svg.plot .axis { fill:var(--muted); font-size:11px; }
@@ -206,11 +208,9 @@ export function renderDashboard(report: HealthReport, now: Date = new Date(), pr
 <main>
 <div class="cards">${cards.map(card).join('')}</div>
 <section id="not-ready" class="${problems.notReadyTotal > 0 ? 'attention' : ''}"><h2>Sources not in sync <span class="count">${number(problems.notReadyTotal)}</span></h2>${notReadyTable(problems, now)}</section>
-<div class="panels wide">
-<section id="rate-plot"><h2>Vault requests per second, last ${Math.round(problems.rate.windowMs / 60_000)} minutes</h2>${ratePlot(problems.rate.points, problems.rate.windowMs, problems.rate.limitPerSecond, now)}</section>
 <section id="refusals"><h2>Last refusals</h2>${refusalsTable(problems, now)}</section>
-</div>
-<div class="panels">
+<div class="panels rate">
+<section id="rate-plot"><h2>Vault requests per second, last ${Math.round(problems.rate.windowMs / 60_000)} minutes</h2>${ratePlot(problems.rate.points, problems.rate.windowMs, problems.rate.limitPerSecond, now)}</section>
 <section id="rate-limit"><h2>Vault rate limit</h2>
 ${bar(r.rate_limit.utilization_percent, rateTone)}
 <table>
@@ -219,6 +219,8 @@ ${bar(r.rate_limit.utilization_percent, rateTone)}
 <tr><td>utilization</td><td class="num">${number(r.rate_limit.utilization_percent)} %</td></tr>
 <tr><td>average wait for a token</td><td class="num">${number(r.rate_limit.average_wait_ms)} ms</td></tr>
 </table></section>
+</div>
+<div class="panels">
 <section id="syncs"><h2>Reconciles by result</h2><table>${syncRows}</table></section>
 <section id="errors"><h2>Errors by type</h2><table>${errorRows}</table></section>
 <section id="checks"><h2>Readiness and heartbeat</h2><table>${checkRows}

@@ -31,6 +31,8 @@ export interface SourceProblem {
 }
 
 export interface RatePoint {
+  /** Unix ms at the start of the interval (the previous sample). */
+  from: number;
   /** Unix ms at the end of the interval. */
   at: number;
   perSecond: number;
@@ -153,7 +155,7 @@ export class RateHistory {
       const b = this.samples[i];
       const seconds = (b.at - a.at) / 1000;
       if (seconds <= 0) continue;
-      points.push({ at: b.at, perSecond: b.value >= a.value ? (b.value - a.value) / seconds : 0 });
+      points.push({ from: a.at, at: b.at, perSecond: b.value >= a.value ? (b.value - a.value) / seconds : 0 });
     }
     return points;
   }

@@ -75,7 +75,7 @@ describe('what is wrong: sources not Ready, the last refusals, the request rate 
     tracker.onCondition('Deployment/team-a/web', ref('team-a', 'web'), condition('False', 'OutsideTenantPrefix', 'path "secret/other/x" is outside "secret/team-a/"'), 'written');
     let html = renderDashboard(report(), new Date(now), problemsFrom(tracker));
     expect(html).toMatch(/<section id="not-ready"[^>]*><h2>Sources not in sync <span class="count">1<\/span>/);
-    expect(html).toContain('team-a/</span>web');
+    expect(html).toContain('<td class="ns">team-a</td><td class="src">web<span class="kind">Deployment</span>');
     expect(html).toContain('OutsideTenantPrefix');
     expect(html).toContain('path &quot;secret/other/x&quot; is outside &quot;secret/team-a/&quot;');
     expect(html).toContain('5m 0s ago'); // since the condition's lastTransitionTime
@@ -107,7 +107,7 @@ describe('what is wrong: sources not Ready, the last refusals, the request rate 
     const cell = /<td class="msg" title="(missing-secret[^"]*)">([^<]*)<\/td>/.exec(html)!;
     expect(cell[2].length).toBe(MESSAGE_CELL_CHARS);
     expect(cell[1].length).toBe(MAX_MESSAGE_CHARS);
-    expect((html.match(/<tr><td class="src">/g) ?? []).length).toBe(NOT_READY_ROWS); // refusal rows start with their time
+    expect((html.match(/<tr><td class="ns">/g) ?? []).length).toBe(NOT_READY_ROWS); // refusal rows start with their time
     expect(html).toContain(`…and 8 more not Ready`);
     expect(html).toContain(`<span class="count">${NOT_READY_ROWS + 8}</span>`);
   });
@@ -154,6 +154,7 @@ describe('what is wrong: sources not Ready, the last refusals, the request rate 
     expect(svg).toContain(`data-points="${points.length}"`);
     expect(svg).toContain('<polyline class="line"');
     expect(svg).toContain('limit 10/s');
+    expect(svg).toContain('peak 4/s · latest 4/s');
     expect(svg).not.toMatch(/NaN|Infinity/);
   });
 });
