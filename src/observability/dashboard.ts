@@ -115,8 +115,16 @@ export function ratePlot(points: RatePoint[], windowMs: number, limitPerSecond: 
     const last = shown[shown.length - 1];
     series = `<path class="area" d="${area}"/><polyline class="line" points="${coords.join(' ')}"/><circle class="dot" cx="${f(x(last.at))}" cy="${f(y(last.perSecond))}" r="3"/>`;
   }
-  const caption = shown.length > 0 ? `<text class="axis" x="${left + 4}" y="${top + 12}">peak ${escapeHtml(number(Math.round(peak * 100) / 100))}/s · latest ${escapeHtml(number(Math.round(shown[shown.length - 1].perSecond * 100) / 100))}/s</text>` : '';
-  return `<svg class="plot" viewBox="0 0 ${W} ${H}" role="img" aria-label="Vault requests per second, last ${minutes} minutes" data-points="${shown.length}">${grid}${limit}${series}${caption}${xLabels}</svg>`;
+  return `<svg class="plot" viewBox="0 0 ${W} ${H}" role="img" aria-label="Vault requests per second, last ${minutes} minutes" data-points="${shown.length}">${grid}${limit}${series}${xLabels}</svg>`;
+}
+
+/** Under the plot: the peak and the latest interval, in words. */
+function rateCaption(points: RatePoint[], windowMs: number, now: Date): string {
+  const shown = points.filter((p) => p.at >= now.getTime() - windowMs);
+  if (shown.length === 0) return '';
+  const rate = (n: number) => escapeHtml(number(Math.round(n * 100) / 100));
+  const peak = Math.max(...shown.map((p) => p.perSecond));
+  return `<div class="hint">peak ${rate(peak)} req/s · latest ${rate(shown[shown.length - 1].perSecond)} req/s · ${number(shown.length)} samples</div>`;
 }
 
 /** A round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) at least `n`: axis labels. */
@@ -210,7 +218,7 @@ export function renderDashboard(report: HealthReport, now: Date = new Date(), pr
 <section id="not-ready" class="${problems.notReadyTotal > 0 ? 'attention' : ''}"><h2>Sources not in sync <span class="count">${number(problems.notReadyTotal)}</span></h2>${notReadyTable(problems, now)}</section>
 <section id="refusals"><h2>Last refusals</h2>${refusalsTable(problems, now)}</section>
 <div class="panels rate">
-<section id="rate-plot"><h2>Vault requests per second, last ${Math.round(problems.rate.windowMs / 60_000)} minutes</h2>${ratePlot(problems.rate.points, problems.rate.windowMs, problems.rate.limitPerSecond, now)}</section>
+<section id="rate-plot"><h2>Vault requests per second, last ${Math.round(problems.rate.windowMs / 60_000)} minutes</h2>${ratePlot(problems.rate.points, problems.rate.windowMs, problems.rate.limitPerSecond, now)}${rateCaption(problems.rate.points, problems.rate.windowMs, now)}</section>
 <section id="rate-limit"><h2>Vault rate limit</h2>
 ${bar(r.rate_limit.utilization_percent, rateTone)}
 <table>

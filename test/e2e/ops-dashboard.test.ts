@@ -93,5 +93,14 @@ test('the dashboard shows what is wrong (sources not Ready, last refusals), the 
   await page.screenshot({ path: screenshot, fullPage: true });
   copyFileSync(screenshot, join(repoRoot, 'docs', 'dashboard.png'));
   process.stderr.write(`[ops-dashboard] screenshot: ${screenshot} (and docs/dashboard.png)\n`);
+
+  // Fixed, a source leaves the table (its Ready=True goes through the same store listener); its refusal stays.
+  await createSecret(namespace, 'no-such-secret', { now: 'exists' });
+  await waitForVault(`${namespace}/orphan/no-such-secret`);
+  await waitFor(() => supervisor.problems.notReadySources(10).total === 1, { description: 'orphan Ready again' });
+  await page.reload();
+  await expect(page.locator('#not-ready .count').innerText()).resolves.toBe('1');
+  await expect(page.locator('#not-ready tbody tr', { hasText: 'orphan' }).count()).resolves.toBe(0);
+  await expect(page.locator('#refusals tbody tr', { hasText: 'orphan' }).count()).resolves.toBe(1);
   await page.close();
 }, 90_000);

@@ -154,7 +154,8 @@ describe('what is wrong: sources not Ready, the last refusals, the request rate 
     expect(svg).toContain(`data-points="${points.length}"`);
     expect(svg).toContain('<polyline class="line"');
     expect(svg).toContain('limit 10/s');
-    expect(svg).toContain('peak 4/s · latest 4/s');
+    const html = renderDashboard(report(), new Date(now), { notReady: [], notReadyTotal: 0, refusals: [], rate: { points, windowMs: 10 * 60_000, limitPerSecond: 10 } });
+    expect(html).toContain(`peak 4 req/s · latest 4 req/s · ${points.length} samples`);
     expect(svg).not.toMatch(/NaN|Infinity/);
   });
 });

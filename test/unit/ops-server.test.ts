@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -145,11 +146,35 @@ describe('TLS', () => {
       });
       expect(status).toBe(200);
       expect(body).toBe('ok\n');
+      // Plain-text garbage to the TLS port, and a malformed target inside TLS: refused, still serving.
+      const garbage = await rawRequest(server.port, 'GET //[ HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect(garbage.status).toBeNull();
+      const inside = await new Promise<string>((resolve) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: readFileSync(certFile), servername: 'localhost' }, () => socket.write('GET //[ HTTP/1.1\r\nHost: x\r\n\r\n'));
+        let text = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (chunk: string) => (text += chunk));
+        socket.on('error', () => resolve(text));
+        socket.on('close', () => resolve(text));
+      });
+      expect(inside).toMatch(/^HTTP\/1\.1 400 /);
+      expect((await fetchTls(`${server.url}/healthz`, readFileSync(certFile))).status).toBe(200);
     } finally {
       await server.close();
     }
   });
 });
+
+function fetchTls(url: string, ca: Buffer): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('hostile input over raw sockets: answered with a 4xx, never a crash (issue 8)', () => {
   let server: OpsServer;
