@@ -66,9 +66,18 @@ const CLIENT_ERROR_STATUS: Record<string, string> = {
   HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
   ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
   ERR_HTTP_HEADERS_TIMEOUT: '408 Request Timeout',
-  METHOD_NOT_ALLOWED: '405 Method Not Allowed',
-  UPGRADE_REFUSED: '400 Bad Request',
 };
+
+/** Writes a one-line answer and closes the connection; a client that never reads is cut off after 1 s. */
+function refuse(socket: Duplex, status: string): void {
+  try {
+    const body = `${status.replace(/^\d+ /, '').toLowerCase()}\n`;
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    setTimeout(() => socket.destroy(), 1_000).unref();
+  } catch {
+    socket.destroy();
+  }
+}
 
 /**
  * What Node's HTTP parser refused (a malformed request line, bad headers, a header block too large, a
@@ -78,15 +87,8 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex, 
   try {
     log.debug({ code: error.code }, 'operations server: refused a malformed or slow request');
     const responding = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
-    if (error.code === 'ECONNRESET' || responding || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const status = CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request';
-    const body = `${status.replace(/^\d+ /, '').toLowerCase()}\n`;
-    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-    // A client that never reads must not keep the socket open: end() flushes, destroy() follows soon after.
-    setTimeout(() => socket.destroy(), 1_000).unref();
+    if (error.code === 'ECONNRESET' || responding || !socket.writable) socket.destroy();
+    else refuse(socket, CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request');
   } catch {
     socket.destroy();
   }
@@ -234,8 +236,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   server.maxConnections = MAX_CONNECTIONS;
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket, log));
   // CONNECT (authority-form) and Upgrade requests bypass the request handler: refuse them the same way.
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => answerClientError(Object.assign(new Error('CONNECT'), { code: 'METHOD_NOT_ALLOWED' }), socket, log));
-  server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => answerClientError(Object.assign(new Error('Upgrade'), { code: 'UPGRADE_REFUSED' }), socket, log));
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuse(socket, '405 Method Not Allowed'));
+  server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => refuse(socket, '400 Bad Request'));
   // An accept() failure (EMFILE under a flood) is an 'error' on the server: log it, keep listening.
   const onServerError = (error: Error) => log.warn({ err: error.message }, 'operations server: connection not accepted');
 
