@@ -14,6 +14,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { Metrics } from '../src/observability/metrics.js';
+import { vaultMetricsOf } from '../src/observability/vault-metrics.js';
 import { startOperator } from '../src/operator.js';
 import { ensureBinaries } from '../testenv/binaries.js';
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../testenv/environment.js';
@@ -90,7 +91,7 @@ async function limiterOnly() {
 async function converge(dir: string, n: number) {
   const metrics = new Metrics({ processMetrics: false });
   const burstPaths = new Set<string>(); // requests let go on credit saved while idle
-  const stack = createVaultStack(await configFor(dir), silent, metrics, { onLimiterStart: (e) => void (!e.paced && e.label && burstPaths.add(e.label.replace(/^secret\//, 'secret/data/'))) });
+  const stack = createVaultStack(await configFor(dir), silent, vaultMetricsOf(metrics), { onLimiterStart: (e) => void (!e.paced && e.label && burstPaths.add(e.label.replace(/^secret\//, 'secret/data/'))) });
   await stack.login();
   await sleep(1000 * (BURST / RATE) + 200); // the login and mount lookup took two tokens: refill to a full bucket
   const prefix = `bench/converge-${n}-${randomBytes(3).toString('hex')}`;
@@ -232,7 +233,7 @@ async function memorySampler() {
 async function memory(dir: string, streamed: boolean, count: number) {
   const threshold = streamed ? '1Mi' : '64Mi';
   const config = await configFor(dir, [`--large-secret-threshold=${threshold}`, '--max-secret-size=64Mi', `--vault-addr=${env.vaultAddr}`]);
-  const stack = createVaultStack(config, silent, new Metrics({ processMetrics: false }));
+  const stack = createVaultStack(config, silent, vaultMetricsOf(new Metrics({ processMetrics: false })));
   await stack.login();
   // The payloads are the caller's (the reconciler reads them from the API when a write is due): made first.
   // Flat strings of 1 MiB (hex), so that nothing but the pipeline allocates while it runs.

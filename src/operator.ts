@@ -7,6 +7,7 @@ import { isManaged, parseSourceKey, slimDeployment, slimSecret, sourceKey, type 
 import { describeKubeError, Reflector } from './kube/reflector.js';
 import { VaultSyncStore } from './kube/vaultsync-store.js';
 import { Metrics } from './observability/metrics.js';
+import { vaultMetricsOf } from './observability/vault-metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
 import { Reconciler } from './sync/reconciler.js';
@@ -46,7 +47,7 @@ interface VaultSyncPolicyObject {
 export function startOperator(config: Config, log: Logger, overrides: OperatorOverrides = {}): RunningOperator {
   const kubeConfig = overrides.kubeConfig ?? loadKubeConfig();
   const metrics = overrides.metrics ?? new Metrics();
-  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), metrics);
+  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), vaultMetricsOf(metrics));
   const cluster = new ClusterClient(kubeConfig);
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();

@@ -25,6 +25,8 @@ export interface LimiterStart {
   operation: string;
   /** What the request is about (its path), when the caller said. */
   label?: string;
+  /** The source the request is for (its flow in the fair line), when the caller said. */
+  source?: string;
   /** performance.now() at the start. */
   at: number;
   /** From schedule() to the start, the time spent waiting for a token. */
@@ -39,7 +41,10 @@ export interface LimiterPermit {
   sent(): void;
 }
 
-/** Bottleneck priorities (lower runs first): logins and renewals never wait behind a backlog of writes. */
+/**
+ * Bottleneck priorities (lower runs first): logins, renewals and mount lookups never wait behind writes. The
+ * fair line across sources is the batcher's (FairQueue); what waits here is short: one batch, retries, auth.
+ */
 export const Priority = { auth: 1, retry: 4, normal: 5 } as const;
 
 export class LimiterStoppedError extends Error {
@@ -132,7 +137,7 @@ export class VaultRateLimiter {
    * really left (a blocked event loop between start and write then delays the next request, not Vault's
    * view); otherwise the start counts.
    */
-  schedule<T>(operation: string, task: (permit: LimiterPermit) => Promise<T>, options: { priority?: number; label?: string } = {}): Promise<T> {
+  schedule<T>(operation: string, task: (permit: LimiterPermit) => Promise<T>, options: { priority?: number; label?: string; source?: string } = {}): Promise<T> {
     if (this.stopped) return Promise.reject(new LimiterStoppedError());
     const submittedAt = this.now();
     this.accrue(submittedAt);
@@ -144,7 +149,7 @@ export class VaultRateLimiter {
       try {
         if (this.stopped) throw new LimiterStoppedError();
         const at = this.now();
-        this.onStart?.({ operation, label: options.label, at, waitedMs: at - submittedAt, paced });
+        this.onStart?.({ operation, label: options.label, source: options.source, at, waitedMs: at - submittedAt, paced });
         return await task(permit);
       } finally {
         permit.sent();
