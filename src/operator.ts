@@ -154,9 +154,10 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     concurrency: config.workers,
     baseDelayMs: 500,
     maxDelayMs: 5 * 60_000,
-    process: async (key) => {
+    process: async (key, slot) => {
       if (overrides.accepts && !overrides.accepts(parseSourceKey(key).namespace)) return; // another shard's
-      const result = await reconciler.reconcile(key);
+      // A reconcile waiting on Vault tokens gives its worker back, so every source with work is in the fair line.
+      const result = await reconciler.reconcile(key, { releaseSlot: () => slot.release() });
       metrics.queueDepth.set(queue.depth);
       log.debug({ source: key, outcome: result.outcome }, 'reconciled');
       return { requeueAfterMs: result.requeueAfterMs };

@@ -77,8 +77,10 @@ export class Reconciler {
     return this.deps.contentHashInMetadata ?? true;
   }
 
-  async reconcile(key: string): Promise<ReconcileResult> {
-    const result = await this.reconcileOnce(key).catch((error) => {
+  // h4-fair (interface agreed with h3-writes, who owns this file): `hooks.releaseSlot` gives the worker back
+  // once the Kubernetes reads are done and only Vault work remains.
+  async reconcile(key: string, hooks: { releaseSlot?(): void } = {}): Promise<ReconcileResult> {
+    const result = await this.reconcileOnce(key, hooks).catch((error) => {
       this.count(key, 'error');
       throw error;
     });
@@ -91,7 +93,7 @@ export class Reconciler {
     if (outcome === 'synced' || outcome === 'unchanged' || outcome === 'drift-corrected') this.deps.metrics?.lastSuccessfulSync.setToCurrentTime();
   }
 
-  private async reconcileOnce(key: string): Promise<ReconcileResult> {
+  private async reconcileOnce(key: string, hooks: { releaseSlot?(): void }): Promise<ReconcileResult> {
     const { kind, namespace, name } = parseSourceKey(key);
     const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name) : this.deps.sources.secret(namespace, name);
     if (!object) {
@@ -152,6 +154,7 @@ export class Reconciler {
     const desired = materialized.entries.map((entry) => ({ entry, hash: this.deps.fingerprint.entry(entry) }));
     const force = forceToken !== undefined && previous !== undefined && !previous.inputFingerprint.endsWith(`:${forceToken}`);
     const operations = planSync(desired, previous?.entries ?? [], { changeDetection, force });
+    hooks.releaseSlot?.(); // h4-fair: the write phase only waits on Vault tokens from here; let another source start
 
     const synced: SyncedEntry[] = [];
     const written: string[] = [];
