@@ -222,7 +222,7 @@ export class Reconciler {
     // Forget what was recorded for the drifted paths: the regular path then rewrites them (ownership checked).
     const remaining = previous.entries.filter((e) => !drifted.includes(e));
     await this.deps.state.set(key, ref, { ...previous, inputFingerprint: notDone('drifted', previous.inputFingerprint), entries: remaining, lastDriftCheckTime: now }, { status: 'False', reason: 'Drifted', message: `changed in Vault out of band: ${drifted.map((e) => formatPath(e.path)).join(', ')}` });
-    const result = await this.reconcileOnce(key);
+    const result = await this.reconcileOnce(key, {});
     if (result.outcome === 'synced') {
       this.deps.metrics?.driftCorrections.inc(drifted.length);
       await this.event(source, 'Normal', 'DriftCorrected', `restored ${drifted.map((e) => formatPath(e.path)).join(', ')} after an out-of-band change in Vault`);
