@@ -4,7 +4,7 @@
 //
 //   --n=100,500,2000   backlog sizes for the convergence runs (default)
 //   --quick            --n=100,500 and fewer large secrets
-//   --skip=limiter,converge,operator,memory
+//   --skip=limiter,converge,operator,memory,fair
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { ensureBinaries } from '../testenv/binaries.js';
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../testenv/environment.js';
 import { VaultRateLimiter } from '../src/vault/limiter.js';
 import { createVaultStack } from '../src/vault/stack.js';
+import { fairShare, fairShareTables } from './fair-share.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
 
 const RATE = 10;
@@ -324,6 +325,7 @@ async function main() {
       say('the same with CONTENT_HASH_IN_METADATA=false (one write per change)');
       results.callsPerSecretWithoutHashInMetadata = await callsPerSecret(work, ['--content-hash-in-metadata=false']);
     }
+    if (!skip.has('fair')) results.fairShare = await fairShare({ newStack: async () => createVaultStack(await configFor(work), silent), say });
     if (!skip.has('memory')) {
       const count = quick ? 10 : 30;
       say(`memory: ${count} secrets of 1 MiB through the pipeline, streamed and buffered; then 20 Secrets of 768 KiB through the operator`);
@@ -344,6 +346,7 @@ async function main() {
   if (calls) out.push(`Vault calls per secret through the operator (${calls.secrets} Secrets)`, table(calls.phases), '');
   const lean = results.callsPerSecretWithoutHashInMetadata as typeof calls;
   if (lean) out.push(`The same with CONTENT_HASH_IN_METADATA=false (${lean.secrets} Secrets)`, table(lean.phases), '');
+  if (results.fairShare) out.push(...fairShareTables(results.fairShare as Awaited<ReturnType<typeof fairShare>>, table));
   if (results.memory) out.push('Memory while syncing large secrets (growth of the bench process over a baseline taken after a GC)', table(results.memory as Array<Record<string, unknown>>), '');
   process.stdout.write(out.join('\n') + '\n');
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
