@@ -33,7 +33,11 @@ function simulate(script: Step[]) {
   const waiting: Item[] = [];
   const served: Array<{ item: Item; waitingBefore: Item[] }> = [];
   const levelServices = Array<number>(LEVELS).fill(0);
-  const activeFlows = (level: number) => new Set(waiting.filter((i) => i.level === level).map((i) => i.flow)).size;
+  const noteActiveFlows = () => {
+    const flows = Array.from({ length: LEVELS }, () => new Set<string>());
+    for (const w of waiting) flows[w.level].add(w.flow);
+    for (const w of waiting) w.maxActiveFlows = Math.max(w.maxActiveFlows, flows[w.level].size);
+  };
   let nextId = 0;
   const take = () => {
     const snapshot = [...waiting];
@@ -59,11 +63,9 @@ function simulate(script: Step[]) {
     const item: Item = { id: nextId++, flow, level, k, levelServicesAtPush: levelServices[level], maxActiveFlows: 0 };
     queue.push(item, flow, level);
     waiting.push(item);
-    for (const w of waiting) w.maxActiveFlows = Math.max(w.maxActiveFlows, activeFlows(w.level));
+    noteActiveFlows();
   }
-  while (take()) {
-    for (const w of waiting) w.maxActiveFlows = Math.max(w.maxActiveFlows, activeFlows(w.level));
-  }
+  while (take()) noteActiveFlows();
   expect(queue.size).toBe(0);
   return served;
 }
