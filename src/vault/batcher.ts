@@ -24,7 +24,7 @@ export interface BatcherOptions {
 export interface Placement {
   /** The source key; operations without one share one flow of their own. */
   source?: string;
-  /** Priority level, 0 first (see LEVELS in pipeline.ts); the default is the last one. */
+  /** Priority level, 0 first (the pipeline decides it: `Level`, `levelOf`); the default is the last one. */
   level?: number;
 }
 

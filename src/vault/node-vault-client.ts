@@ -35,7 +35,7 @@ export interface RequestHooks extends RequestContext {
   onStart?(): void;
 }
 
-export interface WriteOptions {
+export interface WriteOptions extends RequestHooks {
   cas?: number;
   /** Stream the body (the memory-aware path for large secrets); counted in vault_memory_optimization_applied_total. */
   stream?: boolean;
@@ -43,6 +43,9 @@ export interface WriteOptions {
 
 /** KV v1 has no metadata endpoint: the ownership marks ride in the data under this key (as External Secrets does). */
 export const KV1_METADATA_KEY = 'custom_metadata';
+
+/** Operations of the auth level (see pipeline.ts `Level`): they skip the batcher and go first in the limiter. */
+const AUTH_OPERATIONS: ReadonlySet<string> = new Set(['login', 'renew', 'token-lookup', 'mount-lookup']);
 
 /**
  * node-vault's debug channel, replaced: it would print write bodies (values) and the request options of
@@ -248,7 +251,7 @@ export class NodeVaultClient implements VaultPort {
   private async detectKvVersion(mount: string): Promise<1 | 2> {
     let result: any;
     try {
-      result = await this.call('mount-lookup', `sys/internal/ui/mounts/${mount}`, (o) => this.client.read(`sys/internal/ui/mounts/${mount}`, o), { priority: Priority.auth });
+      result = await this.call('mount-lookup', `sys/internal/ui/mounts/${mount}`, (o) => this.client.read(`sys/internal/ui/mounts/${mount}`, o));
     } catch (error) {
       if (error instanceof VaultRequestError && (error.kind === 'forbidden' || error.kind === 'not-found' || error.kind === 'bad-request')) {
         throw new VaultRequestError('mount-lookup', mount, error.statusCode, 'not-found', `the KV mount "${mount}/" does not exist or this token may not use it (HTTP ${error.statusCode}); check --vault-kv-mounts and the token's policy`);
@@ -264,7 +267,9 @@ export class NodeVaultClient implements VaultPort {
     return version;
   }
 
-  async writeData(path: KvPath, data: Record<string, string>, options: WriteOptions = {}, hooks?: RequestHooks): Promise<{ version: number }> {
+  async writeData(path: KvPath, data: Record<string, string>, writeOptions: WriteOptions = {}, context?: RequestContext): Promise<{ version: number }> {
+    // The hooks ride in the write options (the pipeline's way); a caller of the port may give the context apart.
+    const options: WriteOptions = context?.source !== undefined && writeOptions.source === undefined ? { ...writeOptions, source: context.source } : writeOptions;
     const stream = options.stream === true;
     if (stream) this.metrics?.bodyStreamed();
     const requestOptions = stream ? { streamBody: true } : undefined;
@@ -272,13 +277,13 @@ export class NodeVaultClient implements VaultPort {
       if (KV1_METADATA_KEY in data) {
         throw new VaultRequestError('write', formatPath(path), undefined, 'bad-request', `the key "${KV1_METADATA_KEY}" is reserved on a KV version 1 mount (it holds the ownership marks)`);
       }
-      const marks = this.kv1Marks.get(formatPath(path)) ?? (await this.readKv1(path, hooks))?.marks ?? {};
+      const marks = this.kv1Marks.get(formatPath(path)) ?? (await this.readKv1(path, options))?.marks ?? {};
       const body = Object.keys(marks).length > 0 ? { ...data, [KV1_METADATA_KEY]: marks } : data;
-      await this.call('write', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, body, { ...requestOptions, ...o }), hooks);
+      await this.call('write', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, body, { ...requestOptions, ...o }), options);
       return { version: 0 };
     }
     const body = options.cas === undefined ? { data } : { data, options: { cas: options.cas } };
-    const result = await this.call('write', formatPath(path), (o) => this.client.write(`${path.mount}/data/${path.key}`, body, { ...requestOptions, ...o }), hooks);
+    const result = await this.call('write', formatPath(path), (o) => this.client.write(`${path.mount}/data/${path.key}`, body, { ...requestOptions, ...o }), options);
     return { version: Number(result?.data?.version ?? 0) };
   }
 
@@ -287,7 +292,7 @@ export class NodeVaultClient implements VaultPort {
       // No metadata endpoint: rewrite the data with the new marks (a path not written yet gets them with its data).
       const current = await this.readKv1(path, hooks);
       this.kv1Marks.set(formatPath(path), { ...customMetadata });
-      if (current) await this.call('write-metadata', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, { ...current.data, [KV1_METADATA_KEY]: customMetadata }, o), { source: hooks?.source });
+      if (current) await this.call('write-metadata', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, { ...current.data, [KV1_METADATA_KEY]: customMetadata }, o));
       else hooks?.onStart?.();
       return;
     }
@@ -356,11 +361,11 @@ export class NodeVaultClient implements VaultPort {
   }
 
   /** A request on behalf of the operator's token: logs in first if needed, and once more after a 403. */
-  private async call<T>(operation: string, target: string, send: Send<T>, hooks?: RequestHooks & { priority?: number }): Promise<T> {
+  private async call<T>(operation: string, target: string, send: Send<T>, hooks?: RequestHooks): Promise<T> {
     if (!this.loggedIn) await this.login();
     const generation = this.tokenGeneration;
     try {
-      return await this.request(operation, target, send, { onStart: hooks?.onStart, source: hooks?.source, priority: hooks?.priority });
+      return await this.request(operation, target, send, { onStart: hooks?.onStart, source: hooks?.source });
     } catch (error) {
       if (!(error instanceof VaultRequestError && error.kind === 'forbidden' && this.auth.method !== 'token')) throw error;
       // The token may have been revoked or expired: one fresh login (shared with concurrent failures), one more try.
@@ -368,12 +373,14 @@ export class NodeVaultClient implements VaultPort {
         this.log.warn({ operation, target }, 'Vault answered 403; logging in again once');
         await this.login();
       }
-      return await this.request(operation, target, send, { source: hooks?.source, priority: hooks?.priority });
+      return await this.request(operation, target, send, { source: hooks?.source });
     }
   }
 
   /** One logical request: each attempt takes a limiter token; retryable failures are retried with backoff. */
   private request<T>(operation: string, target: string, send: Send<T>, options: { priority?: number; onStart?: () => void; source?: string } = {}): Promise<T> {
+    // The auth level: requests that keep the operator able to talk to Vault at all go before any write.
+    const priority = options.priority ?? (AUTH_OPERATIONS.has(operation) ? Priority.auth : undefined);
     return withRetries(
       (attempt) =>
         this.limiter
@@ -383,7 +390,7 @@ export class NodeVaultClient implements VaultPort {
               if (attempt === 1) options.onStart?.();
               return this.timed(operation, target, send, permit.sent);
             },
-            { priority: attempt > 1 ? Math.min(options.priority ?? Priority.retry, Priority.retry) : options.priority, label: target, source: options.source },
+            { priority: attempt > 1 ? Math.min(priority ?? Priority.retry, Priority.retry) : priority, label: target, source: options.source },
           )
           .catch((error: unknown) => {
             if (error instanceof LimiterStoppedError) throw new VaultRequestError(operation, target, undefined, 'stopped', 'the operator is shutting down');
