@@ -36,7 +36,7 @@ function syncNewPaths(stack: VaultStackParts, source: string | undefined, paths:
   const marks: Array<Promise<unknown>> = [];
   const values = Promise.allSettled(
     paths.map(async (path) => {
-      await stack.vault.writeData(path, { value: path.key }, { cas: 0 }, context);
+      await stack.vault.writeData(path, new Map([['value', path.key]]), { cas: 0 }, context);
       marks.push(stack.vault.writeMetadata(path, { 'managed-by': 'vault-sync-operator' }, context).catch(() => undefined));
     }),
   );
@@ -51,7 +51,7 @@ async function smallChangeWait(ctx: FairShareContext, fair: boolean) {
   );
   await sleep(3000); // the burst is spent and the backlog flows at the rate
   const t0 = performance.now();
-  await stack.vault.writeData({ mount: 'secret', key: `${prefix}/small/p0` }, { value: 'small' }, { cas: 0 }, fair ? { source: 'Deployment/bench/small' } : undefined);
+  await stack.vault.writeData({ mount: 'secret', key: `${prefix}/small/p0` }, new Map([['value', 'small']]), { cas: 0 }, fair ? { source: 'Deployment/bench/small' } : undefined);
   const seconds = (performance.now() - t0) / 1000;
   const waitingBehind = stack.vault.waiting;
   await stack.stop(); // the rest of the backlog is not what this measures

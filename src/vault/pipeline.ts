@@ -31,9 +31,9 @@ export function levelOf(kind: VaultOperation['kind']): number {
 }
 
 /** Bytes of a payload as sent (keys and values, UTF-8), computed without serializing or copying it. */
-export function payloadBytes(data: Record<string, string>): number {
+export function payloadBytes(data: ReadonlyMap<string, string>): number {
   let size = 0;
-  for (const key in data) size += Buffer.byteLength(key) + Buffer.byteLength(data[key]);
+  for (const [key, value] of data) size += Buffer.byteLength(key) + Buffer.byteLength(value);
   return size;
 }
 
@@ -55,7 +55,7 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.waiting;
   }
 
-  writeData(path: KvPath, data: Record<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<{ version: number }> {
+  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<{ version: number }> {
     const size = payloadBytes(data);
     if (size > this.options.maxSecretBytes) {
       // Refused here, terminally: Vault would reject it on every retry (or its storage would).
@@ -64,7 +64,7 @@ export class VaultPipeline implements VaultPort {
     }
     if (size > this.options.largeSecretThresholdBytes) {
       this.options.metrics?.largeSecret();
-      this.options.log.warn({ path: formatPath(path), sizeBytes: size, keys: Object.keys(data).length, thresholdBytes: this.options.largeSecretThresholdBytes }, 'large secret: streaming it to Vault');
+      this.options.log.warn({ path: formatPath(path), sizeBytes: size, keys: data.size, thresholdBytes: this.options.largeSecretThresholdBytes }, 'large secret: streaming it to Vault');
     }
     return this.submit({ kind: 'write', path, data, cas: options?.cas }, context);
   }
@@ -77,7 +77,7 @@ export class VaultPipeline implements VaultPort {
     return this.submit({ kind: 'read-metadata', path }, context);
   }
 
-  readData(path: KvPath, context?: RequestContext): Promise<Record<string, string> | undefined> {
+  readData(path: KvPath, context?: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
     return this.submit({ kind: 'read', path }, context);
   }
 

@@ -19,7 +19,7 @@ const DELETIONS = 10;
 function syncNewPaths(stack: TestVaultStack, source: string, paths: KvPath[]): Promise<unknown> {
   return Promise.allSettled(
     paths.map(async (path) => {
-      await stack.vault.writeData(path, { value: path.key }, { cas: 0 }, { source });
+      await stack.vault.writeData(path, new Map([['value', path.key]]), { cas: 0 }, { source });
       await stack.vault.writeMetadata(path, { 'managed-by': 'vault-sync-operator' }, { source });
     }),
   );
@@ -34,7 +34,7 @@ test('10 sources x 40 new paths queued: a one-path change of another source is s
 
   // The deleting source's paths exist first.
   const doomed = Array.from({ length: DELETIONS }, (_, i): KvPath => ({ mount: 'secret', key: `${prefix}/deleter/p${i}` }));
-  await Promise.all(doomed.map((path) => stack.vault.writeData(path, { v: '1' }, {}, { source: 'Deployment/ns/deleter' })));
+  await Promise.all(doomed.map((path) => stack.vault.writeData(path, new Map([['v', '1']]), {}, { source: 'Deployment/ns/deleter' })));
 
   const start = auditMark();
   const backlog = Array.from({ length: BIG_SOURCES }, (_, s) =>
@@ -43,7 +43,7 @@ test('10 sources x 40 new paths queued: a one-path change of another source is s
   // Once the backlog is flowing (the burst spent), the small change and the deletions arrive.
   await waitFor(() => requestsSince(start).filter(ofTest).length >= 30, { timeoutMs: 60_000, intervalMs: 50, description: '30 requests of the backlog at OpenBao' });
   const enqueued = auditMark();
-  const small = stack.vault.writeData({ mount: 'secret', key: `${prefix}/small/p0` }, { value: 'small' }, { cas: 0 }, { source: 'Deployment/ns/small' });
+  const small = stack.vault.writeData({ mount: 'secret', key: `${prefix}/small/p0` }, new Map([['value', 'small']]), { cas: 0 }, { source: 'Deployment/ns/small' });
   const deletions = Promise.all(doomed.map((path) => stack.vault.deleteAll(path, { source: 'Deployment/ns/deleter' })));
   await small;
   await deletions;

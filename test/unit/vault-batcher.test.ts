@@ -26,7 +26,7 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     const { calls, execute } = controlledExecutor();
     const metrics = new Metrics({ processMetrics: false });
     const batcher = new VaultBatcher({ batchSize: 5, execute, metrics: vaultMetricsOf(metrics) });
-    const results = Array.from({ length: 12 }, (_, i) => batcher.submit({ kind: 'write', path: path(`p${i}`), data: { v: String(i) } }));
+    const results = Array.from({ length: 12 }, (_, i) => batcher.submit({ kind: 'write', path: path(`p${i}`), data: new Map(Object.entries({ v: String(i) })) }));
     await tick();
     expect(calls).toHaveLength(5); // one batch; the rest waits in the batcher, where it can still be merged
     expect(batcher.waiting).toBe(12);
@@ -52,15 +52,15 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     const { calls, execute } = controlledExecutor();
     const metrics = new Metrics({ processMetrics: false });
     const batcher = new VaultBatcher({ batchSize: 1, execute, metrics: vaultMetricsOf(metrics) });
-    const first = batcher.submit({ kind: 'write', path: path('busy'), data: { v: 'a' } }); // occupies the only slot
+    const first = batcher.submit({ kind: 'write', path: path('busy'), data: new Map(Object.entries({ v: 'a' })) }); // occupies the only slot
     await tick();
-    const older = batcher.submit({ kind: 'write', path: path('x'), data: { v: 'old' }, cas: 1 });
-    const newer = batcher.submit({ kind: 'write', path: path('x'), data: { v: 'new' }, cas: 1 });
-    const newest = batcher.submit({ kind: 'write', path: path('x'), data: { v: 'newest' }, cas: 1 });
+    const older = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: 'old' })), cas: 1 });
+    const newer = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: 'new' })), cas: 1 });
+    const newest = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: 'newest' })), cas: 1 });
     calls[0].start();
     await tick();
     expect(calls).toHaveLength(2);
-    expect(calls[1].operation).toEqual({ kind: 'write', path: path('x'), data: { v: 'newest' }, cas: 1 });
+    expect(calls[1].operation).toEqual({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: 'newest' })), cas: 1 });
     calls[1].start();
     calls[0].finish({ version: 7 });
     calls[1].finish({ version: 2 });
@@ -73,9 +73,9 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
   test('a write is not merged across another operation on the same path (order is kept)', async () => {
     const { calls, execute } = controlledExecutor();
     const batcher = new VaultBatcher({ batchSize: 5, execute });
-    const a = batcher.submit({ kind: 'write', path: path('x'), data: { v: '1' } });
+    const a = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: '1' })) });
     const m = batcher.submit({ kind: 'write-metadata', path: path('x'), customMetadata: { owner: 'me' } });
-    const b = batcher.submit({ kind: 'write', path: path('x'), data: { v: '2' } });
+    const b = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: '2' })) });
     await tick();
     // One operation per path in flight: the metadata write and the second write wait, in order.
     expect(calls.map((c) => c.operation.kind)).toEqual(['write']);
@@ -87,7 +87,7 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     calls[1].finish('m');
     await tick();
     expect(calls.map((c) => c.operation.kind)).toEqual(['write', 'write-metadata', 'write']);
-    expect((calls[2].operation as { data: unknown }).data).toEqual({ v: '2' });
+    expect((calls[2].operation as { data: unknown }).data).toEqual(new Map([['v', '2']]));
     calls[2].start();
     calls[2].finish('b');
     expect(await Promise.all([a, m, b])).toEqual(['a', 'm', 'b']);
@@ -105,7 +105,7 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
         return { version: 1 };
       },
     });
-    const results = await Promise.allSettled(['a', 'bad', 'c'].map((key) => batcher.submit({ kind: 'write', path: path(key), data: { v: key } })));
+    const results = await Promise.allSettled(['a', 'bad', 'c'].map((key) => batcher.submit({ kind: 'write', path: path(key), data: new Map(Object.entries({ v: key })) })));
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(VaultRequestError);
     await batcher.stop();
@@ -144,8 +144,8 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
   test('stop() rejects what still waits with a clear error and refuses new work', async () => {
     const { calls, execute } = controlledExecutor();
     const batcher = new VaultBatcher({ batchSize: 1, execute });
-    const inFlight = batcher.submit({ kind: 'write', path: path('a'), data: {} });
-    const waiting = batcher.submit({ kind: 'write', path: path('b'), data: {} });
+    const inFlight = batcher.submit({ kind: 'write', path: path('a'), data: new Map(Object.entries({})) });
+    const waiting = batcher.submit({ kind: 'write', path: path('b'), data: new Map(Object.entries({})) });
     await tick();
     const stopped = batcher.stop();
     calls[0].start();
@@ -173,10 +173,10 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     const batcher = new VaultBatcher({ batchSize: 2, execute });
     const all: Promise<unknown>[] = [];
     for (let big = 0; big < 3; big++) {
-      for (let i = 0; i < 20; i++) all.push(batcher.submit({ kind: 'write', path: path(`big${big}/${i}`), data: {} }, { source: `Deployment/ns/big${big}`, level: 1 }));
+      for (let i = 0; i < 20; i++) all.push(batcher.submit({ kind: 'write', path: path(`big${big}/${i}`), data: new Map() }, { source: `Deployment/ns/big${big}`, level: 1 }));
     }
     await tick();
-    all.push(batcher.submit({ kind: 'write', path: path('small/0'), data: {} }, { source: 'Deployment/ns/small', level: 1 }));
+    all.push(batcher.submit({ kind: 'write', path: path('small/0'), data: new Map() }, { source: 'Deployment/ns/small', level: 1 }));
     const order = await serveAll(calls);
     await Promise.all(all);
     // big0 and big1 were dispatched before it came; it joins the end of the current round, right after big2.
@@ -192,7 +192,7 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     const all: Promise<unknown>[] = [batcher.submit({ kind: 'read', path: path('busy') }, { level: 1 })];
     await tick();
     for (let i = 0; i < 3; i++) all.push(batcher.submit({ kind: 'write-metadata', path: path(`m${i}`), customMetadata: {} }, { source: 's', level: 2 }));
-    for (let i = 0; i < 3; i++) all.push(batcher.submit({ kind: 'write', path: path(`d${i}`), data: {} }, { source: 's', level: 1 }));
+    for (let i = 0; i < 3; i++) all.push(batcher.submit({ kind: 'write', path: path(`d${i}`), data: new Map() }, { source: 's', level: 1 }));
     const order = await serveAll(calls);
     await Promise.all(all);
     expect(order).toEqual(['read:busy', 'write:d0', 'write:d1', 'write:d2', 'write-metadata:m0', 'write-metadata:m1', 'write-metadata:m2']);
@@ -205,8 +205,8 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     const all: Promise<unknown>[] = [batcher.submit({ kind: 'read', path: path('busy') }, { level: 1 })];
     await tick();
     all.push(batcher.submit({ kind: 'write-metadata', path: path('x'), customMetadata: {} }, { source: 's', level: 2 }));
-    all.push(batcher.submit({ kind: 'write', path: path('x'), data: {} }, { source: 's', level: 1 }));
-    all.push(batcher.submit({ kind: 'write', path: path('y'), data: {} }, { source: 's', level: 1 }));
+    all.push(batcher.submit({ kind: 'write', path: path('x'), data: new Map() }, { source: 's', level: 1 }));
+    all.push(batcher.submit({ kind: 'write', path: path('y'), data: new Map() }, { source: 's', level: 1 }));
     const order = await serveAll(calls);
     await Promise.all(all);
     expect(order).toEqual(['read:busy', 'write:y', 'write-metadata:x', 'write:x']);
