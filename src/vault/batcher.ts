@@ -18,6 +18,8 @@ export interface BatcherOptions {
   /** Runs one operation; `onStart` is called when its first request got a rate-limit token. */
   execute(operation: VaultOperation, hooks: { onStart(): void; source?: string }): Promise<unknown>;
   metrics?: VaultMetrics;
+  /** Injected for tests; milliseconds, monotonic; the limiter's clock (performance.now()). */
+  clock?: () => number;
 }
 
 /** Where an operation waits in the fair line: its flow (the source it is for) and its priority level. */
@@ -76,6 +78,8 @@ export class VaultBatcher {
   private readonly busyPaths = new Set<string>();
   /** Operations dispatched whose first request has not got its token yet. */
   private unstarted = 0;
+  /** Since when operations have been waiting without a break (undefined while none wait). */
+  private busySince: number | undefined;
   private dispatchQueued = false;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
@@ -87,6 +91,11 @@ export class VaultBatcher {
   /** Operations waiting for a batch or for their first token. */
   get waiting(): number {
     return this.pending.size + this.unstarted;
+  }
+
+  /** When the current stretch of waiting work began; undefined while nothing waits (the limiter's idle test). */
+  get waitingSince(): number | undefined {
+    return this.busySince;
   }
 
   submit<T>(operation: VaultOperation, placement: Placement = {}): Promise<T> {
@@ -200,6 +209,9 @@ export class VaultBatcher {
   }
 
   private updateGauge(): void {
-    this.options.metrics?.waiting(this.waiting);
+    const waiting = this.waiting;
+    if (waiting === 0) this.busySince = undefined;
+    else this.busySince ??= (this.options.clock ?? performance.now.bind(performance))();
+    this.options.metrics?.waiting(waiting);
   }
 }

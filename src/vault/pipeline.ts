@@ -55,6 +55,11 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.waiting;
   }
 
+  /** When the current stretch of waiting work began (performance.now()); undefined while nothing waits. */
+  get waitingSince(): number | undefined {
+    return this.batcher.waitingSince;
+  }
+
   writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<{ version: number }> {
     const size = payloadBytes(data);
     if (size > this.options.maxSecretBytes) {

@@ -39,9 +39,12 @@ export interface VaultStackTuning {
 /** `metrics`: the narrow recorder the Vault layer reports to (the composition root adapts its registry to it). */
 export function createVaultStack(config: Config, log: Logger, metrics?: VaultMetrics, tuning: VaultStackTuning = {}): VaultStackParts {
   validateBatchSize(config.batchSize);
+  // The pipeline is built after the limiter it sends through; the limiter asks it whether work waits upstream.
+  let upstream: { waitingSince: number | undefined } | undefined;
   const limiter = new VaultRateLimiter({
     ...config.rateLimit,
     marginMs: tuning.limiterMarginMs,
+    upstreamWaitingSince: () => upstream?.waitingSince,
     onStart: (event) => {
       metrics?.rateLimited(event.operation, event.waitedMs / 1000);
       tuning.onLimiterStart?.(event);
@@ -63,6 +66,7 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
     log,
     metrics,
   });
+  upstream = vault;
   let stopped: Promise<void> | undefined;
   return {
     vault,
