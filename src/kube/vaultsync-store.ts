@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Condition, SourceRef, SyncState, SyncStateStore } from '../sync/state-store.js';
-import { parseKvPathLoose } from '../vault/path.js';
+import { formatPath, parseKvPathLoose, quoteForMessage, splitPath } from '../vault/path.js';
+import { boundMessage } from './message-bounds.js';
 import { sourceKey } from './objects.js';
 
 const GROUP = 'vault-sync.io';
@@ -89,7 +90,7 @@ export class VaultSyncStore implements SyncStateStore {
     await this.writeStatus(key, source, {
       inputFingerprint: state.inputFingerprint,
       entries: state.entries.map((e) => ({
-        path: `${e.path.mount}/${e.path.key}`,
+        path: formatPath(e.path), // the form Events show; parseKvPathLoose is its inverse
         hash: e.hash,
         ...(e.version !== undefined ? { version: e.version } : {}),
         ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),
@@ -104,7 +105,7 @@ export class VaultSyncStore implements SyncStateStore {
 
   async setCondition(key: string, source: SourceRef, ready: Condition): Promise<void> {
     const current = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
-    if (current && current.status === ready.status && current.reason === ready.reason && current.message === ready.message) return;
+    if (current && current.status === ready.status && current.reason === ready.reason && current.message === boundMessage(ready.message)) return;
     await this.writeStatus(key, source, { ...(this.records.get(key)?.status ?? {}), conditions: this.conditions(key, ready) });
   }
 
@@ -122,7 +123,8 @@ export class VaultSyncStore implements SyncStateStore {
   private conditions(key: string, ready: Condition) {
     const previous = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
     const changed = !previous || previous.status !== ready.status;
-    return [{ type: 'Ready', ...ready, lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
+    // Bounded here, whoever wrote the message: one choke point for every condition.
+    return [{ type: 'Ready', ...ready, message: boundMessage(ready.message), lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
   }
 
   private async writeStatus(key: string, source: SourceRef, status: Record<string, unknown>): Promise<void> {
@@ -155,7 +157,7 @@ export class VaultSyncStore implements SyncStateStore {
         // Garbage-collected with its source in a real cluster, even if the operator is gone.
         ownerReferences: source.uid ? [{ apiVersion: source.kind === 'Deployment' ? 'apps/v1' : 'v1', kind: source.kind, name: source.name, uid: source.uid }] : undefined,
       } as VaultSyncObject['metadata'],
-      spec: { source: { kind: source.kind, name: source.name, uid: source.uid }, path: source.path },
+      spec: { source: { kind: source.kind, name: source.name, uid: source.uid }, path: shownAnnotation(source.path) },
     };
     try {
       return (await this.api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: source.namespace, plural: PLURAL, body })) as VaultSyncObject;
@@ -164,4 +166,13 @@ export class VaultSyncStore implements SyncStateStore {
       return (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: source.namespace, plural: PLURAL, name: body.metadata.name })) as VaultSyncObject;
     }
   }
+}
+
+/**
+ * The path annotation as the VaultSync shows it (a kubectl column): as written when it is in the path
+ * grammar, else bounded and escaped (no bidi override or control character reaches a terminal).
+ */
+function shownAnnotation(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  return splitPath(path).ok ? path.trim() : quoteForMessage(path);
 }
