@@ -89,9 +89,9 @@ describe('VaultRateLimiter: one exact token bucket (Bottleneck queue, precise re
     let upstreamSince: number | undefined;
     const events: LimiterStart[] = [];
     const limiter = new VaultRateLimiter({ rate: 20, burst: 5, upstreamWaitingSince: () => upstreamSince, onStart: (e) => events.push(e) });
+    upstreamSince = performance.now(); // from here on, work waits in the batcher
     await runBacklog(limiter, 5); // empties the bucket
-    upstreamSince = performance.now(); // the next batch waits in the batcher meanwhile
-    await sleep(600); // 12 tokens' worth of time, but not idle
+    await sleep(600); // 12 tokens' worth of time between two batches, but not idle
     await runBacklog(limiter, 3);
     expect(events.slice(5).map((e) => e.paced)).toEqual([true, true, true]);
     upstreamSince = undefined; // nothing waits anywhere: this is idle time
