@@ -28,6 +28,20 @@ export function vaultSyncName(kind: string, name: string): string {
   return `${full.slice(0, 240)}-${createHash('sha256').update(full).digest('hex').slice(0, 12)}`;
 }
 
+/** A Ready condition as stored, with the time its status last changed. */
+export type StoredCondition = Condition & { lastTransitionTime: string };
+
+/**
+ * Told about every Ready condition the store writes (and those it finds at load), and about deleted
+ * records: the one choke point through which the dashboard learns which sources are not in sync and why.
+ * Called synchronously after the write succeeded; a listener must be cheap and must not throw (what it
+ * throws is ignored).
+ */
+export interface ConditionListener {
+  onCondition(sourceKey: string, source: Pick<SourceRef, 'kind' | 'namespace' | 'name'>, condition: StoredCondition, how: 'written' | 'loaded'): void;
+  onDeleted(sourceKey: string): void;
+}
+
 /**
  * The sync record of each source, kept in the status of a VaultSync object beside it
  * (docs/adr/0001-sync-state-in-vaultsync-status.md). Loaded once at start; afterwards the operator is its
@@ -37,7 +51,11 @@ export class VaultSyncStore implements SyncStateStore {
   private readonly api: CustomObjectsApi;
   private readonly records = new Map<string, VaultSyncObject>();
 
-  constructor(kubeConfig: KubeConfig, private readonly namespaces: readonly string[]) {
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly namespaces: readonly string[],
+    private readonly listener?: ConditionListener,
+  ) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
@@ -65,7 +83,9 @@ export class VaultSyncStore implements SyncStateStore {
     this.records.clear();
     for (const list of lists) {
       for (const item of (list as { items: VaultSyncObject[] }).items) {
-        this.records.set(sourceKey(item.spec.source.kind, item.metadata.namespace, item.spec.source.name), item);
+        const key = sourceKey(item.spec.source.kind, item.metadata.namespace, item.spec.source.name);
+        this.records.set(key, item);
+        this.notify(key, 'loaded');
       }
     }
   }
@@ -118,6 +138,30 @@ export class VaultSyncStore implements SyncStateStore {
       if ((error as { code?: number }).code !== 404) throw error;
     }
     this.records.delete(key);
+    this.tell((l) => l.onDeleted(key));
+  }
+
+  private notify(key: string, how: 'written' | 'loaded'): void {
+    const record = this.records.get(key);
+    const ready = record?.status?.conditions?.find((c) => c.type === 'Ready');
+    if (!record || !ready) return;
+    const source = { kind: record.spec.source.kind, namespace: record.metadata.namespace, name: record.spec.source.name };
+    const condition: StoredCondition = {
+      status: ready.status as Condition['status'],
+      reason: ready.reason ?? '',
+      message: ready.message ?? '',
+      lastTransitionTime: ready.lastTransitionTime ?? new Date().toISOString(),
+    };
+    this.tell((l) => l.onCondition(key, source, condition, how));
+  }
+
+  private tell(call: (listener: ConditionListener) => void): void {
+    if (!this.listener) return;
+    try {
+      call(this.listener);
+    } catch {
+      // The dashboard's bookkeeping never fails a sync.
+    }
   }
 
   private conditions(key: string, ready: Condition) {
@@ -144,6 +188,7 @@ export class VaultSyncStore implements SyncStateStore {
       updated = await patch();
     }
     this.records.set(key, updated);
+    if (status.conditions) this.notify(key, 'written');
   }
 
   private async create(source: SourceRef): Promise<VaultSyncObject> {
