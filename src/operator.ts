@@ -7,6 +7,7 @@ import { isManaged, parseSourceKey, slimDeployment, slimSecret, sourceKey, type 
 import { describeKubeError, Reflector } from './kube/reflector.js';
 import { VaultSyncStore, type ConditionListener } from './kube/vaultsync-store.js';
 import { Metrics } from './observability/metrics.js';
+import { vaultMetricsOf } from './observability/vault-metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
 import { Reconciler } from './sync/reconciler.js';
@@ -48,7 +49,7 @@ interface VaultSyncPolicyObject {
 export function startOperator(config: Config, log: Logger, overrides: OperatorOverrides = {}): RunningOperator {
   const kubeConfig = overrides.kubeConfig ?? loadKubeConfig();
   const metrics = overrides.metrics ?? new Metrics();
-  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), metrics);
+  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), vaultMetricsOf(metrics));
   const cluster = new ClusterClient(kubeConfig);
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
@@ -150,9 +151,10 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     concurrency: config.workers,
     baseDelayMs: 500,
     maxDelayMs: 5 * 60_000,
-    process: async (key) => {
+    process: async (key, slot) => {
       if (overrides.accepts && !overrides.accepts(parseSourceKey(key).namespace)) return; // another shard's
-      const result = await reconciler.reconcile(key);
+      // A reconcile waiting on Vault tokens gives its worker back, so every source with work is in the fair line.
+      const result = await reconciler.reconcile(key, { releaseSlot: () => slot.release() });
       metrics.queueDepth.set(queue.depth);
       log.debug({ source: key, outcome: result.outcome }, 'reconciled');
       return { requeueAfterMs: result.requeueAfterMs };

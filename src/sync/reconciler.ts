@@ -77,8 +77,10 @@ export class Reconciler {
     return this.deps.contentHashInMetadata ?? true;
   }
 
-  async reconcile(key: string): Promise<ReconcileResult> {
-    const result = await this.reconcileOnce(key).catch((error) => {
+  // h4-fair (interface agreed with h3-writes, who owns this file): `hooks.releaseSlot` gives the worker back
+  // once the Kubernetes reads are done and only Vault work remains.
+  async reconcile(key: string, hooks: { releaseSlot?(): void } = {}): Promise<ReconcileResult> {
+    const result = await this.reconcileOnce(key, hooks).catch((error) => {
       this.count(key, 'error');
       throw error;
     });
@@ -91,7 +93,7 @@ export class Reconciler {
     if (outcome === 'synced' || outcome === 'unchanged' || outcome === 'drift-corrected') this.deps.metrics?.lastSuccessfulSync.setToCurrentTime();
   }
 
-  private async reconcileOnce(key: string): Promise<ReconcileResult> {
+  private async reconcileOnce(key: string, hooks: { releaseSlot?(): void }): Promise<ReconcileResult> {
     const { kind, namespace, name } = parseSourceKey(key);
     const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name) : this.deps.sources.secret(namespace, name);
     if (!object) {
@@ -153,6 +155,7 @@ export class Reconciler {
     const desired = materialized.entries.map((entry) => ({ entry, hash: this.deps.fingerprint.entry(entry) }));
     const force = forceToken !== undefined && previous !== undefined && !previous.inputFingerprint.endsWith(`:${forceToken}`);
     const operations = planSync(desired, previous?.entries ?? [], { changeDetection, force });
+    hooks.releaseSlot?.(); // h4-fair: the write phase only waits on Vault tokens from here; let another source start
 
     const synced: SyncedEntry[] = [];
     const written: string[] = [];
@@ -220,7 +223,7 @@ export class Reconciler {
     // Forget what was recorded for the drifted paths: the regular path then rewrites them (ownership checked).
     const remaining = previous.entries.filter((e) => !drifted.includes(e));
     await this.deps.state.set(key, ref, { ...previous, inputFingerprint: notDone('drifted', previous.inputFingerprint), entries: remaining, lastDriftCheckTime: now }, { status: 'False', reason: 'Drifted', message: `changed in Vault out of band: ${drifted.map((e) => formatPath(e.path)).join(', ')}` });
-    const result = await this.reconcileOnce(key);
+    const result = await this.reconcileOnce(key, {});
     if (result.outcome === 'synced') {
       this.deps.metrics?.driftCorrections.inc(drifted.length);
       await this.event(source, 'Normal', 'DriftCorrected', `restored ${drifted.map((e) => formatPath(e.path)).join(', ')} after an out-of-band change in Vault`);
