@@ -142,7 +142,8 @@ tag="localhost/vault-sync-operator:$version-$app_hash"
 if [ -s "$out/vault-sync-operator.oci.tar" ] && [ -s "$out/sbom.cdx.json" ] && [ -s "$out/image.json" ]; then
   log "up to date: $out"
 else
-  rm -rf "$out"; mkdir -p "$out.tmp"
+  # (Under the lock: a *.tmp folder left here is from a build that failed.)
+  rm -rf "$out" "$root"/app-*.tmp; mkdir -p "$out.tmp"
   if has_image "$tag"; then log "$tag is in the storage already"; else
     log "buildah bud (BUILD_IMAGE=$build_base RUNTIME_IMAGE=$runtime_base)"
     start=$SECONDS
