@@ -20,14 +20,18 @@ COPY tsconfig.json ./
 COPY src ./src
 # Only src/ is compiled (the local test environment in testenv/ is not part of the image), without source
 # maps: the sources they point at are not in the image. Then /app is assembled from scratch: production
-# dependencies by `npm ci --omit=dev` (no dev folder is created, so none is left behind empty), and nothing
-# in it writable by anyone but root.
+# dependencies by `npm ci --omit=dev` (no dev folder is created, so none is left behind empty), less what Node
+# never loads (source maps, type declarations, the test folders of packages: 40 of their 75 MB), and nothing in
+# it writable by anyone but root.
 RUN npx tsc -p tsconfig.json --sourceMap false \
  && mkdir -p /app \
  && cp package.json package-lock.json /app/ \
  && cp -r dist /app/dist \
  && cd /app \
  && npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
+ && find node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete \
+ && find node_modules -regextype posix-extended -type d -regex 'node_modules/(@[^/]+/)?[^/@][^/]*/(test|tests|__tests__)' \
+      -prune -exec rm -rf {} + \
  && rm -rf /app/package-lock.json /root/.npm \
  && chmod -R u=rwX,go=rX /app
 
@@ -38,10 +42,11 @@ LABEL org.opencontainers.image.title="vault-sync-operator" \
       org.opencontainers.image.description="Syncs the Kubernetes Secrets used by annotated Deployments into Vault / OpenBao KV" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
-WORKDIR /app
 ENV NODE_ENV=production
-# Owned by root (uid 0), mode 644/755: uid 65532 reads and runs them, and cannot change them.
+# Owned by root (uid 0), mode 644/755: uid 65532 reads and runs them, and cannot change them. (COPY before
+# WORKDIR: WORKDIR would create /app as the base's user, 65532.)
 COPY --from=build --chown=0:0 /app /app
+WORKDIR /app
 USER 65532:65532
 # /metrics, /healthz, /readyz, /health and the dashboard (METRICS_PORT)
 EXPOSE 8080

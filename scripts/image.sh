@@ -159,17 +159,19 @@ else
   fi
   bah push --quiet "$tag" "oci-archive:$out.tmp/vault-sync-operator.oci.tar:vault-sync-operator:$version" >&2
 
-  # The runtime stage's /app, unpacked from the image, for its SBOM (npm reads the installed tree).
+  # The runtime stage's /app, unpacked from the image, for its SBOM (npm reads the installed tree). The folder
+  # is named after the package: npm sbom names the root component after its folder.
   ctr=$(bah from --pull-never "$tag")
   mnt=$(bah mount "$ctr")
-  cp -a "$mnt/app" "$out.tmp/app"
+  app="$out.tmp/vault-sync-operator"
+  cp -a "$mnt/app" "$app"
   bah umount "$ctr" >/dev/null; bah rm "$ctr" >/dev/null
   # npm sbom checks the tree against every declared dependency, dev ones included, even with --omit=dev:
   # the copy's package.json loses its devDependencies (none of them is installed, which is the point).
-  node -e 'const f=process.argv[1], p=JSON.parse(require("fs").readFileSync(f)); delete p.devDependencies; require("fs").writeFileSync(f, JSON.stringify(p))' "$out.tmp/app/package.json"
-  ( cd "$out.tmp/app" && npm sbom --omit=dev --sbom-format=cyclonedx --sbom-type=application ) > "$out.tmp/sbom.cdx.json" \
+  node -e 'const f=process.argv[1], p=JSON.parse(require("fs").readFileSync(f)); delete p.devDependencies; require("fs").writeFileSync(f, JSON.stringify(p))' "$app/package.json"
+  ( cd "$app" && npm sbom --omit=dev --sbom-format=cyclonedx --sbom-type=application ) > "$out.tmp/sbom.cdx.json" \
     || die "npm sbom failed"
-  rm -rf "$out.tmp/app"
+  rm -rf "$app"
 
   # Facts for DEPLOYMENT.md and the tests: the image's digest, its layers, the bases it was built on.
   bah inspect --type image "$tag" > "$out.tmp/inspect.json"
@@ -177,7 +179,7 @@ else
     const [inspect, tag, version, buildBase, runtimeBase, runtimeLayers] = process.argv.slice(1);
     const i = JSON.parse(require("fs").readFileSync(inspect, "utf8"));
     const base = new Set(runtimeLayers.split(" ").filter(Boolean));
-    const layers = i.OCIv1.rootfs.diff_ids.map((d, n) => ({ diffId: d, fromBase: base.has(d), ...(i.History ? {} : {}) }));
+    const layers = i.OCIv1.rootfs.diff_ids.map((diffId) => ({ diffId, fromBase: base.has(diffId) }));
     console.log(JSON.stringify({ tag, version, imageId: i.FromImageID, buildBase, runtimeBase, config: i.OCIv1.config, layers }, null, 2));
   ' "$out.tmp/inspect.json" "$tag" "$version" "$build_base" "$runtime_base" \
     "$(bah inspect --type image --format '{{range .OCIv1.RootFS.DiffIDs}}{{.}} {{end}}' "$runtime_base")" > "$out.tmp/image.json"
