@@ -20,9 +20,9 @@ COPY tsconfig.json ./
 COPY src ./src
 # Only src/ is compiled (the local test environment in testenv/ is not part of the image), without source
 # maps: the sources they point at are not in the image. Then /app is assembled from scratch: production
-# dependencies by `npm ci --omit=dev` (no dev folder is created, so none is left behind empty), less what Node
-# never loads (source maps, type declarations, the test folders of packages: 40 of their 75 MB), and nothing in
-# it writable by anyone but root.
+# dependencies by `npm ci --omit=dev` (npm still makes the empty scope folders of dev dependencies, @jest,
+# @babel...: removed), less what Node never loads (source maps, type declarations, the test folders of
+# packages: 40 of their 75 MB), and nothing in it writable by anyone but root.
 RUN npx tsc -p tsconfig.json --sourceMap false \
  && mkdir -p /app \
  && cp package.json package-lock.json /app/ \
@@ -32,6 +32,7 @@ RUN npx tsc -p tsconfig.json --sourceMap false \
  && find node_modules -type f \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \) -delete \
  && find node_modules -regextype posix-extended -type d -regex 'node_modules/(@[^/]+/)?[^/@][^/]*/(test|tests|__tests__)' \
       -prune -exec rm -rf {} + \
+ && find node_modules -mindepth 1 -type d -empty -delete \
  && rm -rf /app/package-lock.json /root/.npm \
  && chmod -R u=rwX,go=rX /app
 

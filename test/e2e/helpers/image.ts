@@ -115,8 +115,16 @@ export function podmanArgs(...args: string[]): string[] {
   ];
 }
 
-export function podman(...args: string[]): string {
-  return run('podman', podmanArgs(...args)).toString('utf8');
+/** Fails loudly, naming the tool and how to get it, when podman (or runc under it) cannot run here. */
+export function requirePodman(): string {
+  const r = spawnSync('podman', podmanArgs('info', '--format', '{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Version}}'), { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new Error(
+      `podman cannot run here (${r.error?.message ?? r.stderr.trim()}): the image test needs podman and runc ` +
+        '(bash scripts/install-test-tools.sh image installs them; npm test\'s pretest runs it)',
+    );
+  }
+  return r.stdout.trim();
 }
 
 /** Ulimits for `podman run`: its defaults are above this machine's hard limits, and it cannot raise them. */
