@@ -121,6 +121,10 @@ ensure_base() {
     find "$root/bases" -name "$kind-*.rootfs.tar" ! -name "$kind-$hash.rootfs.tar" -delete
   fi
   import_rootfs "$name" "$rootfs" "$config"
+  # Older bases of this kind in the storage are for inputs that changed (an image still using one keeps it).
+  for stale in $(bah images --format '{{.Name}}:{{.Tag}}' --filter reference="localhost/vso-$kind-base" | grep -v ":$hash\$" || true); do
+    bah rmi "$stale" >/dev/null 2>&1 || true
+  done
   echo "$name"
 }
 

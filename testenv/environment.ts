@@ -152,12 +152,17 @@ async function vaultApi(addr: string, token: string | null, method: string, path
   return text ? JSON.parse(text) : null;
 }
 
-/** OpenBao or HashiCorp Vault, from the binary's `version` line ("OpenBao v2.7.2 (…)" / "Vault v1.21.4 (…)"). */
+/** OpenBao or HashiCorp Vault, from what `<bin> version` prints ("OpenBao v2.7.2 (…)" / "Vault v1.21.4 (…)"). */
+export function parseVaultServerVersion(printed: string): VaultServer | undefined {
+  const m = /^(OpenBao|Vault) v(\d+\.\d+\.\d+\S*)/m.exec(printed);
+  return m ? { product: m[1] === 'OpenBao' ? 'openbao' : 'vault', version: m[2] } : undefined;
+}
+
 export async function vaultServerOf(bin: string): Promise<VaultServer> {
   const { stdout } = await execFileAsync(bin, ['version']);
-  const m = /^(OpenBao|Vault) v(\S+)/m.exec(stdout);
-  if (!m) throw new Error(`${bin} version printed neither "OpenBao v…" nor "Vault v…": ${stdout.trim().slice(0, 200)}`);
-  return { product: m[1] === 'OpenBao' ? 'openbao' : 'vault', version: m[2] };
+  const server = parseVaultServerVersion(stdout);
+  if (!server) throw new Error(`${bin} version printed neither "OpenBao v…" nor "Vault v…": ${stdout.trim().slice(0, 200)}`);
+  return server;
 }
 
 /**
