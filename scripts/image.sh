@@ -121,6 +121,7 @@ ensure_base() {
     find "$root/bases" -name "$kind-*.rootfs.tar" ! -name "$kind-$hash.rootfs.tar" -delete
   fi
   import_rootfs "$name" "$rootfs" "$config"
+  rm -f "$rootfs" # the storage holds it now (as the image); a rootfs tar is only the hand-over
   # Older bases of this kind in the storage are for inputs that changed (an image still using one keeps it).
   for stale in $(bah images --format '{{.Name}}:{{.Tag}}' --filter reference="localhost/vso-$kind-base" | grep -v ":$hash\$" || true); do
     bah rmi "$stale" >/dev/null 2>&1 || true
@@ -190,11 +191,13 @@ else
   rm "$out.tmp/inspect.json"
   mv "$out.tmp" "$out"
 
-  # Keep the storage and the cache small: older builds of the image are for sources that changed.
-  for old in $(bah images --format '{{.Name}}:{{.Tag}}' --filter reference='localhost/vault-sync-operator' | grep -v ":$version-$app_hash\$" || true); do
-    bah rmi "$old" >/dev/null 2>&1 || true
+  # Keep the cache small: the 5 newest outputs stay (several checkouts may share the cache), and in the
+  # storage only their images; the others are for sources that changed.
+  ls -1dt "$root"/app-* 2>/dev/null | grep -v '\.tmp$' | tail -n +6 | xargs -r rm -rf
+  keep=$(cat "$root"/app-*/image.json 2>/dev/null | sed -n 's/^  "tag": "\(.*\)",$/\1/p')
+  for old in $(bah images --format '{{.Name}}:{{.Tag}}' --filter reference='localhost/vault-sync-operator'); do
+    grep -qxF "$old" <<< "$keep" || bah rmi "$old" >/dev/null 2>&1 || true
   done
-  ls -1dt "$root"/app-* 2>/dev/null | grep -v '\.tmp$' | tail -n +4 | xargs -r rm -rf
 fi
 
 mkdir -p "$repo/dist"
