@@ -470,7 +470,8 @@ export async function startEnvironment(opts: { stateDir: string; log?: (msg: str
       },
       pids: { etcd: etcd.proc.pid!, kubeApiserver: apiserver.proc.pid!, bao: bao.proc.pid! },
     };
-    writeEnvFiles(info, [dirname(bins.kubectl), dirname(bins.bao)]);
+    // kubectl first: the helm folder (the npm layer) may still hold that layer's older kubectl from before.
+    writeEnvFiles(info, [dirname(bins.kubectl), dirname(bins.helm), dirname(bins.bao)]);
     log(`environment ready in ${since()}`);
     return { ...info, stop };
   } catch (e) {
