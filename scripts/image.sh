@@ -156,7 +156,12 @@ else
     # buildah's defaults (nofile 1048576) are above this machine's hard limits and it cannot raise them.
     nofile=$(ulimit -Hn); [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ] && nofile=65536
     nproc=4096
-    bah bud --isolation chroot --pull=never --network host --layers=false --timestamp 0 \
+    # TMPDIR: buildah keeps RUN --mount=type=cache folders (npm's cache) there, under the project's cache.
+    # VSO_IMAGE_OFFLINE=1: the build runs in a network namespace of its own with no interface but loopback
+    # (chroot isolation cannot take --network none), so npm can only use that cache: proof of an offline build.
+    offline=(); [ -n "${VSO_IMAGE_OFFLINE:-}" ] && offline=(unshare --net) && log "offline: no network in the build"
+    mkdir -p "$root/tmp"
+    TMPDIR="$root/tmp" "${offline[@]}" buildah "${store_args[@]}" bud --isolation chroot --pull=never --network host --layers=false --timestamp 0 \
       --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" \
       --build-arg BUILD_IMAGE="$build_base" --build-arg RUNTIME_IMAGE="$runtime_base" --build-arg VERSION="$version" \
       -f "$repo/Dockerfile" -t "$tag" "$repo" >&2
