@@ -1,11 +1,11 @@
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
+import { AppsV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { ClusterClient } from './kube/cluster.js';
 import { loadOrCreateHashKey } from './kube/hash-key.js';
 import { isManaged, parseSourceKey, slimDeployment, slimSecret, sourceKey, type SlimDeployment, type SlimSecret } from './kube/objects.js';
 import { describeKubeError, Reflector } from './kube/reflector.js';
-import { VaultSyncStore } from './kube/vaultsync-store.js';
+import { VaultSyncStore, type ConditionListener } from './kube/vaultsync-store.js';
 import { Metrics } from './observability/metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
@@ -35,6 +35,8 @@ export interface OperatorOverrides {
   metrics?: Metrics;
   /** Sharding: reconcile only sources in the namespaces this returns true for. */
   accepts?: (namespace: string) => boolean;
+  /** Told about every VaultSync Ready condition of this engine's sources (the dashboard's not-Ready table). */
+  conditionListener?: ConditionListener;
 }
 
 interface VaultSyncPolicyObject {
@@ -50,8 +52,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   const cluster = new ClusterClient(kubeConfig);
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
-  const state = new VaultSyncStore(kubeConfig, config.watchNamespaces);
-  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, ownSources(overrides.conditionListener, overrides.accepts));
   const apps = kubeConfig.makeApiClient(AppsV1Api);
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
@@ -80,11 +81,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     (namespace) =>
       new Reflector<V1Secret, SlimSecret>(kubeConfig, {
         name: `secrets${namespace ? '@' + namespace : ''}`,
-        list: async ({ limit, continueToken }) => {
-          const page = { limit, _continue: continueToken };
-          const list = namespace ? await core.listNamespacedSecret({ namespace, ...page }) : await core.listSecretForAllNamespaces(page);
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
-        },
+        list: (page) => cluster.listSecretsPage(namespace, page), // raw: keeps a `__proto__` key (see there)
         pageSize: 50, // a Secret may hold up to 1 MiB: bound what one page can weigh
         watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
         transform: (secret) => slimSecret(secret, (data) => fingerprint.secretData(data)),
@@ -204,6 +201,17 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
       await queue.shutdown();
       await vaultStack.stop();
     },
+  };
+}
+
+/** With sharding, the store holds every shard's records: pass on only the conditions of this shard's sources. */
+function ownSources(listener: ConditionListener | undefined, accepts: ((namespace: string) => boolean) | undefined): ConditionListener | undefined {
+  if (!listener || !accepts) return listener;
+  return {
+    onCondition: (key, source, condition, how) => {
+      if (accepts(source.namespace)) listener.onCondition(key, source, condition, how);
+    },
+    onDeleted: (key) => listener.onDeleted(key),
   };
 }
 
