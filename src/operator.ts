@@ -153,10 +153,9 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     fingerprint.useKey(await loadOrCreateHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret));
     await vaultStack.login();
     await state.load();
-    // Secrets and policies first, so that the first Deployment reconciles see full caches.
-    for (const reflector of [...secrets, policies]) reflector.start();
-    await Promise.all([...secrets, policies].map((r) => r.synced));
-    for (const reflector of deployments) reflector.start();
+    // Every cache lists at once; nothing is reconciled before all have listed (the queue starts below), so the
+    // first Deployment reconciles see full caches of Secrets and policies.
+    for (const reflector of allReflectors()) reflector.start();
     await Promise.all(allReflectors().map((r) => r.synced));
     started = true;
     queue.start();
