@@ -348,7 +348,7 @@ async function main() {
   if (lean) out.push(`The same with CONTENT_HASH_IN_METADATA=false (${lean.secrets} Secrets)`, table(lean.phases), '');
   if (results.memory) out.push('Memory while syncing large secrets (growth of the bench process over a baseline taken after a GC)', table(results.memory as Array<Record<string, unknown>>), '');
   const startup = results.startup as Awaited<ReturnType<typeof startupBench>> | undefined;
-  if (startup) out.push(`Start-up to caches synced, and steady RSS after ${startup.idleSeconds} s idle (Secrets of ${startup.secretBytes} B)`, table(startup.runs), '');
+  if (startup) out.push(`Start-up to caches synced (median of ${startup.repeat} runs), and steady RSS after ${startup.idleSeconds} s idle (Secrets of ${startup.secretBytes} B)`, table(startup.runs), '');
   process.stdout.write(out.join('\n') + '\n');
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
   const file = args.get('out');
