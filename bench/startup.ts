@@ -18,7 +18,7 @@ const child = join(fileURLToPath(new URL('.', import.meta.url)), 'startup-child.
 /** How the operator's process is started: the image's settings are `image`. */
 export const VARIANTS: Record<string, { nodeArgs: string[]; env: Record<string, string> }> = {
   plain: { nodeArgs: [], env: {} },
-  image: { nodeArgs: ['--max-semi-space-size=2'], env: { MALLOC_ARENA_MAX: '2' } },
+  image: { nodeArgs: [], env: { NODE_OPTIONS: '--enable-source-maps --max-semi-space-size=2', MALLOC_ARENA_MAX: '2' } },
 };
 
 async function createSecrets(core: CoreV1Api, from: number, to: number, say: (m: string) => void) {
