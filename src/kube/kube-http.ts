@@ -92,7 +92,7 @@ export class KubeHttpError extends Error {
 export type Query = Record<string, string | number | boolean | undefined>;
 
 /** GET `path` on the current cluster; resolves with the response once the status is 200, else rejects. */
-export async function kubeGet(kubeConfig: KubeConfig, path: string, query: Query, signal?: AbortSignal): Promise<http.IncomingMessage> {
+export async function kubeGet(kubeConfig: KubeConfig, path: string, query: Query, signal?: AbortSignal, idleTimeoutMs?: number): Promise<http.IncomingMessage> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('no current cluster in the kubeconfig');
   const url = new URL(cluster.server.replace(/\/+$/, '') + path);
@@ -110,6 +110,8 @@ export async function kubeGet(kubeConfig: KubeConfig, path: string, query: Query
       );
     });
     request.on('error', reject);
+    // A list that stops sending is dead (a half-open connection); a watch has its own silence timer instead.
+    if (idleTimeoutMs) request.setTimeout(idleTimeoutMs, () => request.destroy(new Error(`no data from the apiserver for ${idleTimeoutMs} ms`)));
     request.end();
   });
 }
@@ -151,7 +153,7 @@ export async function listPage(
   onItem: (item: unknown) => void,
   signal?: AbortSignal,
 ): Promise<ListPage> {
-  const response = await kubeGet(kubeConfig, path, { limit: page.limit, continue: page.continueToken }, signal);
+  const response = await kubeGet(kubeConfig, path, { limit: page.limit, continue: page.continueToken }, signal, 60_000);
   const splitter = new ListSplitter((bytes) => onItem(JSON.parse(bytes.toString('utf8'))));
   let bytes = 0;
   try {
