@@ -6,7 +6,7 @@ import { PooledKubeConfig } from './kube/kube-http.js';
 import { loadOrCreateHashKey } from './kube/hash-key.js';
 import { isManaged, parseSourceKey, slimDeployment, slimSecret, sourceKey, type SlimDeployment, type SlimSecret } from './kube/objects.js';
 import { describeKubeError, Reflector } from './kube/reflector.js';
-import { VaultSyncStore } from './kube/vaultsync-store.js';
+import { VaultSyncStore, type ConditionListener } from './kube/vaultsync-store.js';
 import { Metrics } from './observability/metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
@@ -36,6 +36,8 @@ export interface OperatorOverrides {
   metrics?: Metrics;
   /** Sharding: reconcile only sources in the namespaces this returns true for. */
   accepts?: (namespace: string) => boolean;
+  /** Told about every VaultSync Ready condition of this engine's sources (the dashboard's not-Ready table). */
+  conditionListener?: ConditionListener;
 }
 
 interface VaultSyncPolicyObject {
@@ -52,7 +54,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   const cluster = new ClusterClient(kubeConfig);
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
-  const state = new VaultSyncStore(kubeConfig, config.watchNamespaces);
+  const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, ownSources(overrides.conditionListener, overrides.accepts));
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
   const countEvent = (resource: string) => (type: string) => metrics.informerEvents.labels(resource, type).inc();
 
@@ -74,7 +76,9 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     (namespace) =>
       new Reflector<V1Secret, SlimSecret>(kubeConfig, {
         name: `secrets${namespace ? '@' + namespace : ''}`,
-        path: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets', // pages streamed: memory is one Secret, not one page
+        // Pages streamed (memory: one Secret, not one page) and parsed raw by JSON.parse, which keeps a data key
+        // named `__proto__` as a key (client-node's model deserializer would lose it).
+        path: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
         transform: (secret) => slimSecret(secret, (data) => fingerprint.secretData(data)),
         onChange: (type, current, previous) => {
           countEvent('secrets')(type);
@@ -185,6 +189,17 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
       await vaultStack.stop();
       kubeConfig.close();
     },
+  };
+}
+
+/** With sharding, the store holds every shard's records: pass on only the conditions of this shard's sources. */
+function ownSources(listener: ConditionListener | undefined, accepts: ((namespace: string) => boolean) | undefined): ConditionListener | undefined {
+  if (!listener || !accepts) return listener;
+  return {
+    onCondition: (key, source, condition, how) => {
+      if (accepts(source.namespace)) listener.onCondition(key, source, condition, how);
+    },
+    onDeleted: (key) => listener.onDeleted(key),
   };
 }
 

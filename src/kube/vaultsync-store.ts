@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Condition, SourceRef, SyncState, SyncStateStore } from '../sync/state-store.js';
-import { parseKvPathLoose } from '../vault/path.js';
+import { formatPath, parseKvPathLoose, quoteForMessage, splitPath } from '../vault/path.js';
+import { boundMessage } from './message-bounds.js';
 import { sourceKey } from './objects.js';
 
 const GROUP = 'vault-sync.io';
@@ -27,6 +28,20 @@ export function vaultSyncName(kind: string, name: string): string {
   return `${full.slice(0, 240)}-${createHash('sha256').update(full).digest('hex').slice(0, 12)}`;
 }
 
+/** A Ready condition as stored, with the time its status last changed. */
+export type StoredCondition = Condition & { lastTransitionTime: string };
+
+/**
+ * Told about every Ready condition the store writes (and those it finds at load), and about deleted
+ * records: the one choke point through which the dashboard learns which sources are not in sync and why.
+ * Called synchronously after the write succeeded; a listener must be cheap and must not throw (what it
+ * throws is ignored).
+ */
+export interface ConditionListener {
+  onCondition(sourceKey: string, source: Pick<SourceRef, 'kind' | 'namespace' | 'name'>, condition: StoredCondition, how: 'written' | 'loaded'): void;
+  onDeleted(sourceKey: string): void;
+}
+
 /**
  * The sync record of each source, kept in the status of a VaultSync object beside it
  * (docs/adr/0001-sync-state-in-vaultsync-status.md). Loaded once at start; afterwards the operator is its
@@ -36,7 +51,11 @@ export class VaultSyncStore implements SyncStateStore {
   private readonly api: CustomObjectsApi;
   private readonly records = new Map<string, VaultSyncObject>();
 
-  constructor(kubeConfig: KubeConfig, private readonly namespaces: readonly string[]) {
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly namespaces: readonly string[],
+    private readonly listener?: ConditionListener,
+  ) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
@@ -64,7 +83,9 @@ export class VaultSyncStore implements SyncStateStore {
     this.records.clear();
     for (const list of lists) {
       for (const item of (list as { items: VaultSyncObject[] }).items) {
-        this.records.set(sourceKey(item.spec.source.kind, item.metadata.namespace, item.spec.source.name), item);
+        const key = sourceKey(item.spec.source.kind, item.metadata.namespace, item.spec.source.name);
+        this.records.set(key, item);
+        this.notify(key, 'loaded');
       }
     }
   }
@@ -89,7 +110,7 @@ export class VaultSyncStore implements SyncStateStore {
     await this.writeStatus(key, source, {
       inputFingerprint: state.inputFingerprint,
       entries: state.entries.map((e) => ({
-        path: `${e.path.mount}/${e.path.key}`,
+        path: formatPath(e.path), // the form Events show; parseKvPathLoose is its inverse
         hash: e.hash,
         ...(e.version !== undefined ? { version: e.version } : {}),
         ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),
@@ -104,7 +125,7 @@ export class VaultSyncStore implements SyncStateStore {
 
   async setCondition(key: string, source: SourceRef, ready: Condition): Promise<void> {
     const current = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
-    if (current && current.status === ready.status && current.reason === ready.reason && current.message === ready.message) return;
+    if (current && current.status === ready.status && current.reason === ready.reason && current.message === boundMessage(ready.message)) return;
     await this.writeStatus(key, source, { ...(this.records.get(key)?.status ?? {}), conditions: this.conditions(key, ready) });
   }
 
@@ -117,12 +138,37 @@ export class VaultSyncStore implements SyncStateStore {
       if ((error as { code?: number }).code !== 404) throw error;
     }
     this.records.delete(key);
+    this.tell((l) => l.onDeleted(key));
+  }
+
+  private notify(key: string, how: 'written' | 'loaded'): void {
+    const record = this.records.get(key);
+    const ready = record?.status?.conditions?.find((c) => c.type === 'Ready');
+    if (!record || !ready) return;
+    const source = { kind: record.spec.source.kind, namespace: record.metadata.namespace, name: record.spec.source.name };
+    const condition: StoredCondition = {
+      status: ready.status as Condition['status'],
+      reason: ready.reason ?? '',
+      message: ready.message ?? '',
+      lastTransitionTime: ready.lastTransitionTime ?? new Date().toISOString(),
+    };
+    this.tell((l) => l.onCondition(key, source, condition, how));
+  }
+
+  private tell(call: (listener: ConditionListener) => void): void {
+    if (!this.listener) return;
+    try {
+      call(this.listener);
+    } catch {
+      // The dashboard's bookkeeping never fails a sync.
+    }
   }
 
   private conditions(key: string, ready: Condition) {
     const previous = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
     const changed = !previous || previous.status !== ready.status;
-    return [{ type: 'Ready', ...ready, lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
+    // Bounded here, whoever wrote the message: one choke point for every condition.
+    return [{ type: 'Ready', ...ready, message: boundMessage(ready.message), lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
   }
 
   private async writeStatus(key: string, source: SourceRef, status: Record<string, unknown>): Promise<void> {
@@ -142,6 +188,7 @@ export class VaultSyncStore implements SyncStateStore {
       updated = await patch();
     }
     this.records.set(key, updated);
+    if (status.conditions) this.notify(key, 'written');
   }
 
   private async create(source: SourceRef): Promise<VaultSyncObject> {
@@ -155,7 +202,7 @@ export class VaultSyncStore implements SyncStateStore {
         // Garbage-collected with its source in a real cluster, even if the operator is gone.
         ownerReferences: source.uid ? [{ apiVersion: source.kind === 'Deployment' ? 'apps/v1' : 'v1', kind: source.kind, name: source.name, uid: source.uid }] : undefined,
       } as VaultSyncObject['metadata'],
-      spec: { source: { kind: source.kind, name: source.name, uid: source.uid }, path: source.path },
+      spec: { source: { kind: source.kind, name: source.name, uid: source.uid }, path: shownAnnotation(source.path) },
     };
     try {
       return (await this.api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: source.namespace, plural: PLURAL, body })) as VaultSyncObject;
@@ -164,4 +211,13 @@ export class VaultSyncStore implements SyncStateStore {
       return (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: source.namespace, plural: PLURAL, name: body.metadata.name })) as VaultSyncObject;
     }
   }
+}
+
+/**
+ * The path annotation as the VaultSync shows it (a kubectl column): as written when it is in the path
+ * grammar, else bounded and escaped (no bidi override or control character reaches a terminal).
+ */
+function shownAnnotation(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  return splitPath(path).ok ? path.trim() : quoteForMessage(path);
 }

@@ -149,7 +149,10 @@ test('shards: two shards over three replicas; each shard is synced by one replic
     await apps.createNamespacedDeployment({ namespace: ns, body: deploymentUsing(ns, 'web', { 'vault-sync.io/path': `secret/${ns}/web` }, ['db']) });
   }
   for (const ns of namespaces) await waitForVault(`${ns}/web/db`, (d) => d.data.value === 'one');
-  // Each namespace was written by the holder of its shard only.
+  // Each namespace was written by the holder of its shard only. The data lands before the reconcile that wrote
+  // it is counted: wait for both counts, then check them exactly.
+  const syncedBy = (r: (typeof replicas)[number]) => r.metric('vault_sync_operations_total', { kind: 'Deployment', result: 'synced' });
+  await waitFor(async () => (await syncedBy(holderOf(0))) >= 1 && (await syncedBy(holderOf(1))) >= 1, { description: 'both shard holders counting their sync' });
   expect(await holderOf(0).metric('vault_sync_operations_total', { kind: 'Deployment', result: 'synced' })).toBe(1);
   expect(await holderOf(1).metric('vault_sync_operations_total', { kind: 'Deployment', result: 'synced' })).toBe(1);
   expect(await spare.metric('vault_sync_operations_total')).toBe(0);
@@ -165,7 +168,7 @@ test('shards: two shards over three replicas; each shard is synced by one replic
   await setSecret(namespaces[0], 'db', 'two');
   await setSecret(namespaces[1], 'db', 'two');
   for (const ns of namespaces) await waitForVault(`${ns}/web/db`, (d) => d.data.value === 'two');
-  expect(await spare.metric('vault_sync_operations_total', { kind: 'Deployment', result: 'synced' })).toBeGreaterThanOrEqual(1);
+  await waitFor(async () => (await syncedBy(spare)) >= 1, { description: 'the spare counting its sync of shard 0' });
   for (const op of [spare, survivor]) op.kill('SIGTERM');
   expect(await spare.exited).toEqual({ code: 0, signal: null });
   expect(await survivor.exited).toEqual({ code: 0, signal: null });
