@@ -47,7 +47,11 @@ LABEL org.opencontainers.image.title="vault-sync-operator" \
       org.opencontainers.image.description="Syncs the Kubernetes Secrets used by annotated Deployments into Vault / OpenBao KV" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
-ENV NODE_ENV=production
+# Memory (PERFORMANCE.md, "Start-up and memory"): a 2 MiB young generation and two malloc arenas keep steady
+# RSS at 121 MiB with 30k Secrets cached, instead of 176 MiB with Node's defaults, under the chart's 128Mi.
+ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-semi-space-size=2 \
+    MALLOC_ARENA_MAX=2
 # Owned by root (uid 0), mode 644/755: uid 65532 reads and runs them, and cannot change them. (COPY before
 # WORKDIR: WORKDIR would create /app as the base's user, 65532.)
 COPY --from=build --chown=0:0 /app /app

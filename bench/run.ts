@@ -4,7 +4,8 @@
 //
 //   --n=100,500,2000   backlog sizes for the convergence runs (default)
 //   --quick            --n=100,500 and fewer large secrets
-//   --skip=limiter,converge,operator,memory,fair
+//   --skip=limiter,converge,operator,memory,fair,startup
+//   --startup=1000,10000,30000   Secret counts for the start-up runs (bench/startup.ts)
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { startOperator } from '../src/operator.js';
 import { ensureBinaries } from '../testenv/binaries.js';
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../testenv/environment.js';
 import { VaultRateLimiter } from '../src/vault/limiter.js';
+import { startupBench } from './startup.js';
 import { createVaultStack } from '../src/vault/stack.js';
 import { fairShare, fairShareTables } from './fair-share.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
@@ -331,6 +333,7 @@ async function main() {
       say(`memory: ${count} secrets of 1 MiB through the pipeline, streamed and buffered; then 20 Secrets of 768 KiB through the operator`);
       results.memory = [await memory(work, true, count), await memory(work, false, count), await memoryOperator(work, 20)];
     }
+    if (!skip.has('startup')) results.startup = await startupBench(env, work, (args.get('startup') ?? (quick ? '1000,10000' : '1000,10000,30000')).split(',').map(Number), say);
   } finally {
     await proxy.close();
     await env.stop();
@@ -348,6 +351,8 @@ async function main() {
   if (lean) out.push(`The same with CONTENT_HASH_IN_METADATA=false (${lean.secrets} Secrets)`, table(lean.phases), '');
   if (results.fairShare) out.push(...fairShareTables(results.fairShare as Awaited<ReturnType<typeof fairShare>>, table));
   if (results.memory) out.push('Memory while syncing large secrets (growth of the bench process over a baseline taken after a GC)', table(results.memory as Array<Record<string, unknown>>), '');
+  const startup = results.startup as Awaited<ReturnType<typeof startupBench>> | undefined;
+  if (startup) out.push(`Start-up to caches synced (median of ${startup.repeat} runs), and steady RSS after ${startup.idleSeconds} s idle (Secrets of ${startup.secretBytes} B)`, table(startup.runs), '');
   process.stdout.write(out.join('\n') + '\n');
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');
   const file = args.get('out');

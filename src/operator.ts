@@ -1,7 +1,8 @@
-import { AppsV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
+import { KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { ClusterClient } from './kube/cluster.js';
+import { PooledKubeConfig } from './kube/kube-http.js';
 import { loadOrCreateHashKey } from './kube/hash-key.js';
 import { isManaged, parseSourceKey, slimDeployment, slimSecret, sourceKey, type SlimDeployment, type SlimSecret } from './kube/objects.js';
 import { describeKubeError, Reflector } from './kube/reflector.js';
@@ -47,15 +48,14 @@ interface VaultSyncPolicyObject {
 
 /** Wires the real clients together and starts watching. */
 export function startOperator(config: Config, log: Logger, overrides: OperatorOverrides = {}): RunningOperator {
-  const kubeConfig = overrides.kubeConfig ?? loadKubeConfig();
+  // One keep-alive agent for all of the operator's Kubernetes traffic (lists, watches, reads, writes).
+  const kubeConfig = PooledKubeConfig.from(overrides.kubeConfig ?? loadKubeConfig());
   const metrics = overrides.metrics ?? new Metrics();
   const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), vaultMetricsOf(metrics));
   const cluster = new ClusterClient(kubeConfig);
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
   const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, ownSources(overrides.conditionListener, overrides.accepts));
-  const apps = kubeConfig.makeApiClient(AppsV1Api);
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
   const countEvent = (resource: string) => (type: string) => metrics.informerEvents.labels(resource, type).inc();
 
@@ -63,12 +63,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     (namespace) =>
       new Reflector<V1Deployment, SlimDeployment>(kubeConfig, {
         name: `deployments${namespace ? '@' + namespace : ''}`,
-        list: async ({ limit, continueToken }) => {
-          const page = { limit, _continue: continueToken };
-          const list = namespace ? await apps.listNamespacedDeployment({ namespace, ...page }) : await apps.listDeploymentForAllNamespaces(page);
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
-        },
-        watchPath: namespace ? `/apis/apps/v1/namespaces/${namespace}/deployments` : '/apis/apps/v1/deployments',
+        path: namespace ? `/apis/apps/v1/namespaces/${namespace}/deployments` : '/apis/apps/v1/deployments',
         transform: slimDeployment,
         onChange: (type, current, previous) => {
           countEvent('deployments')(type);
@@ -82,9 +77,9 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     (namespace) =>
       new Reflector<V1Secret, SlimSecret>(kubeConfig, {
         name: `secrets${namespace ? '@' + namespace : ''}`,
-        list: (page) => cluster.listSecretsPage(namespace, page), // raw: keeps a `__proto__` key (see there)
-        pageSize: 50, // a Secret may hold up to 1 MiB: bound what one page can weigh
-        watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
+        // Pages streamed (memory: one Secret, not one page) and parsed raw by JSON.parse, which keeps a data key
+        // named `__proto__` as a key (client-node's model deserializer would lose it).
+        path: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
         transform: (secret) => slimSecret(secret, (data) => fingerprint.secretData(data)),
         onChange: (type, current, previous) => {
           countEvent('secrets')(type);
@@ -99,14 +94,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   // Cluster-scoped grants of more Vault path prefixes; a change re-checks every source.
   const policies = new Reflector<VaultSyncPolicyObject, TenancyGrant>(kubeConfig, {
     name: 'vaultsyncpolicies',
-    list: async ({ limit, continueToken }) => {
-      const list = (await custom.listClusterCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', plural: 'vaultsyncpolicies', limit, _continue: continueToken })) as {
-        items: VaultSyncPolicyObject[];
-        metadata?: { resourceVersion?: string; continue?: string };
-      };
-      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?.continue };
-    },
-    watchPath: '/apis/vault-sync.io/v1alpha1/vaultsyncpolicies',
+    path: '/apis/vault-sync.io/v1alpha1/vaultsyncpolicies',
     transform: (p) => ({ name: p.metadata?.name ?? '', namespaces: p.spec?.namespaces ?? [], allowedPathPrefixes: p.spec?.allowedPathPrefixes ?? [] }),
     onChange: () => {
       if (!started) return;
@@ -171,10 +159,9 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     fingerprint.useKey(await loadOrCreateHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret));
     await vaultStack.login();
     await state.load();
-    // Secrets and policies first, so that the first Deployment reconciles see full caches.
-    for (const reflector of [...secrets, policies]) reflector.start();
-    await Promise.all([...secrets, policies].map((r) => r.synced));
-    for (const reflector of deployments) reflector.start();
+    // Every cache lists at once; nothing is reconciled before all have listed (the queue starts below), so the
+    // first Deployment reconciles see full caches of Secrets and policies.
+    for (const reflector of allReflectors()) reflector.start();
     await Promise.all(allReflectors().map((r) => r.synced));
     started = true;
     queue.start();
@@ -202,6 +189,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
       for (const reflector of allReflectors()) reflector.stop();
       await queue.shutdown();
       await vaultStack.stop();
+      kubeConfig.close();
     },
   };
 }

@@ -15,6 +15,8 @@ export interface LocalEnvironment {
   stateDir: string;
   kubeconfigPath: string; // admin user, static token, CA of the apiserver
   apiServerUrl: string; // https://127.0.0.1:PORT
+  /** etcd's client URL (http://127.0.0.1:PORT), e.g. to compact its history so that old resourceVersions expire. */
+  etcdUrl: string;
   caCertPath: string;
   vaultAddr: string; // http://127.0.0.1:PORT
   vaultRootToken: string;
@@ -385,6 +387,9 @@ export async function startEnvironment(opts: { stateDir: string; log?: (msg: str
         '--disable-admission-plugins=ServiceAccount', '--authorization-mode=RBAC',
         `--service-account-issuer=${apiServerUrl}/`, `--service-account-key-file=${join(pki, 'sa.pub')}`,
         `--service-account-signing-key-file=${join(pki, 'sa.key')}`, `--token-auth-file=${join(pki, 'tokens.csv')}`,
+        // ConfigMaps are watched straight from etcd (no watch cache): once etcd is compacted (etcdUrl), a watch
+        // from an older version gets a real 410 Gone, as in a cluster. The watch cache would still serve it.
+        '--watch-cache-sizes=configmaps#0',
       ]);
       await step(`kube-apiserver on ${apiServerUrl}`, () =>
         waitReady(apiserver, 'GET /readyz', 60_000, async () => {
@@ -457,6 +462,7 @@ export async function startEnvironment(opts: { stateDir: string; log?: (msg: str
       stateDir,
       kubeconfigPath,
       apiServerUrl,
+      etcdUrl: `http://127.0.0.1:${etcdPort}`,
       caCertPath,
       vaultAddr,
       vaultRootToken,

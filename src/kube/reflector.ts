@@ -1,6 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
-import { Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { KubeHttpError, listPage, watchStream, type WatchEvent } from './kube-http.js';
 
 export type ChangeType = 'add' | 'update' | 'delete';
 
@@ -8,19 +8,34 @@ interface KubeObject {
   metadata?: { namespace?: string; name?: string; resourceVersion?: string };
 }
 
+/**
+ * How many objects to ask per page. Our own memory does not depend on it (a page is streamed item by item,
+ * see ListSplitter); the apiserver builds each page whole, and every page is a round trip. So: the first page
+ * asks `initial`; each next page asks what would weigh `targetBytes` at the bytes per object seen so far,
+ * within [min, max].
+ */
+export interface PageSizing {
+  initial: number;
+  min: number;
+  max: number;
+  targetBytes: number;
+}
+
+export const DEFAULT_PAGE_SIZING: PageSizing = { initial: 500, min: 10, max: 2000, targetBytes: 8 * 1024 * 1024 };
+
+/** Pure: the limit of the next page after `items` objects weighing `bytes` in all. */
+export function nextPageLimit(sizing: PageSizing, items: number, bytes: number): number {
+  if (items === 0 || bytes === 0) return sizing.initial;
+  const fitting = Math.floor(sizing.targetBytes / (bytes / items));
+  return Math.max(sizing.min, Math.min(sizing.max, fitting));
+}
+
 export interface ReflectorOptions<T extends KubeObject, S> {
   /** For logs and metrics: `deployments`, `secrets`. */
   name: string;
-  /**
-   * Lists one page of the collection (`limit` items from `continueToken`): items, the list's resourceVersion
-   * to watch from, and the token of the next page. Paged so that a relist never holds every object (for
-   * Secrets: every value) at once: each page is slimmed before the next is fetched.
-   */
-  list(page: { limit: number; continueToken?: string }): Promise<{ items: T[]; resourceVersion: string; continueToken?: string }>;
-  /** Objects per page (default 100). */
-  pageSize?: number;
-  /** The watch URL path, e.g. `/api/v1/secrets` or `/apis/apps/v1/namespaces/ns/deployments`. */
-  watchPath: string;
+  /** The collection's URL path, listed and watched, e.g. `/api/v1/secrets`, `/apis/apps/v1/namespaces/ns/deployments`. */
+  path: string;
+  pageSizing?: PageSizing;
   /** The slim form kept in memory; for Secrets this drops the values (only a keyed hash stays). */
   transform(object: T): S;
   onChange(type: ChangeType, current: S, previous: S | undefined): void;
@@ -31,9 +46,11 @@ export interface ReflectorOptions<T extends KubeObject, S> {
 }
 
 /**
- * List + watch into an in-memory store of slim objects. Unlike client-node's informer it keeps only
- * what `transform` returns, relists on 410 Gone, restarts itself after any error (with backoff), and
- * restarts a watch that went silent.
+ * List + watch into an in-memory store of slim objects. Unlike client-node's informer it keeps only what
+ * `transform` returns, streams each page of the list (memory: one object, not one page), relists only on
+ * 410 Gone (a failed watch resumes from its last resourceVersion, with backoff), and restarts a watch that
+ * went silent. Its requests go through the KubeConfig's agent: with a PooledKubeConfig, one kept-alive
+ * connection carries every page and then the watch.
  */
 export class Reflector<T extends KubeObject, S> {
   private readonly store = new Map<string, S>();
@@ -41,13 +58,18 @@ export class Reflector<T extends KubeObject, S> {
   private stopped = false;
   private abort?: AbortController;
   private silenceTimer?: NodeJS.Timeout;
+  private wakeUp?: () => void;
   private failures = 0;
   private syncedResolve!: () => void;
   /** Resolves after the first complete list. */
   readonly synced: Promise<void> = new Promise((resolve) => (this.syncedResolve = resolve));
   private hasSynced = false;
-  /** Full lists done so far (1 after start; more after 410 Gone or errors). */
+  /** Full lists done so far (1 after start; one more after each 410 Gone). */
   lists = 0;
+  /** Pages fetched so far, over all lists. */
+  pages = 0;
+  /** Watch requests made so far. */
+  watches = 0;
 
   constructor(
     private readonly kubeConfig: KubeConfig,
@@ -67,97 +89,136 @@ export class Reflector<T extends KubeObject, S> {
   }
 
   start(): void {
-    void this.relist();
+    void this.run();
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.silenceTimer);
     this.abort?.abort();
+    this.wakeUp?.();
   }
 
-  private async relist(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      const seen = new Set<string>();
-      let resourceVersion = '';
-      let continueToken: string | undefined;
-      do {
-        const page = await this.options.list({ limit: this.options.pageSize ?? 100, continueToken });
-        resourceVersion ||= page.resourceVersion; // every page of one list is the same snapshot
-        for (const item of page.items) {
-          const key = keyOf(item);
+  private async run(): Promise<void> {
+    let mustList = true;
+    while (!this.stopped) {
+      const phase = mustList ? 'list' : 'watch';
+      try {
+        if (mustList) {
+          await this.list();
+          mustList = false;
+          this.failures = 0;
+        }
+        const startedAt = Date.now();
+        const end = await this.watch();
+        // A normal end (the server's timeoutSeconds, or silence): resume from the last version at once;
+        // but a server that ends watches as soon as they start is a failure, or this would spin.
+        if (end === 'server' && Date.now() - startedAt < 1000 && !this.stopped) await this.backoff(new Error('watch ended at once'), 'watch');
+        else this.failures = 0;
+      } catch (error) {
+        if (this.stopped) return;
+        if (isGone(error) && phase === 'watch') {
+          this.options.log.info({ reflector: this.options.name }, 'watch expired (410 Gone); relisting');
+          mustList = true;
+          continue;
+        }
+        await this.backoff(error, phase); // a list starts over; a watch resumes from its last version
+      }
+    }
+  }
+
+  private async list(): Promise<void> {
+    const abort = (this.abort = new AbortController());
+    const sizing = this.options.pageSizing ?? DEFAULT_PAGE_SIZING;
+    const seen = new Set<string>();
+    let resourceVersion = '';
+    let continueToken: string | undefined;
+    let items = 0;
+    let bytes = 0;
+    do {
+      const page = await listPage(
+        this.kubeConfig,
+        this.options.path,
+        { limit: nextPageLimit(sizing, items, bytes), continueToken },
+        (item) => {
+          const key = keyOf(item as T);
           seen.add(key);
-          this.apply('add', key, item);
-        }
-        continueToken = page.continueToken || undefined;
-      } while (continueToken);
-      this.lists += 1;
-      for (const [key, old] of [...this.store.entries()]) {
-        if (!seen.has(key)) {
-          this.store.delete(key);
-          this.options.onChange('delete', old, old);
-        }
+          this.apply('add', key, item as T);
+        },
+        abort.signal,
+      );
+      this.pages += 1;
+      items += page.items;
+      bytes += page.bytes;
+      resourceVersion ||= page.resourceVersion; // every page of one list is the same snapshot
+      continueToken = page.continueToken;
+    } while (continueToken && !this.stopped);
+    if (this.stopped) return;
+    this.lists += 1;
+    for (const [key, old] of [...this.store.entries()]) {
+      if (!seen.has(key)) {
+        this.store.delete(key);
+        this.options.onChange('delete', old, old);
       }
-      this.resourceVersion = resourceVersion;
-      this.failures = 0;
-      if (!this.hasSynced) {
-        this.hasSynced = true;
-        this.syncedResolve();
-      }
-      await this.watch();
-    } catch (error) {
-      this.retryLater(error, 'list');
+    }
+    this.resourceVersion = resourceVersion;
+    if (!this.hasSynced) {
+      this.hasSynced = true;
+      this.syncedResolve();
     }
   }
 
-  private async watch(): Promise<void> {
-    if (this.stopped) return;
-    const watcher = new Watch(this.kubeConfig);
-    let finished = false;
-    const finish = (error: unknown) => {
-      if (finished) return;
-      finished = true;
+  /** How a watch ended without an error: the server closed it, or it went silent. */
+  private async watch(): Promise<'server' | 'silence'> {
+    let end: 'server' | 'silence' = 'server';
+    if (this.stopped) return end;
+    const abort = (this.abort = new AbortController());
+    this.watches += 1;
+    const armSilenceTimer = () => {
       clearTimeout(this.silenceTimer);
-      this.abort?.abort(); // close the stream whatever ended it (error event, silence)
-      if (this.stopped) return;
-      if (isGone(error)) {
-        this.options.log.info({ reflector: this.options.name }, 'watch expired (410 Gone); relisting');
-        void this.relist();
-      } else if (error) {
-        this.retryLater(error, 'watch');
-      } else {
-        void this.watch(); // server closed the watch normally (timeoutSeconds): continue from the last version
-      }
+      const timeoutMs = this.options.silenceTimeoutMs ?? 180_000;
+      this.silenceTimer = setTimeout(() => {
+        this.options.log.warn({ reflector: this.options.name, silentForMs: timeoutMs }, 'watch went silent; restarting it');
+        end = 'silence';
+        abort.abort(); // ends watchStream normally: the loop resumes from the last version
+      }, timeoutMs);
+      this.silenceTimer.unref();
     };
-    this.armSilenceTimer(() => finish(undefined));
+    armSilenceTimer();
     try {
-      this.abort = await watcher.watch(
-        this.options.watchPath,
+      await watchStream(
+        this.kubeConfig,
+        this.options.path,
         { allowWatchBookmarks: true, resourceVersion: this.resourceVersion, timeoutSeconds: 240 + Math.floor(Math.random() * 120) },
-        (phase, object) => {
-          this.armSilenceTimer(() => finish(undefined));
-          if (phase === 'ERROR') {
-            finish(object?.code === 410 ? { statusCode: 410 } : new Error(`watch error: ${object?.message ?? 'unknown'}`));
-            return;
-          }
-          const version = object?.metadata?.resourceVersion;
-          if (version) this.resourceVersion = version;
-          if (phase === 'BOOKMARK') return;
-          const key = keyOf(object);
-          if (phase === 'DELETED') {
-            const old = this.store.get(key);
-            this.store.delete(key);
-            this.options.onChange('delete', old ?? this.options.transform(object), old);
-          } else {
-            this.apply(phase === 'ADDED' ? 'add' : 'update', key, object);
-          }
+        (event) => {
+          armSilenceTimer();
+          this.handle(event);
         },
-        (error) => finish(error),
+        abort.signal,
       );
-    } catch (error) {
-      finish(error);
+    } finally {
+      clearTimeout(this.silenceTimer);
+      abort.abort();
     }
+    return end;
+  }
+
+  private handle({ type, object }: WatchEvent): void {
+    if (type === 'ERROR') {
+      throw object?.code === 410 ? new KubeHttpError(410, 'watch expired') : new Error(`watch error: ${String(object?.message ?? 'unknown').slice(0, 300)}`);
+    }
+    const version = object?.metadata?.resourceVersion;
+    if (type !== 'BOOKMARK') {
+      const key = keyOf(object as T);
+      if (type === 'DELETED') {
+        const old = this.store.get(key);
+        this.store.delete(key);
+        this.options.onChange('delete', old ?? this.options.transform(object as T), old);
+      } else {
+        this.apply(type === 'ADDED' ? 'add' : 'update', key, object as T);
+      }
+    }
+    if (version) this.resourceVersion = version; // after the change is in the store
   }
 
   private apply(type: ChangeType, key: string, object: T): void {
@@ -167,24 +228,20 @@ export class Reflector<T extends KubeObject, S> {
     this.options.onChange(previous ? 'update' : type, slim, previous);
   }
 
-  private armSilenceTimer(onSilence: () => void): void {
-    clearTimeout(this.silenceTimer);
-    const timeoutMs = this.options.silenceTimeoutMs ?? 180_000;
-    this.silenceTimer = setTimeout(() => {
-      this.options.log.warn({ reflector: this.options.name, silentForMs: timeoutMs }, 'watch went silent; restarting it');
-      this.abort?.abort();
-      onSilence();
-    }, timeoutMs);
-    this.silenceTimer.unref();
-  }
-
-  private retryLater(error: unknown, during: string): void {
-    if (this.stopped) return;
+  private async backoff(error: unknown, during: string): Promise<void> {
     this.failures += 1;
     const delayMs = Math.min(30_000, 500 * 2 ** Math.min(this.failures - 1, 6)) * (0.8 + Math.random() * 0.4);
-    this.options.log.warn({ reflector: this.options.name, during, err: describeKubeError(error), retryInMs: Math.round(delayMs) }, 'list/watch failed; restarting');
+    this.options.log.warn({ reflector: this.options.name, during, err: describeKubeError(error), retryInMs: Math.round(delayMs) }, 'list/watch failed; retrying');
     this.options.onError?.(error);
-    setTimeout(() => void this.relist(), delayMs).unref();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, delayMs);
+      timer.unref();
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wakeUp = undefined;
   }
 }
 

@@ -116,9 +116,11 @@ describe('what is in the image', () => {
 
     expect(config.config).toMatchObject({ User: '65532:65532', Entrypoint: ['/nodejs/bin/node'], Cmd: ['dist/src/main.js'], WorkingDir: '/app' });
     expect(config.config.Env).toContain('NODE_ENV=production');
+    expect(config.config.Env).toContain('MALLOC_ARENA_MAX=2'); // the memory figures of PERFORMANCE.md assume it
     // NODE_OPTIONS kept minimal: at most heap sizing (no --enable-source-maps, --inspect, --require, ...).
     const nodeOptions = config.config.Env.filter((e: string) => e.startsWith('NODE_OPTIONS=')).flatMap((e: string) => e.slice('NODE_OPTIONS='.length).split(/\s+/).filter(Boolean));
     expect(nodeOptions.filter((o: string) => !/^--max-(old|semi)-space-size=\d+$/.test(o))).toEqual([]);
+    expect(nodeOptions).toContain('--max-semi-space-size=2');
     expect(config.config.Labels).toMatchObject({ 'org.opencontainers.image.version': image.info.version, 'org.opencontainers.image.licenses': 'Apache-2.0' });
   });
 
