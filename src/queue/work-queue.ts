@@ -28,6 +28,9 @@ export interface WorkQueueOptions {
   random?: () => number;
 }
 
+/** The longest delay setTimeout honours. */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
 export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();
@@ -62,9 +65,12 @@ export class WorkQueue {
   }
 
   /** Adds the key after a delay; an earlier pending delay for the same key wins. */
-  addAfter(key: string, delayMs: number): void {
+  addAfter(key: string, requestedDelayMs: number): void {
     if (this.shuttingDown) return;
-    if (delayMs <= 0) return this.add(key);
+    if (!(requestedDelayMs > 0)) return this.add(key);
+    // setTimeout fires after 1 ms for anything above 2^31-1 ms (~24.8 days): a `reconcile: 1000h` annotation
+    // would otherwise requeue its source in a busy loop. A check that far out is the same as one at the cap.
+    const delayMs = Math.min(requestedDelayMs, MAX_TIMER_DELAY_MS);
     const at = Date.now() + delayMs;
     const pending = this.timers.get(key);
     if (pending && pending.at <= at) return;

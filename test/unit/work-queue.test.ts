@@ -3,6 +3,18 @@ import { WorkQueue } from '../../src/queue/work-queue.js';
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
 describe('WorkQueue: de-duplicating, never concurrent per key, backoff on failure', () => {
+  test('a re-check asked for beyond what a timer can hold (vault-sync.io/reconcile: 1000h) waits, it does not loop', async () => {
+    let runs = 0;
+    const queue = new WorkQueue({ concurrency: 1, baseDelayMs: 10, maxDelayMs: 100, process: async () => { runs++; return { requeueAfterMs: 1000 * 3600 * 1000 }; } });
+    queue.start();
+    queue.add('k');
+    // Unclamped, setTimeout fires such a delay after 1 ms: hundreds of runs in this time. However slow the
+    // machine, the right answer is exactly one.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(runs).toBe(1);
+    await queue.shutdown();
+  });
+
   test('a key added many times while queued is processed once', async () => {
     const seen: string[] = [];
     let release!: () => void;
