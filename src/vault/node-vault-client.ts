@@ -98,8 +98,10 @@ export class NodeVaultClient implements VaultPort {
       namespace: options.connection.namespace,
       token: options.auth.method === 'token' ? options.auth.token : '',
       requestOptions: { timeout: options.connection.timeoutMs },
+      // LIST as `GET …?list=1`: the LIST verb is refused by Node's HTTP parser (and by some proxies) on the way.
+      noCustomHTTPVerbs: true,
       'request-promise': this.transport.asRequestPromise(),
-    });
+    } as Parameters<typeof nodeVault>[0]);
     if (this.metrics) this.metrics.tokenTtlSource = () => (this.tokenExpiresAt === undefined ? 0 : (this.tokenExpiresAt - performance.now()) / 1000);
   }
 
