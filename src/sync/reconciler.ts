@@ -251,6 +251,9 @@ export class Reconciler {
       }
     }
     for (const failure of heldBack.values()) progress.fail(failure);
+    // An intent for a path this source no longer writes (its inputs changed after a crash) is moot.
+    const wanted = new Set(writes.map((w) => formatPath(w.entry.path)));
+    for (const intent of previous?.intents ?? []) if (!wanted.has(formatPath(intent.path))) progress.notLanded(intent.path);
 
     const outcome: WriteOutcome = { written: [], adopted: [], deleted: [], refused: [], terminal: [...heldBack.values()], retryable: [] };
     const decide = (entry: DesiredEntry, view: VaultView, intent?: WriteIntent) =>
