@@ -4,7 +4,7 @@
 //
 //   --n=100,500,2000   backlog sizes for the convergence runs (default)
 //   --quick            --n=100,500 and fewer large secrets
-//   --skip=limiter,converge,operator,memory
+//   --skip=limiter,converge,operator,memory,floor
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { ensureBinaries } from '../testenv/binaries.js';
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../testenv/environment.js';
 import { VaultRateLimiter } from '../src/vault/limiter.js';
 import { createVaultStack } from '../src/vault/stack.js';
+import { writeFloor } from './write-floor.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
 
 const RATE = 10;
@@ -323,6 +324,7 @@ async function main() {
       say('the same with CONTENT_HASH_IN_METADATA=false (one write per change)');
       results.callsPerSecretWithoutHashInMetadata = await callsPerSecret(work, ['--content-hash-in-metadata=false']);
     }
+    if (!skip.has('floor')) results.writeFloor = await writeFloor({ env, proxy, configFor: (extra) => configFor(work, extra) });
     if (!skip.has('memory')) {
       const count = quick ? 10 : 30;
       say(`memory: ${count} secrets of 1 MiB through the pipeline, streamed and buffered; then 20 Secrets of 768 KiB through the operator`);
