@@ -98,7 +98,7 @@ async function converge(dir: string, n: number) {
   const first = proxy.requests.length;
   const auditFrom = auditLogMark(env.vaultAuditLogPath);
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, { value: `v${i}` })));
+  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ value: `v${i}` })))));
   const seconds = (performance.now() - t0) / 1000;
   await stack.stop();
   const seen = since(first);
@@ -241,7 +241,7 @@ async function memory(dir: string, streamed: boolean, count: number) {
   const sampler = await memorySampler();
   const prefix = `bench/memory-${streamed ? 'streamed' : 'buffered'}-${randomBytes(3).toString('hex')}`;
   const t0 = performance.now();
-  await Promise.all(payloads.map((data, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, data)));
+  await Promise.all(payloads.map((data, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries(data)))));
   const seconds = (performance.now() - t0) / 1000;
   const usage = sampler.stop();
   await stack.stop();

@@ -1,4 +1,4 @@
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
+import { AppsV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { ClusterClient } from './kube/cluster.js';
@@ -53,7 +53,6 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
   const state = new VaultSyncStore(kubeConfig, config.watchNamespaces);
-  const core = kubeConfig.makeApiClient(CoreV1Api);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
@@ -82,11 +81,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     (namespace) =>
       new Reflector<V1Secret, SlimSecret>(kubeConfig, {
         name: `secrets${namespace ? '@' + namespace : ''}`,
-        list: async ({ limit, continueToken }) => {
-          const page = { limit, _continue: continueToken };
-          const list = namespace ? await core.listNamespacedSecret({ namespace, ...page }) : await core.listSecretForAllNamespaces(page);
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
-        },
+        list: (page) => cluster.listSecretsPage(namespace, page), // raw: keeps a `__proto__` key (see there)
         pageSize: 50, // a Secret may hold up to 1 MiB: bound what one page can weigh
         watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
         transform: (secret) => slimSecret(secret, (data) => fingerprint.secretData(data)),
