@@ -88,6 +88,12 @@ interface WriteOutcome {
   retryable: Array<{ path: KvPath; error: unknown; message?: string }>;
 }
 
+/** The write answer shows marks that are not ours on a path we claimed as new (a lost race). */
+function raceLost(customMetadata: Record<string, string> | undefined, source: SyncSource, clusterName: string): boolean {
+  if (!customMetadata || Object.keys(customMetadata).length === 0) return false;
+  return ownershipOf(customMetadata, source, clusterName) !== 'ours';
+}
+
 function intentOf(entry: DesiredEntry, hash: string, decision: WriteDecision): WriteIntent {
   const cas = 'cas' in decision ? decision.cas : 0;
   return { path: entry.path, version: cas + 1, hash, ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}) };
@@ -348,7 +354,15 @@ export class Reconciler {
         }
         const before = progress.entry(entry.path);
         try {
-          const { version } = await vault.writeData(entry.path, entry.data, { cas: decision.cas }, session.context);
+          const { version, customMetadata } = await vault.writeData(entry.path, entry.data, { cas: decision.cas }, session.context);
+          if (decision.action === 'create' && raceLost(customMetadata, source, this.deps.clusterName)) {
+            // A claim appeared between the lookup and the write (cas=0 passes on metadata without a version):
+            // take our value out of their path again, and refuse it like any foreign path.
+            await vault.deleteLatest(entry.path, session.context);
+            progress.notLanded(entry.path);
+            outcome.refused.push(`refusing to overwrite ${formatPath(entry.path)}: it became ${describeOwner(customMetadata)} while it was being claimed; the version written (${version}) was deleted again`);
+            return;
+          }
           const needsMarks = decision.action === 'create' || decision.action === 'adopt' || before?.marksPending === true || this.contentHashInMetadata || (before?.binaryKeys ?? []).join(',') !== entry.binaryKeys.join(',');
           progress.land({ path: entry.path, hash, version, ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}), ...(needsMarks ? { marksPending: true } : {}) });
           if (decision.action === 'adopt') outcome.adopted.push(formatPath(entry.path));
