@@ -17,6 +17,7 @@ export interface StoredIntent {
   version: number;
   hash: string;
   binaryKeys?: string[];
+  previousMetadata?: Record<string, string>;
 }
 
 export interface StoredFailure {

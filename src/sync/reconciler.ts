@@ -96,7 +96,14 @@ function raceLost(customMetadata: Record<string, string> | undefined, source: Sy
 
 function intentOf(entry: DesiredEntry, hash: string, decision: WriteDecision): WriteIntent {
   const cas = 'cas' in decision ? decision.cas : 0;
-  return { path: entry.path, version: cas + 1, hash, ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}) };
+  return {
+    path: entry.path,
+    version: cas + 1,
+    hash,
+    ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}),
+    // Kept until the marks landed, so marks written after a crash still carry the adopted path's old metadata.
+    ...(decision.action === 'adopt' ? { previousMetadata: decision.previousMetadata } : {}),
+  };
 }
 
 const MAX_LISTED = 20;
@@ -342,7 +349,7 @@ export class Reconciler {
         if (decision.action === 'lookup') throw new Error('unreachable: a looked-up path needs no second lookup');
         if (decision.action === 'recover') {
           progress.land({ path: entry.path, hash: progress.intent(entry.path)?.hash ?? hash, version: decision.version, ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}), ...(decision.markMissing ? { marksPending: true } : {}) });
-          if (decision.markMissing) await this.writeMarks(source, session, progress, entry.path, hash, entry.binaryKeys);
+          if (decision.markMissing) await this.writeMarks(source, session, progress, entry.path, hash, entry.binaryKeys, progress.intent(entry.path)?.previousMetadata);
           // Landed with other content than is desired now: one more write, on the version we now know.
           if (progress.intent(entry.path) === undefined && progress.entry(entry.path)?.hash !== hash) {
             decision = { action: 'update', cas: decision.version, reason: 'recovered an older write' };
@@ -385,7 +392,7 @@ export class Reconciler {
   /** Marks of a path whose data landed earlier but whose marks did not (a crash or failure in between). */
   private async markOne(source: SyncSource, session: VaultSession, progress: SyncProgress, entry: SyncedEntry, outcome: WriteOutcome): Promise<void> {
     try {
-      await this.writeMarks(source, session, progress, entry.path, entry.hash, entry.binaryKeys ?? []);
+      await this.writeMarks(source, session, progress, entry.path, entry.hash, entry.binaryKeys ?? [], progress.intent(entry.path)?.previousMetadata);
     } catch (error) {
       this.recordFailure(progress, entry.path, entry.hash, error, outcome);
     }
