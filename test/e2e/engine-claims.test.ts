@@ -44,6 +44,8 @@ describe('requests per change (OpenBao audit log)', () => {
     expect(created.filter((r) => r.path.startsWith('secret/data/') && isWrite(r)).length).toBe(names.length);
     expect(created.filter((r) => r.path.startsWith('secret/metadata/') && isWrite(r)).length).toBe(names.length);
     expect(created.filter((r) => r.operation === 'read')).toEqual([]); // no metadata read, no data read
+    // Values first: every data write is issued at once, each path's marks only after its data landed.
+    expect(created.filter(isWrite).slice(0, names.length).every((r) => r.path.startsWith('secret/data/'))).toBe(true);
     for (const name of names) expect((await vaultRead(`${ns}/app/${name}`))?.metadata.version).toBe(1);
 
     const update = auditMark();
