@@ -68,7 +68,10 @@ export interface ReconcileResult {
 
 /** Hooks of the work queue around one reconcile. */
 export interface ReconcileHooks {
-  /** Gives the worker slot back while the reconcile only waits for Vault (called once, before its first Vault request). */
+  /**
+   * Gives the worker slot back while the reconcile only waits for Vault (called once, before its first Vault
+   * request). A drift repair is the exception: its Vault metadata reads come first, the Secret values after.
+   */
   releaseSlot?(): void;
 }
 
