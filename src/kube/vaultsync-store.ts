@@ -39,7 +39,7 @@ export interface StoredSyncRecord {
   lastDriftCheckTime?: string;
 }
 
-export interface StoredCondition {
+export interface RecordCondition {
   status: 'True' | 'False' | 'Unknown';
   reason: string;
   message: string;
@@ -57,8 +57,8 @@ export interface RecordOwner {
 export interface SyncRecordStore {
   get(sourceKey: string): StoredSyncRecord | undefined;
   /** Without `ready` the Ready condition stays as it is (progress of a sync still running). */
-  set(sourceKey: string, source: RecordOwner, record: StoredSyncRecord, ready?: StoredCondition): Promise<void>;
-  setCondition(sourceKey: string, source: RecordOwner, ready: StoredCondition): Promise<void>;
+  set(sourceKey: string, source: RecordOwner, record: StoredSyncRecord, ready?: RecordCondition): Promise<void>;
+  setCondition(sourceKey: string, source: RecordOwner, ready: RecordCondition): Promise<void>;
   delete(sourceKey: string): Promise<void>;
 }
 
@@ -87,6 +87,20 @@ export function vaultSyncName(kind: string, name: string): string {
   return `${full.slice(0, 240)}-${createHash('sha256').update(full).digest('hex').slice(0, 12)}`;
 }
 
+/** A Ready condition as stored, with the time its status last changed. */
+export type StoredCondition = RecordCondition & { lastTransitionTime: string };
+
+/**
+ * Told about every Ready condition the store writes (and those it finds at load), and about deleted
+ * records: the one choke point through which the dashboard learns which sources are not in sync and why.
+ * Called synchronously after the write succeeded; a listener must be cheap and must not throw (what it
+ * throws is ignored).
+ */
+export interface ConditionListener {
+  onCondition(sourceKey: string, source: Pick<RecordOwner, 'kind' | 'namespace' | 'name'>, condition: StoredCondition, how: 'written' | 'loaded'): void;
+  onDeleted(sourceKey: string): void;
+}
+
 /**
  * The sync record of each source, kept in the status of a VaultSync object beside it
  * (docs/adr/0001-sync-state-in-vaultsync-status.md). Loaded once at start; afterwards the operator is its
@@ -96,7 +110,11 @@ export class VaultSyncStore implements SyncRecordStore {
   private readonly api: CustomObjectsApi;
   private readonly records = new Map<string, VaultSyncObject>();
 
-  constructor(kubeConfig: KubeConfig, private readonly namespaces: readonly string[]) {
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly namespaces: readonly string[],
+    private readonly listener?: ConditionListener,
+  ) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
@@ -124,7 +142,9 @@ export class VaultSyncStore implements SyncRecordStore {
     this.records.clear();
     for (const list of lists) {
       for (const item of (list as { items: VaultSyncObject[] }).items) {
-        this.records.set(sourceKey(item.spec.source.kind, item.metadata.namespace, item.spec.source.name), item);
+        const key = sourceKey(item.spec.source.kind, item.metadata.namespace, item.spec.source.name);
+        this.records.set(key, item);
+        this.notify(key, 'loaded');
       }
     }
   }
@@ -146,7 +166,7 @@ export class VaultSyncStore implements SyncRecordStore {
     };
   }
 
-  async set(key: string, source: RecordOwner, record: StoredSyncRecord, ready?: StoredCondition): Promise<void> {
+  async set(key: string, source: RecordOwner, record: StoredSyncRecord, ready?: RecordCondition): Promise<void> {
     const first = record.entries[0];
     const conditions = ready ? this.conditions(key, ready) : this.records.get(key)?.status?.conditions;
     await this.writeStatus(key, source, {
@@ -163,7 +183,7 @@ export class VaultSyncStore implements SyncRecordStore {
     });
   }
 
-  async setCondition(key: string, source: RecordOwner, ready: StoredCondition): Promise<void> {
+  async setCondition(key: string, source: RecordOwner, ready: RecordCondition): Promise<void> {
     const current = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
     if (current && current.status === ready.status && current.reason === ready.reason && current.message === boundMessage(ready.message)) return;
     await this.writeStatus(key, source, { ...(this.records.get(key)?.status ?? {}), conditions: this.conditions(key, ready) });
@@ -178,9 +198,33 @@ export class VaultSyncStore implements SyncRecordStore {
       if ((error as { code?: number }).code !== 404) throw error;
     }
     this.records.delete(key);
+    this.tell((l) => l.onDeleted(key));
   }
 
-  private conditions(key: string, ready: StoredCondition) {
+  private notify(key: string, how: 'written' | 'loaded'): void {
+    const record = this.records.get(key);
+    const ready = record?.status?.conditions?.find((c) => c.type === 'Ready');
+    if (!record || !ready) return;
+    const source = { kind: record.spec.source.kind, namespace: record.metadata.namespace, name: record.spec.source.name };
+    const condition: StoredCondition = {
+      status: ready.status as RecordCondition['status'],
+      reason: ready.reason ?? '',
+      message: ready.message ?? '',
+      lastTransitionTime: ready.lastTransitionTime ?? new Date().toISOString(),
+    };
+    this.tell((l) => l.onCondition(key, source, condition, how));
+  }
+
+  private tell(call: (listener: ConditionListener) => void): void {
+    if (!this.listener) return;
+    try {
+      call(this.listener);
+    } catch {
+      // The dashboard's bookkeeping never fails a sync.
+    }
+  }
+
+  private conditions(key: string, ready: RecordCondition) {
     const previous = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
     const changed = !previous || previous.status !== ready.status;
     // Bounded here, whoever wrote the message: one choke point for every condition.
@@ -204,6 +248,7 @@ export class VaultSyncStore implements SyncRecordStore {
       updated = await patch();
     }
     this.records.set(key, updated);
+    if (status.conditions) this.notify(key, 'written');
   }
 
   private async create(source: RecordOwner): Promise<VaultSyncObject> {

@@ -1,4 +1,5 @@
 import type { HealthReport } from './health.js';
+import { truncate, type DashboardProblems, type RatePoint, type SourceProblem } from './problems.js';
 
 /**
  * The small dashboard at `/` (seed 000: health indicator, memory, totals, error rate, uptime; refreshes
@@ -45,7 +46,95 @@ function bar(percent: number, tone: 'good' | 'warn' | 'bad'): string {
   return `<div class="bar"><div class="fill ${tone}" style="width:${p.toFixed(1)}%"></div></div>`;
 }
 
-export function renderDashboard(report: HealthReport, now: Date = new Date()): string {
+/** Rows of the not-Ready table shown at most; the rest are counted. */
+export const NOT_READY_ROWS = 50;
+/** Characters of a message shown in a cell; the full (bounded) message is in the cell's title. */
+export const MESSAGE_CELL_CHARS = 200;
+
+export const EMPTY_PROBLEMS: DashboardProblems = { notReady: [], notReadyTotal: 0, refusals: [], rate: { points: [], windowMs: 10 * 60_000, limitPerSecond: 0 } };
+
+const sourceCells = (p: SourceProblem) =>
+  `<td class="ns">${escapeHtml(p.namespace)}</td><td class="src">${escapeHtml(p.name)}<span class="kind">${escapeHtml(p.kind)}</span></td>`;
+const messageCell = (message: string) => `<td class="msg" title="${escapeHtml(message)}">${escapeHtml(truncate(message, MESSAGE_CELL_CHARS))}</td>`;
+const timeCell = (iso: string, now: Date) => `<td class="when" title="${escapeHtml(iso)}">${escapeHtml(ago(iso, now))}</td>`;
+
+function notReadyTable(problems: DashboardProblems, now: Date): string {
+  if (problems.notReady.length === 0) return '<p class="empty good-text">Every source is Ready.</p>';
+  const rows = problems.notReady
+    .map((p) => `<tr>${sourceCells(p)}<td class="reason">${escapeHtml(p.reason)}</td>${messageCell(p.message)}${timeCell(p.since, now)}</tr>`)
+    .join('');
+  const more = problems.notReadyTotal - problems.notReady.length;
+  return `<table class="grid"><thead><tr><th>namespace</th><th>name</th><th>reason</th><th>message</th><th>since</th></tr></thead><tbody>${rows}</tbody></table>${
+    more > 0 ? `<p class="muted more">…and ${number(more)} more not Ready</p>` : ''
+  }`;
+}
+
+function refusalsTable(problems: DashboardProblems, now: Date): string {
+  if (problems.refusals.length === 0) return '<p class="empty muted">No refusals since this replica started.</p>';
+  const rows = problems.refusals.map((p) => `<tr>${timeCell(p.since, now)}${sourceCells(p)}<td class="reason">${escapeHtml(p.reason)}</td>${messageCell(p.message)}</tr>`).join('');
+  return `<table class="grid"><thead><tr><th>when</th><th>namespace</th><th>name</th><th>reason</th><th>message</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+/**
+ * Vault requests per second over the last window, as inline SVG (no script, no external resource, so the
+ * Content-Security-Policy stays `default-src 'none'`): an area under the measured rate, the limit dashed.
+ */
+export function ratePlot(points: RatePoint[], windowMs: number, limitPerSecond: number, now: Date): string {
+  const W = 800;
+  const H = 170;
+  const left = 34;
+  const right = 8;
+  const top = 10;
+  const bottom = 22;
+  const end = now.getTime();
+  const start = end - windowMs;
+  const shown = points.filter((p) => p.at >= start && p.at <= end + 60_000 && Number.isFinite(p.perSecond));
+  const peak = Math.max(0, ...shown.map((p) => p.perSecond));
+  const yMax = niceCeiling(Math.max(limitPerSecond, peak, 1) * 1.1);
+  const x = (at: number) => left + ((Math.max(start, Math.min(at, end)) - start) / windowMs) * (W - left - right);
+  const y = (v: number) => top + (1 - v / yMax) * (H - top - bottom);
+  const f = (n: number) => n.toFixed(1);
+  const grid = [0, yMax / 2, yMax]
+    .map((v) => `<line class="grid" x1="${left}" x2="${W - right}" y1="${f(y(v))}" y2="${f(y(v))}"/><text class="axis" x="${left - 4}" y="${f(y(v) + 4)}" text-anchor="end">${escapeHtml(number(Math.round(v * 10) / 10))}</text>`)
+    .join('');
+  const minutes = Math.round(windowMs / 60_000);
+  const xLabels = [
+    `<text class="axis" x="${left}" y="${H - 6}">−${minutes} min</text>`,
+    `<text class="axis" x="${f(left + (W - left - right) / 2)}" y="${H - 6}" text-anchor="middle">−${minutes / 2} min</text>`,
+    `<text class="axis" x="${W - right}" y="${H - 6}" text-anchor="end">now</text>`,
+  ].join('');
+  const limit =
+    limitPerSecond > 0
+      ? `<line class="limit" x1="${left}" x2="${W - right}" y1="${f(y(limitPerSecond))}" y2="${f(y(limitPerSecond))}"/><text class="limit-label" x="${W - right - 2}" y="${f(y(limitPerSecond) - 4)}" text-anchor="end">limit ${escapeHtml(number(limitPerSecond))}/s</text>`
+      : '';
+  let series = `<text class="axis" x="${W / 2}" y="${f(H / 2)}" text-anchor="middle">no samples yet: the first appear within 10 s</text>`;
+  if (shown.length > 0) {
+    // A step per interval: the rate is an average over it, not a value at an instant.
+    const coords = shown.flatMap((p) => [`${f(x(p.from))},${f(y(p.perSecond))}`, `${f(x(p.at))},${f(y(p.perSecond))}`]);
+    const area = `M${f(x(shown[0].from))},${f(y(0))} L${coords.join(' L')} L${f(x(shown[shown.length - 1].at))},${f(y(0))} Z`;
+    const last = shown[shown.length - 1];
+    series = `<path class="area" d="${area}"/><polyline class="line" points="${coords.join(' ')}"/><circle class="dot" cx="${f(x(last.at))}" cy="${f(y(last.perSecond))}" r="3"/>`;
+  }
+  return `<svg class="plot" viewBox="0 0 ${W} ${H}" role="img" aria-label="Vault requests per second, last ${minutes} minutes" data-points="${shown.length}">${grid}${limit}${series}${xLabels}</svg>`;
+}
+
+/** Under the plot: the peak and the latest interval, in words. */
+function rateCaption(points: RatePoint[], windowMs: number, now: Date): string {
+  const shown = points.filter((p) => p.at >= now.getTime() - windowMs);
+  if (shown.length === 0) return '';
+  const rate = (n: number) => escapeHtml(number(Math.round(n * 100) / 100));
+  const peak = Math.max(...shown.map((p) => p.perSecond));
+  return `<div class="hint">peak ${rate(peak)} req/s · latest ${rate(shown[shown.length - 1].perSecond)} req/s · ${number(shown.length)} samples</div>`;
+}
+
+/** A round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) at least `n`: axis labels. */
+function niceCeiling(n: number): number {
+  const power = 10 ** Math.floor(Math.log10(n));
+  for (const step of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (step * power >= n) return step * power;
+  return 10 * power;
+}
+
+export function renderDashboard(report: HealthReport, now: Date = new Date(), problems: DashboardProblems = EMPTY_PROBLEMS): string {
   const r = report;
   const roleText =
     r.status === 'leader' ? `leader${r.leader_election.shard !== null && r.leader_election.shards > 1 ? ` of shard ${r.leader_election.shard}/${r.leader_election.shards}` : ''}`
@@ -107,13 +196,29 @@ export function renderDashboard(report: HealthReport, now: Date = new Date()): s
   .bar { height:10px; background:var(--line); border-radius:5px; overflow:hidden; margin:6px 0; }
   .fill { height:100%; } .fill.good { background:var(--good); } .fill.warn { background:var(--warn); } .fill.bad { background:var(--bad); }
   footer { padding:0 24px 20px; color:var(--muted); font-size:12px; }
+  section.attention { border-left:4px solid var(--bad); }
+  .count { display:inline-block; min-width:20px; padding:0 6px; margin-left:4px; border-radius:999px; background:var(--line); color:var(--text); text-align:center; }
+  .panels.rate { grid-template-columns:minmax(0,2fr) minmax(260px,1fr); } @media (max-width:760px) { .panels.rate { grid-template-columns:1fr; } }
+  table.grid { table-layout:auto; } table.grid th { text-align:left; color:var(--muted); font-weight:500; font-size:12px; padding:2px 10px 4px 0; border-bottom:1px solid var(--line); }
+  table.grid td { padding:5px 10px 5px 0; vertical-align:top; }
+  td.ns { overflow-wrap:break-word; color:var(--muted); } td.src { overflow-wrap:break-word; } td.reason { white-space:nowrap; color:var(--warn); font-weight:600; } td.when { white-space:nowrap; color:var(--muted); }
+  td.msg { overflow-wrap:anywhere; color:var(--text); width:50%; }
+  .kind { display:inline-block; white-space:nowrap; margin-left:6px; padding:0 5px; border:1px solid var(--line); border-radius:4px; color:var(--muted); font-size:11px; }
+  .empty { margin:4px 0; } .good-text { color:var(--good); } .more { margin:6px 0 0; }
+  svg.plot { width:100%; height:auto; display:block; }
+  svg.plot .grid { stroke:var(--line); stroke-width:1; } svg.plot .axis { fill:var(--muted); font-size:11px; }
+  svg.plot .area { fill:rgba(56,189,248,.18); } svg.plot .line { fill:none; stroke:#38bdf8; stroke-width:2; vector-effect:non-scaling-stroke; }
+  svg.plot .dot { fill:#38bdf8; } svg.plot .limit { stroke:var(--bad); stroke-dasharray:6 4; stroke-width:1.5; } svg.plot .limit-label { fill:var(--bad); font-size:11px; }
 </style>
 </head>
 <body>
 <header><h1>vault-sync-operator</h1><span class="pill ${statusTone}" id="status">${escapeHtml(statusText)} · ${escapeHtml(roleText)}</span></header>
 <main>
 <div class="cards">${cards.map(card).join('')}</div>
-<div class="panels">
+<section id="not-ready" class="${problems.notReadyTotal > 0 ? 'attention' : ''}"><h2>Sources not in sync <span class="count">${number(problems.notReadyTotal)}</span></h2>${notReadyTable(problems, now)}</section>
+<section id="refusals"><h2>Last refusals</h2>${refusalsTable(problems, now)}</section>
+<div class="panels rate">
+<section id="rate-plot"><h2>Vault requests per second, last ${Math.round(problems.rate.windowMs / 60_000)} minutes</h2>${ratePlot(problems.rate.points, problems.rate.windowMs, problems.rate.limitPerSecond, now)}${rateCaption(problems.rate.points, problems.rate.windowMs, now)}</section>
 <section id="rate-limit"><h2>Vault rate limit</h2>
 ${bar(r.rate_limit.utilization_percent, rateTone)}
 <table>
@@ -122,6 +227,8 @@ ${bar(r.rate_limit.utilization_percent, rateTone)}
 <tr><td>utilization</td><td class="num">${number(r.rate_limit.utilization_percent)} %</td></tr>
 <tr><td>average wait for a token</td><td class="num">${number(r.rate_limit.average_wait_ms)} ms</td></tr>
 </table></section>
+</div>
+<div class="panels">
 <section id="syncs"><h2>Reconciles by result</h2><table>${syncRows}</table></section>
 <section id="errors"><h2>Errors by type</h2><table>${errorRows}</table></section>
 <section id="checks"><h2>Readiness and heartbeat</h2><table>${checkRows}

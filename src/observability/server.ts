@@ -3,10 +3,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { renderDashboard } from './dashboard.js';
+import { EMPTY_PROBLEMS, renderDashboard } from './dashboard.js';
 import type { HealthReport } from './health.js';
+import type { DashboardProblems } from './problems.js';
+import { parseRequestTarget } from './request-target.js';
 
 /**
  * The operations HTTP server: `/metrics` (Prometheus text), `/healthz` (liveness: the process serves, no
@@ -24,6 +27,8 @@ export interface OpsServerOptions {
   health(): Promise<HealthReport>;
   readiness(): { ok: boolean; body: string };
   log: Logger;
+  /** What is wrong, for the dashboard: sources not Ready, the last refusals, the request-rate history. */
+  problems?(): DashboardProblems;
   /** How often TLS files and the token file are checked for changes (default 30 s). */
   reloadIntervalMs?: number;
 }
@@ -36,6 +41,58 @@ export interface OpsServer {
 }
 
 const OPEN_PATHS = new Set(['/healthz', '/readyz', '/livez']);
+
+/**
+ * Bounds on what one client can make the server hold. Timeouts are checked every second
+ * (connectionsCheckingInterval), so a slow client (slowloris) is cut off within about a second of them.
+ */
+export const SERVER_LIMITS = {
+  /** The whole header block must arrive within this (also the limit for a connection that sends nothing). */
+  headersTimeout: 10_000,
+  /** The whole request, body included. */
+  requestTimeout: 30_000,
+  /** Longer than Prometheus' idle keep-alive, so scrapes reuse connections. */
+  keepAliveTimeout: 65_000,
+  connectionsCheckingInterval: 1_000,
+  /** Bytes of request line plus headers; more is a 431. */
+  maxHeaderSize: 16 * 1024,
+  /** HTTP/1.1 without Host is a 400 (RFC 9112). */
+  requireHostHeader: true,
+} as const;
+export const MAX_HEADERS_COUNT = 100;
+export const MAX_CONNECTIONS = 256;
+
+const CLIENT_ERROR_STATUS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+  ERR_HTTP_HEADERS_TIMEOUT: '408 Request Timeout',
+};
+
+/** Writes a one-line answer and closes the connection; a client that never reads is cut off after 1 s. */
+function refuse(socket: Duplex, status: string): void {
+  try {
+    const body = `${status.replace(/^\d+ /, '').toLowerCase()}\n`;
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    setTimeout(() => socket.destroy(), 1_000).unref();
+  } catch {
+    socket.destroy();
+  }
+}
+
+/**
+ * What Node's HTTP parser refused (a malformed request line, bad headers, a header block too large, a
+ * timeout): answer with a status when the connection can still take one, then close it. Never throws.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex, log: Logger): void {
+  try {
+    log.debug({ code: error.code }, 'operations server: refused a malformed or slow request');
+    const responding = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    if (error.code === 'ECONNRESET' || responding || !socket.writable) socket.destroy();
+    else refuse(socket, CLIENT_ERROR_STATUS[error.code ?? ''] ?? '400 Bad Request');
+  } catch {
+    socket.destroy();
+  }
+}
 
 class FileWatch {
   private mtimeMs = -1;
@@ -79,44 +136,53 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     return !!match && timingSafeEqual(digest(match[1].trim()), expected);
   };
 
+  const send = (req: IncomingMessage, res: ServerResponse, status: number, contentType: string, body: string, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': String(Buffer.byteLength(body)), 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', ...headers });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+  const text = 'text/plain; charset=utf-8';
+
+  // The order is the security boundary: method, then the target parsed without throwing (400/414), then
+  // the bearer token, and only then any work. Everything inside one try, so no input can reject the promise.
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname.replace(/\/+$/, '') || '/';
-    const send = (status: number, contentType: string, body: string, headers: Record<string, string> = {}) => {
-      res.writeHead(status, { 'Content-Type': contentType, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', ...headers });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(405, 'text/plain; charset=utf-8', 'method not allowed\n', { Allow: 'GET, HEAD' });
-      return;
-    }
-    if (!OPEN_PATHS.has(path) && !authorized(req)) {
-      send(401, 'text/plain; charset=utf-8', 'unauthorized: send "Authorization: Bearer <token>"\n', { 'WWW-Authenticate': 'Bearer realm="vault-sync-operator"' });
-      return;
-    }
+    let path = '?';
     try {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        send(req, res, 405, text, 'method not allowed\n', { Allow: 'GET, HEAD', Connection: 'close' });
+        return;
+      }
+      const target = parseRequestTarget(req.url);
+      if (!target.ok) {
+        send(req, res, target.status, text, `bad request: ${target.reason}\n`, { Connection: 'close' });
+        return;
+      }
+      path = target.path;
+      if (!OPEN_PATHS.has(path) && !authorized(req)) {
+        send(req, res, 401, text, 'unauthorized: send "Authorization: Bearer <token>"\n', { 'WWW-Authenticate': 'Bearer realm="vault-sync-operator"' });
+        return;
+      }
       switch (path) {
         case '/healthz':
         case '/livez':
-          send(200, 'text/plain; charset=utf-8', 'ok\n');
+          send(req, res, 200, text, 'ok\n');
           return;
         case '/readyz': {
           const { ok, body } = options.readiness();
-          send(ok ? 200 : 503, 'text/plain; charset=utf-8', url.searchParams.has('verbose') || !ok ? body : 'ok\n');
+          send(req, res, ok ? 200 : 503, text, target.query.has('verbose') || !ok ? body : 'ok\n');
           return;
         }
         case '/metrics':
-          send(200, options.registry.contentType, await options.registry.metrics());
+          send(req, res, 200, options.registry.contentType, await options.registry.metrics());
           return;
         case '/health': {
           const report = await options.health();
-          send(report.healthy ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(report, null, 2) + '\n');
+          send(req, res, report.healthy ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(report, null, 2) + '\n');
           return;
         }
         case '/':
         case '/dashboard': {
           const report = await options.health();
-          send(200, 'text/html; charset=utf-8', renderDashboard(report), {
+          send(req, res, 200, 'text/html; charset=utf-8', renderDashboard(report, new Date(), options.problems?.() ?? EMPTY_PROBLEMS), {
             'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
             'X-Frame-Options': 'DENY',
             'Referrer-Policy': 'no-referrer',
@@ -124,22 +190,28 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
           return;
         }
         default:
-          send(404, 'text/plain; charset=utf-8', 'not found: try /metrics, /healthz, /readyz, /health or /\n');
+          send(req, res, 404, text, 'not found: try /metrics, /healthz, /readyz, /health or /\n');
       }
     } catch (error) {
       log.error({ path, err: (error as Error).message }, 'operations endpoint failed');
-      if (!res.headersSent) send(500, 'text/plain; charset=utf-8', 'internal error\n');
+      if (!res.headersSent) send(req, res, 500, text, 'internal error\n');
       else res.destroy();
     }
   };
-  const listener = (req: IncomingMessage, res: ServerResponse) => void handler(req, res);
+  // The last line of defence: whatever escapes the handler (a throw while sending the 500) ends this
+  // connection, never the process.
+  const listener = (req: IncomingMessage, res: ServerResponse) =>
+    void handler(req, res).catch((error: unknown) => {
+      log.error({ err: (error as Error)?.message }, 'operations request failed; closing its connection');
+      res.destroy();
+    });
 
   let server: Server;
   let reloadTimer: NodeJS.Timeout | undefined;
   if (options.tls) {
     const cert = new FileWatch(options.tls.certFile);
     const key = new FileWatch(options.tls.keyFile);
-    const https = createHttpsServer({ cert: cert.read().content, key: key.read().content, minVersion: 'TLSv1.2' }, listener);
+    const https = createHttpsServer({ ...SERVER_LIMITS, cert: cert.read().content, key: key.read().content, minVersion: 'TLSv1.2' }, listener);
     reloadTimer = setInterval(() => {
       try {
         const c = cert.read();
@@ -155,16 +227,25 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     reloadTimer.unref();
     server = https;
   } else {
-    server = createHttpServer(listener);
+    server = createHttpServer(SERVER_LIMITS, listener);
   }
-  server.keepAliveTimeout = 65_000; // longer than Prometheus' idle keep-alive, so scrapes reuse connections
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = SERVER_LIMITS.keepAliveTimeout;
+  server.maxHeadersCount = MAX_HEADERS_COUNT;
+  server.maxRequestsPerSocket = 1000;
+  // Beyond this, new connections are closed at once: a flood costs file descriptors up to here, no more.
+  server.maxConnections = MAX_CONNECTIONS;
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket, log));
+  // CONNECT (authority-form) and Upgrade requests bypass the request handler: refuse them the same way.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuse(socket, '405 Method Not Allowed'));
+  server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => refuse(socket, '400 Bad Request'));
+  // An accept() failure (EMFILE under a flood) is an 'error' on the server: log it, keep listening.
+  const onServerError = (error: Error) => log.warn({ err: error.message }, 'operations server: connection not accepted');
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.bindAddress, () => {
       server.off('error', reject);
+      server.on('error', onServerError);
       resolve();
     });
   });

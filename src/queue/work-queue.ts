@@ -2,13 +2,27 @@
  * A de-duplicating work queue of keys with per-key exponential backoff, in the spirit of client-go's
  * workqueue: a key is queued at most once; a key being processed that is added again is processed
  * once more afterwards (never concurrently with itself); failures delay the key's next try.
+ *
+ * A worker slot can be released while its key keeps running (`slot.release()`): a reconcile that has read
+ * what it needs and now only waits for Vault tokens lets another key start, so the fair line in front of the
+ * rate limiter sees every source that has work, not only `concurrency` of them. The key stays exclusive.
  */
+export interface WorkerSlot {
+  /** Lets another key take this worker while this one keeps running. Idempotent; a no-op at the cap. */
+  release(): void;
+}
+
+/** Keys that may run at once beyond the workers after releasing their slots: bounds memory and open work. */
+export const DEFAULT_MAX_RELEASED = 256;
+
 export interface WorkQueueOptions {
   concurrency: number;
   baseDelayMs: number;
   maxDelayMs: number;
   /** Returns normally = done (optionally asking for a later re-check); throws = retry with backoff. */
-  process(key: string): Promise<{ requeueAfterMs?: number } | void>;
+  process(key: string, slot: WorkerSlot): Promise<{ requeueAfterMs?: number } | void>;
+  /** Cap of keys running on released slots (default DEFAULT_MAX_RELEASED); at the cap release() keeps the slot. */
+  maxReleased?: number;
   onError?(key: string, error: unknown, attempt: number, retryInMs: number): void;
   /** Injected so tests can avoid real time. */
   random?: () => number;
@@ -24,6 +38,10 @@ export class WorkQueue {
   private readonly waiters: Array<() => void> = [];
   private shuttingDown = false;
   private readonly workers: Promise<void>[] = [];
+  /** Every key run in progress (on a worker or on a released slot), for the drain. */
+  private readonly running = new Set<Promise<void>>();
+  /** Runs in progress that released their slot. */
+  private releasedCount = 0;
 
   constructor(private readonly options: WorkQueueOptions) {}
 
@@ -63,8 +81,14 @@ export class WorkQueue {
     return this.queue.length;
   }
 
+  /** Keys being processed, on a worker or on a released slot. */
   get inFlight(): number {
     return this.processing.size;
+  }
+
+  /** Keys running on released slots. */
+  get releasedInFlight(): number {
+    return this.releasedCount;
   }
 
   /** The backoff a key's next failure would get: base·2^(failures), capped, with ±20 % jitter. */
@@ -76,7 +100,7 @@ export class WorkQueue {
     return { attempt, delayMs: Math.round(raw * jitter) };
   }
 
-  /** Stops taking new work and waits for in-flight keys to finish (SIGTERM drain). */
+  /** Stops taking new work and waits for in-flight keys to finish, released ones included (SIGTERM drain). */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
     for (const { timer } of this.timers.values()) clearTimeout(timer);
@@ -85,6 +109,7 @@ export class WorkQueue {
     this.queued.clear();
     while (this.waiters.length) this.waiters.shift()!();
     await Promise.all(this.workers);
+    while (this.running.size > 0) await Promise.all([...this.running]);
   }
 
   private async next(): Promise<string | undefined> {
@@ -103,19 +128,40 @@ export class WorkQueue {
     for (;;) {
       const key = await this.next();
       if (key === undefined) return;
-      this.processing.add(key);
-      try {
-        const result = await this.options.process(key);
-        this.failures.delete(key);
-        if (result?.requeueAfterMs) this.addAfter(key, result.requeueAfterMs);
-      } catch (error) {
-        const { attempt, delayMs } = this.backoffFor(key);
-        this.options.onError?.(key, error, attempt, delayMs);
-        this.addAfter(key, delayMs);
-      } finally {
-        this.processing.delete(key);
-        if (this.dirty.delete(key)) this.add(key);
-      }
+      let onRelease!: () => void;
+      const releasedSlot = new Promise<void>((resolve) => (onRelease = resolve));
+      let isReleased = false;
+      const slot: WorkerSlot = {
+        release: () => {
+          if (isReleased || this.releasedCount >= (this.options.maxReleased ?? DEFAULT_MAX_RELEASED)) return;
+          isReleased = true;
+          this.releasedCount++;
+          onRelease();
+        },
+      };
+      const run: Promise<void> = this.run(key, slot).finally(() => {
+        this.running.delete(run);
+        if (isReleased) this.releasedCount--;
+      });
+      this.running.add(run);
+      // The worker moves on when the key is done or has given its slot back, whichever comes first.
+      await Promise.race([run, releasedSlot]);
+    }
+  }
+
+  private async run(key: string, slot: WorkerSlot): Promise<void> {
+    this.processing.add(key);
+    try {
+      const result = await this.options.process(key, slot);
+      this.failures.delete(key);
+      if (result?.requeueAfterMs) this.addAfter(key, result.requeueAfterMs);
+    } catch (error) {
+      const { attempt, delayMs } = this.backoffFor(key);
+      this.options.onError?.(key, error, attempt, delayMs);
+      this.addAfter(key, delayMs);
+    } finally {
+      this.processing.delete(key);
+      if (this.dirty.delete(key)) this.add(key);
     }
   }
 }

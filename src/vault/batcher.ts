@@ -1,5 +1,6 @@
-import type { Metrics } from '../observability/metrics.js';
 import { VaultRequestError } from './errors.js';
+import { FairQueue } from './fair-queue.js';
+import type { VaultMetrics } from './metrics.js';
 import { formatPath, type KvPath } from './path.js';
 
 /** One Vault operation as the reconciler asks for it (VaultPort's methods). */
@@ -15,9 +16,24 @@ export interface BatcherOptions {
   /** Operations per batch (default 5). */
   batchSize: number;
   /** Runs one operation; `onStart` is called when its first request got a rate-limit token. */
-  execute(operation: VaultOperation, hooks: { onStart(): void }): Promise<unknown>;
-  metrics?: Metrics;
+  execute(operation: VaultOperation, hooks: { onStart(): void; source?: string }): Promise<unknown>;
+  metrics?: VaultMetrics;
+  /** Injected for tests; milliseconds, monotonic; the limiter's clock (performance.now()). */
+  clock?: () => number;
 }
+
+/** Where an operation waits in the fair line: its flow (the source it is for) and its priority level. */
+export interface Placement {
+  /** The source key; operations without one share one flow of their own. */
+  source?: string;
+  /** Priority level, 0 first (the pipeline decides it: `Level`, `levelOf`); the default is the last one. */
+  level?: number;
+}
+
+/** Priority levels of the fair line (strict: a level waits while a higher one has work). */
+export const LEVEL_COUNT = 3;
+/** The flow of requests made for no particular source; source keys (`Kind/namespace/name`) are never empty. */
+const NO_SOURCE_FLOW = '';
 
 interface Waiter {
   resolve(value: unknown): void;
@@ -27,6 +43,7 @@ interface Waiter {
 interface Entry {
   operation: VaultOperation;
   key: string;
+  source?: string;
   waiters: Waiter[];
 }
 
@@ -38,7 +55,11 @@ export function validateBatchSize(batchSize: number): void {
  * Batching (grouping), not rate limiting: the limiter throttles, and every operation of a batch still takes
  * its own token. What a batch does:
  *  - operations wait here, not in the limiter, until the previous batch has got its tokens: so the limiter
- *    always has work when there is work (no idle gaps), and the rest can still be merged;
+ *    always has work when there is work (no idle gaps), its own line stays one batch short, and the rest
+ *    can still be merged;
+ *  - this waiting line is fair (FairQueue): strict levels (the pipeline puts values before ownership marks),
+ *    and round-robin across sources within a level, so one change of a small source waits for about one
+ *    round of the busy sources, not behind their whole backlog;
  *  - a write to a path that already has a write waiting here is merged into it: the newest content wins,
  *    and both callers get the one result (same for waiting metadata writes; equal reads and deletes share);
  *  - per path, operations run one at a time, in the order they were asked for; a batch never holds two
@@ -48,13 +69,17 @@ export function validateBatchSize(batchSize: number): void {
  * vault_batch_operations_total{result}, vault_batch_coalesced_total.
  */
 export class VaultBatcher {
-  private readonly pending: Entry[] = [];
+  private readonly pending = new FairQueue<Entry>(LEVEL_COUNT);
+  /** Per path, its waiting entries in the order they were asked for: only the first may go (levels must not reorder one path). */
+  private readonly waitingByPath = new Map<string, Entry[]>();
   /** The newest waiting entry per path: what a new operation on that path may merge into. */
   private readonly newestWaiting = new Map<string, Entry>();
   /** Paths with an operation dispatched and not yet settled. */
   private readonly busyPaths = new Set<string>();
   /** Operations dispatched whose first request has not got its token yet. */
   private unstarted = 0;
+  /** Since when operations have been waiting without a break (undefined while none wait). */
+  private busySince: number | undefined;
   private dispatchQueued = false;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
@@ -65,10 +90,15 @@ export class VaultBatcher {
 
   /** Operations waiting for a batch or for their first token. */
   get waiting(): number {
-    return this.pending.length + this.unstarted;
+    return this.pending.size + this.unstarted;
   }
 
-  submit<T>(operation: VaultOperation): Promise<T> {
+  /** When the current stretch of waiting work began; undefined while nothing waits (the limiter's idle test). */
+  get waitingSince(): number | undefined {
+    return this.busySince;
+  }
+
+  submit<T>(operation: VaultOperation, placement: Placement = {}): Promise<T> {
     if (this.stopped) {
       return Promise.reject(new VaultRequestError(operation.kind, formatPath(operation.path), undefined, 'stopped', 'the operator is shutting down'));
     }
@@ -80,11 +110,14 @@ export class VaultBatcher {
         // Nothing else for this path is queued after it: merging keeps the order. The newest content wins.
         newest.operation = operation;
         newest.waiters.push(waiter);
-        this.options.metrics?.batchCoalesced.labels(operation.kind).inc();
+        this.options.metrics?.coalesced(operation.kind);
         return;
       }
-      const entry: Entry = { operation, key, waiters: [waiter] };
-      this.pending.push(entry);
+      const entry: Entry = { operation, key, source: placement.source, waiters: [waiter] };
+      this.pending.push(entry, placement.source ?? NO_SOURCE_FLOW, Math.min(LEVEL_COUNT - 1, Math.max(0, placement.level ?? LEVEL_COUNT - 1)));
+      const ofPath = this.waitingByPath.get(key);
+      if (ofPath) ofPath.push(entry);
+      else this.waitingByPath.set(key, [entry]);
       this.newestWaiting.set(key, entry);
       this.updateGauge();
       this.scheduleDispatch();
@@ -94,11 +127,12 @@ export class VaultBatcher {
   /** Rejects what still waits for a batch; waits for the batches in flight. */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const entry of this.pending.splice(0)) {
+    for (const entry of this.pending.drain()) {
       const error = new VaultRequestError(entry.operation.kind, entry.key, undefined, 'stopped', 'the operator is shutting down');
       for (const waiter of entry.waiters) waiter.reject(error);
     }
     this.newestWaiting.clear();
+    this.waitingByPath.clear();
     this.updateGauge();
     await Promise.allSettled([...this.inFlight]);
   }
@@ -114,24 +148,23 @@ export class VaultBatcher {
   }
 
   private dispatch(): void {
-    while (!this.stopped && this.unstarted === 0 && this.pending.length > 0) {
+    while (!this.stopped && this.unstarted === 0 && this.pending.size > 0) {
       const batch = this.takeBatch();
       if (batch.length === 0) return; // everything waiting is behind an operation in flight on its path
       this.run(batch);
     }
   }
 
+  /** The next operations in fair order whose path is free and which are the oldest waiting for their path. */
   private takeBatch(): Entry[] {
     const batch: Entry[] = [];
-    const skipped = new Set<string>();
-    for (let i = 0; i < this.pending.length && batch.length < this.options.batchSize; ) {
-      const entry = this.pending[i];
-      if (this.busyPaths.has(entry.key) || skipped.has(entry.key)) {
-        skipped.add(entry.key); // later operations on this path stay behind it
-        i++;
-        continue;
-      }
-      this.pending.splice(i, 1);
+    const canGo = (entry: Entry) => !this.busyPaths.has(entry.key) && this.waitingByPath.get(entry.key)?.[0] === entry;
+    while (batch.length < this.options.batchSize) {
+      const entry = this.pending.take(canGo);
+      if (!entry) break;
+      const ofPath = this.waitingByPath.get(entry.key)!;
+      ofPath.shift();
+      if (ofPath.length === 0) this.waitingByPath.delete(entry.key);
       if (this.newestWaiting.get(entry.key) === entry) this.newestWaiting.delete(entry.key);
       this.busyPaths.add(entry.key);
       batch.push(entry);
@@ -142,7 +175,7 @@ export class VaultBatcher {
   private run(batch: Entry[]): void {
     const metrics = this.options.metrics;
     const started = performance.now();
-    metrics?.batchSize.observe(batch.length);
+    metrics?.batchDispatched(batch.length);
     this.unstarted += batch.length;
     this.updateGauge();
     const results = batch.map(async (entry) => {
@@ -155,7 +188,7 @@ export class VaultBatcher {
         this.dispatch(); // the limiter has taken this batch: the next one may queue behind it
       };
       try {
-        const value = await this.options.execute(entry.operation, { onStart });
+        const value = await this.options.execute(entry.operation, { onStart, source: entry.source });
         for (const waiter of entry.waiters) waiter.resolve(value);
         return true;
       } catch (error) {
@@ -164,20 +197,21 @@ export class VaultBatcher {
       } finally {
         this.busyPaths.delete(entry.key);
         onStart();
-        if (this.pending.length > 0) this.scheduleDispatch();
+        if (this.pending.size > 0) this.scheduleDispatch();
       }
     });
     const done = Promise.all(results).then((outcomes) => {
       const failed = outcomes.filter((ok) => !ok).length;
-      if (failed > 0) metrics?.batchOperations.labels('failure').inc(failed);
-      if (outcomes.length > failed) metrics?.batchOperations.labels('success').inc(outcomes.length - failed);
-      metrics?.batchDuration.observe((performance.now() - started) / 1000);
+      metrics?.batchSettled(outcomes.length - failed, failed, (performance.now() - started) / 1000);
     });
     this.inFlight.add(done);
     void done.finally(() => this.inFlight.delete(done));
   }
 
   private updateGauge(): void {
-    this.options.metrics?.pendingOperations.set(this.waiting);
+    const waiting = this.waiting;
+    if (waiting === 0) this.busySince = undefined;
+    else this.busySince ??= (this.options.clock ?? performance.now.bind(performance))();
+    this.options.metrics?.waiting(waiting);
   }
 }

@@ -19,12 +19,21 @@ export interface LimiterOptions extends RateLimit {
   clock?: () => number;
   /** Called as each request starts (metrics). */
   onStart?(event: LimiterStart): void;
+  /**
+   * Since when work has been waiting in front of the limiter without a break (the batcher's line, handed over
+   * one batch at a time; on this limiter's clock), undefined while none waits. While some waits the limiter
+   * is not idle even when its own line is momentarily empty, so credit does not pile up into a fresh burst
+   * between two batches; credit saved while truly idle stays.
+   */
+  upstreamWaitingSince?(): number | undefined;
 }
 
 export interface LimiterStart {
   operation: string;
   /** What the request is about (its path), when the caller said. */
   label?: string;
+  /** The source the request is for (its flow in the fair line), when the caller said. */
+  source?: string;
   /** performance.now() at the start. */
   at: number;
   /** From schedule() to the start, the time spent waiting for a token. */
@@ -39,7 +48,10 @@ export interface LimiterPermit {
   sent(): void;
 }
 
-/** Bottleneck priorities (lower runs first): logins and renewals never wait behind a backlog of writes. */
+/**
+ * Bottleneck priorities (lower runs first): logins, renewals and mount lookups never wait behind writes. The
+ * fair line across sources is the batcher's (FairQueue); what waits here is short: one batch, retries, auth.
+ */
 export const Priority = { auth: 1, retry: 4, normal: 5 } as const;
 
 export class LimiterStoppedError extends Error {
@@ -67,7 +79,7 @@ export function validateRateLimit(limit: RateLimit): void {
  *
  *  - credit accrues continuously from the clock (`rate` per second, anchored: a late timer does not lose
  *    time, the next grant comes that much sooner); up to `burst` while nobody waits, and while requests wait
- *    never up to 2, so a backlog is never served in clumps;
+ *    (here or upstream in the batcher) never up to 2, so a backlog is never served in clumps;
  *  - a grant from credit >= 2 is a burst (credit saved while idle); any other grant is paced: at most K paced
  *    grants in any window of K/rate s (+ margin), K = floor(rate) (so rate 10: 10 per second), counted on
  *    the times they were due (no drift from timer lateness);
@@ -88,6 +100,7 @@ export class VaultRateLimiter {
   private readonly marginMs: number;
   private readonly now: () => number;
   private readonly onStart?: (event: LimiterStart) => void;
+  private readonly upstreamWaitingSince: () => number | undefined;
 
   private credit: number;
   private creditAt: number;
@@ -116,6 +129,7 @@ export class VaultRateLimiter {
     this.marginMs = options.marginMs ?? 10;
     this.now = options.clock ?? (() => performance.now());
     this.onStart = options.onStart;
+    this.upstreamWaitingSince = options.upstreamWaitingSince ?? (() => undefined);
     this.credit = options.burst;
     this.creditAt = this.now();
     this.bottleneck = new Bottleneck({ reservoir: 0, maxConcurrent: null, minTime: 0 });
@@ -132,19 +146,20 @@ export class VaultRateLimiter {
    * really left (a blocked event loop between start and write then delays the next request, not Vault's
    * view); otherwise the start counts.
    */
-  schedule<T>(operation: string, task: (permit: LimiterPermit) => Promise<T>, options: { priority?: number; label?: string } = {}): Promise<T> {
+  schedule<T>(operation: string, task: (permit: LimiterPermit) => Promise<T>, options: { priority?: number; label?: string; source?: string } = {}): Promise<T> {
     if (this.stopped) return Promise.reject(new LimiterStoppedError());
     const submittedAt = this.now();
     this.accrue(submittedAt);
     if (this.waiting === 0) this.backlogSince = submittedAt;
     this.waiting++;
     const job = this.bottleneck.schedule({ priority: options.priority ?? Priority.normal }, async () => {
+      this.accrue(this.now()); // up to here Bottleneck was still starting granted jobs: busy, not idle
       const paced = this.grantKinds.shift() !== 'burst';
       const permit = paced ? await this.holdForWindow() : { sent: () => undefined };
       try {
         if (this.stopped) throw new LimiterStoppedError();
         const at = this.now();
-        this.onStart?.({ operation, label: options.label, at, waitedMs: at - submittedAt, paced });
+        this.onStart?.({ operation, label: options.label, source: options.source, at, waitedMs: at - submittedAt, paced });
         return await task(permit);
       } finally {
         permit.sent();
@@ -167,8 +182,13 @@ export class VaultRateLimiter {
   }
 
   private accrue(at: number): void {
-    const cap = this.waiting > 0 ? Math.min(this.burst, Math.max(this.credit, 2 - 1e-9)) : this.burst;
-    this.credit = Math.min(cap, this.credit + ((at - this.creditAt) * this.rate) / 1000);
+    // Busy since the last accrual while requests wait here for a token or for Bottleneck to start them;
+    // otherwise busy from when work began waiting upstream, if it does.
+    const busyFrom = this.waiting > 0 || this.grantKinds.length > 0 ? this.creditAt : this.upstreamWaitingSince();
+    const idleUntil = busyFrom === undefined ? at : Math.min(at, Math.max(this.creditAt, busyFrom));
+    this.credit = Math.min(this.burst, this.credit + ((idleUntil - this.creditAt) * this.rate) / 1000);
+    const cap = Math.min(this.burst, Math.max(this.credit, 2 - 1e-9));
+    this.credit = Math.min(cap, this.credit + ((at - idleUntil) * this.rate) / 1000);
     this.creditAt = at;
   }
 

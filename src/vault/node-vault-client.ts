@@ -1,9 +1,9 @@
 import nodeVault from 'node-vault';
 import type { Logger } from 'pino';
-import type { Metrics } from '../observability/metrics.js';
 import { loginRequest, type VaultAuthConfig } from './auth.js';
 import { toVaultError, VaultRequestError } from './errors.js';
 import { LimiterStoppedError, Priority, type VaultRateLimiter } from './limiter.js';
+import type { VaultMetrics } from './metrics.js';
 import { formatPath, kvApiPath, NonCanonicalPathError, quoteForMessage, type KvApi, type KvPath } from './path.js';
 import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './retry.js';
@@ -23,7 +23,7 @@ export interface NodeVaultClientOptions {
   auth: VaultAuthConfig;
   limiter: VaultRateLimiter;
   log: Logger;
-  metrics?: Metrics;
+  metrics?: VaultMetrics;
   retry?: RetryPolicy;
   /** Renew the token when this fraction of its TTL has passed (default 2/3). */
   renewAtFraction?: number;
@@ -43,6 +43,15 @@ export interface WriteOptions extends RequestHooks {
 
 /** KV v1 has no metadata endpoint: the ownership marks ride in the data under this key (as External Secrets does). */
 export const KV1_METADATA_KEY = 'custom_metadata';
+
+/** Operations of the auth level (see pipeline.ts `Level`): they skip the batcher and go first in the limiter. */
+const AUTH_OPERATIONS: ReadonlySet<string> = new Set(['login', 'renew', 'token-lookup', 'mount-lookup']);
+
+/**
+ * node-vault's debug channel, replaced: it would print write bodies (values) and the request options of
+ * every call. Nothing of it is worth a risk; our own logs say which request failed and why.
+ */
+function silentDebug(): void {}
 
 /** Options every request passes to node-vault, which hands them to the transport: `onSent` tells the limiter the request left. */
 interface PerRequest {
@@ -64,7 +73,7 @@ export class NodeVaultClient implements VaultPort {
   private readonly transport: VaultTransport;
   private readonly limiter: VaultRateLimiter;
   private readonly log: Logger;
-  private readonly metrics?: Metrics;
+  private readonly metrics?: VaultMetrics;
   private readonly auth: VaultAuthConfig;
   private readonly retry: RetryPolicy;
   private readonly renewAtFraction: number;
@@ -99,8 +108,11 @@ export class NodeVaultClient implements VaultPort {
       token: options.auth.method === 'token' ? options.auth.token : '',
       requestOptions: { timeout: options.connection.timeoutMs },
       'request-promise': this.transport.asRequestPromise(),
+      // node-vault logs every request body (secret values) through the `debug` module when DEBUG names it
+      // (DEBUG=node-vault, DEBUG=*): this replaces that channel, whatever DEBUG says. It keeps nothing.
+      debug: silentDebug,
     });
-    if (this.metrics) this.metrics.tokenTtlSource = () => (this.tokenExpiresAt === undefined ? 0 : (this.tokenExpiresAt - performance.now()) / 1000);
+    this.metrics?.tokenTtlFrom(() => (this.tokenExpiresAt === undefined ? 0 : (this.tokenExpiresAt - performance.now()) / 1000));
   }
 
   /**
@@ -138,9 +150,9 @@ export class NodeVaultClient implements VaultPort {
         this.tokenAcquired(ttl, Boolean(result.auth.renewable));
         this.log.info({ method: this.auth.method, policies: result.auth.policies, ttlSeconds: ttl }, 'logged in to Vault');
       }
-      this.metrics?.vaultAuth.labels('login', 'success').inc();
+      this.metrics?.auth('login', 'success');
     } catch (error) {
-      this.metrics?.vaultAuth.labels('login', 'failure').inc();
+      this.metrics?.auth('login', 'failure');
       throw error;
     }
   }
@@ -188,7 +200,7 @@ export class NodeVaultClient implements VaultPort {
       try {
         const result = await this.request('renew', 'auth/token/renew-self', (o) => this.client.write('auth/token/renew-self', {}, o), { priority: Priority.auth });
         const ttl = Number(result?.auth?.lease_duration ?? 0);
-        this.metrics?.vaultAuth.labels('renew', 'success').inc();
+        this.metrics?.auth('renew', 'success');
         // Near its max TTL a renewal returns only what is left: then a fresh login is worth more.
         if (!canLogin || ttl >= this.loginTtlSeconds / 2) {
           this.tokenExpiresAt = ttl > 0 ? performance.now() + ttl * 1000 : undefined;
@@ -198,7 +210,7 @@ export class NodeVaultClient implements VaultPort {
         }
         this.log.info({ ttlSeconds: ttl }, 'the Vault token is near its max TTL; logging in again');
       } catch (error) {
-        this.metrics?.vaultAuth.labels('renew', 'failure').inc();
+        this.metrics?.auth('renew', 'failure');
         if (!canLogin) {
           this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'could not renew the Vault token; it will expire');
           return;
@@ -255,9 +267,11 @@ export class NodeVaultClient implements VaultPort {
     return version;
   }
 
-  async writeData(path: KvPath, data: ReadonlyMap<string, string>, options: WriteOptions = {}): Promise<WriteResult> {
+  async writeData(path: KvPath, data: ReadonlyMap<string, string>, writeOptions: WriteOptions = {}, context?: RequestContext): Promise<WriteResult> {
+    // The hooks ride in the write options (the pipeline's way); a caller of the port may give the context apart.
+    const options: WriteOptions = context?.source !== undefined && writeOptions.source === undefined ? { ...writeOptions, source: context.source } : writeOptions;
     const stream = options.stream === true;
-    if (stream) this.metrics?.memoryOptimizations.inc();
+    if (stream) this.metrics?.bodyStreamed();
     const requestOptions = stream ? { streamBody: true } : undefined;
     if ((await this.kvVersion(path.mount)) === 1) {
       if (data.has(KV1_METADATA_KEY)) {
@@ -381,7 +395,7 @@ export class NodeVaultClient implements VaultPort {
     if (!this.loggedIn) await this.login();
     const generation = this.tokenGeneration;
     try {
-      return await this.request(operation, target, send, { onStart: hooks?.onStart });
+      return await this.request(operation, target, send, { onStart: hooks?.onStart, source: hooks?.source });
     } catch (error) {
       if (!(error instanceof VaultRequestError && error.kind === 'forbidden' && this.auth.method !== 'token')) throw error;
       // The token may have been revoked or expired: one fresh login (shared with concurrent failures), one more try.
@@ -389,12 +403,14 @@ export class NodeVaultClient implements VaultPort {
         this.log.warn({ operation, target }, 'Vault answered 403; logging in again once');
         await this.login();
       }
-      return await this.request(operation, target, send);
+      return await this.request(operation, target, send, { source: hooks?.source });
     }
   }
 
   /** One logical request: each attempt takes a limiter token; retryable failures are retried with backoff. */
-  private request<T>(operation: string, target: string, send: Send<T>, options: { priority?: number; onStart?: () => void } = {}): Promise<T> {
+  private request<T>(operation: string, target: string, send: Send<T>, options: { priority?: number; onStart?: () => void; source?: string } = {}): Promise<T> {
+    // The auth level: requests that keep the operator able to talk to Vault at all go before any write.
+    const priority = options.priority ?? (AUTH_OPERATIONS.has(operation) ? Priority.auth : undefined);
     return withRetries(
       (attempt) =>
         this.limiter
@@ -404,7 +420,7 @@ export class NodeVaultClient implements VaultPort {
               if (attempt === 1) options.onStart?.();
               return this.timed(operation, target, send, permit.sent);
             },
-            { priority: attempt > 1 ? Math.min(options.priority ?? Priority.retry, Priority.retry) : options.priority, label: target },
+            { priority: attempt > 1 ? Math.min(priority ?? Priority.retry, Priority.retry) : priority, label: target, source: options.source },
           )
           .catch((error: unknown) => {
             if (error instanceof LimiterStoppedError) throw new VaultRequestError(operation, target, undefined, 'stopped', 'the operator is shutting down');
@@ -413,7 +429,7 @@ export class NodeVaultClient implements VaultPort {
       this.retry,
       {
         onRetry: (error, attempt, delayMs) => {
-          this.metrics?.vaultRetries.labels(operation, error.kind).inc();
+          this.metrics?.retried(operation, error.kind);
           this.log.debug({ operation, target, attempt, delayMs, status: error.statusCode, kind: error.kind }, 'Vault request failed; retrying');
         },
       },
@@ -424,12 +440,12 @@ export class NodeVaultClient implements VaultPort {
     const started = performance.now();
     try {
       const result = await send({ onSent });
-      this.metrics?.vaultRequestDuration.labels(operation, '200').observe((performance.now() - started) / 1000);
+      this.metrics?.requestDone(operation, '200', (performance.now() - started) / 1000);
       return result;
     } catch (raw) {
       const error = toVaultError(operation, target, raw);
-      this.metrics?.vaultRequestDuration.labels(operation, error.statusCode === undefined ? 'none' : String(error.statusCode)).observe((performance.now() - started) / 1000);
-      this.metrics?.vaultRequestErrors.labels(operation, error.kind).inc();
+      this.metrics?.requestDone(operation, error.statusCode === undefined ? 'none' : String(error.statusCode), (performance.now() - started) / 1000);
+      this.metrics?.requestFailed(operation, error.kind);
       throw error;
     }
   }

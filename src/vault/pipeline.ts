@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import type { Metrics } from '../observability/metrics.js';
 import { VaultBatcher, type VaultOperation } from './batcher.js';
 import { VaultRequestError } from './errors.js';
+import type { VaultMetrics } from './metrics.js';
 import type { NodeVaultClient } from './node-vault-client.js';
 import { formatPath, type KvPath } from './path.js';
-import type { KvMetadata, VaultPort, WriteResult } from './port.js';
+import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
 
 export interface PipelineOptions {
   client: NodeVaultClient;
@@ -14,7 +14,20 @@ export interface PipelineOptions {
   /** Payload size above which a write is refused before it reaches Vault. */
   maxSecretBytes: number;
   log: Logger;
-  metrics?: Metrics;
+  metrics?: VaultMetrics;
+}
+
+/**
+ * Priority levels of the fair line, decided from the operation kind: values first. Auth requests (login,
+ * renewal, token lookup, mount lookup) do not pass through the batcher: they go straight to the limiter
+ * with its highest priority, so they are the top level in effect; level 0 is kept for them here too.
+ * Data (writes, deletes, reads) comes next; the ownership marks of a new path may trail its data (the
+ * intent record covers the gap), so metadata writes wait while data waits.
+ */
+export const Level = { auth: 0, data: 1, marks: 2 } as const;
+
+export function levelOf(kind: VaultOperation['kind']): number {
+  return kind === 'write-metadata' ? Level.marks : Level.data;
 }
 
 /** Bytes of a payload as sent (keys and values, UTF-8), computed without serializing or copying it. */
@@ -42,43 +55,52 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.waiting;
   }
 
-  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }): Promise<WriteResult> {
+  /** When the current stretch of waiting work began (performance.now()); undefined while nothing waits. */
+  get waitingSince(): number | undefined {
+    return this.batcher.waitingSince;
+  }
+
+  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<WriteResult> {
     const size = payloadBytes(data);
     if (size > this.options.maxSecretBytes) {
       // Refused here, terminally: Vault would reject it on every retry (or its storage would).
-      this.options.metrics?.vaultRequestErrors.labels('write', 'too-large').inc();
+      this.options.metrics?.requestFailed('write', 'too-large');
       return Promise.reject(new VaultRequestError('write', formatPath(path), undefined, 'too-large', `the payload is ${size} bytes, above the maximum of ${this.options.maxSecretBytes} bytes (--max-secret-size)`));
     }
     if (size > this.options.largeSecretThresholdBytes) {
-      this.options.metrics?.largeSecrets.inc();
+      this.options.metrics?.largeSecret();
       this.options.log.warn({ path: formatPath(path), sizeBytes: size, keys: data.size, thresholdBytes: this.options.largeSecretThresholdBytes }, 'large secret: streaming it to Vault');
     }
-    return this.batcher.submit({ kind: 'write', path, data, cas: options?.cas });
+    return this.submit({ kind: 'write', path, data, cas: options?.cas }, context);
   }
 
-  writeMetadata(path: KvPath, customMetadata: Record<string, string>): Promise<void> {
-    return this.batcher.submit({ kind: 'write-metadata', path, customMetadata });
+  writeMetadata(path: KvPath, customMetadata: Record<string, string>, context?: RequestContext): Promise<void> {
+    return this.submit({ kind: 'write-metadata', path, customMetadata }, context);
   }
 
-  readMetadata(path: KvPath): Promise<KvMetadata | undefined> {
-    return this.batcher.submit({ kind: 'read-metadata', path });
+  readMetadata(path: KvPath, context?: RequestContext): Promise<KvMetadata | undefined> {
+    return this.submit({ kind: 'read-metadata', path }, context);
   }
 
-  /** Not batched (nothing to group or merge): straight to the client, which takes a limiter token. */
-  listFolder(folder: KvPath): Promise<string[]> {
-    return this.options.client.listFolder(folder);
+  /** Not batched (nothing to group or merge): straight to the client, which takes a limiter token for this source. */
+  listFolder(folder: KvPath, context?: RequestContext): Promise<string[]> {
+    return this.options.client.listFolder(folder, { source: context?.source });
   }
 
-  readData(path: KvPath): Promise<ReadonlyMap<string, string> | undefined> {
-    return this.batcher.submit({ kind: 'read', path });
+  readData(path: KvPath, context?: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
+    return this.submit({ kind: 'read', path }, context);
   }
 
-  deleteLatest(path: KvPath): Promise<void> {
-    return this.batcher.submit({ kind: 'delete-latest', path });
+  deleteLatest(path: KvPath, context?: RequestContext): Promise<void> {
+    return this.submit({ kind: 'delete-latest', path }, context);
   }
 
-  deleteAll(path: KvPath): Promise<void> {
-    return this.batcher.submit({ kind: 'delete-all', path });
+  deleteAll(path: KvPath, context?: RequestContext): Promise<void> {
+    return this.submit({ kind: 'delete-all', path }, context);
+  }
+
+  private submit<T>(operation: VaultOperation, context: RequestContext | undefined): Promise<T> {
+    return this.batcher.submit<T>(operation, { source: context?.source, level: levelOf(operation.kind) });
   }
 
   /** Rejects operations still waiting for a batch; waits for those in flight. */
@@ -86,12 +108,12 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.stop();
   }
 
-  private execute(operation: VaultOperation, hooks: { onStart(): void }): Promise<unknown> {
+  private execute(operation: VaultOperation, hooks: { onStart(): void; source?: string }): Promise<unknown> {
     const { client } = this.options;
     switch (operation.kind) {
       case 'write':
         // Sized again: a merged write may have brought bigger content than the one first queued.
-        return client.writeData(operation.path, operation.data, { cas: operation.cas, stream: payloadBytes(operation.data) > this.options.largeSecretThresholdBytes, ...hooks });
+        return client.writeData(operation.path, operation.data, { cas: operation.cas, stream: payloadBytes(operation.data) > this.options.largeSecretThresholdBytes }, hooks);
       case 'write-metadata':
         return client.writeMetadata(operation.path, operation.customMetadata, hooks);
       case 'read-metadata':

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { Metrics } from '../observability/metrics.js';
 import { validateBatchSize } from './batcher.js';
 import { VaultRateLimiter, type LimiterStart } from './limiter.js';
+import type { VaultMetrics } from './metrics.js';
 import { NodeVaultClient } from './node-vault-client.js';
 import { VaultPipeline } from './pipeline.js';
 import type { VaultPort } from './port.js';
@@ -36,14 +36,17 @@ export interface VaultStackTuning {
   onLimiterStart?(event: LimiterStart): void;
 }
 
-export function createVaultStack(config: Config, log: Logger, metrics?: Metrics, tuning: VaultStackTuning = {}): VaultStackParts {
+/** `metrics`: the narrow recorder the Vault layer reports to (the composition root adapts its registry to it). */
+export function createVaultStack(config: Config, log: Logger, metrics?: VaultMetrics, tuning: VaultStackTuning = {}): VaultStackParts {
   validateBatchSize(config.batchSize);
+  // The pipeline is built after the limiter it sends through; the limiter asks it whether work waits upstream.
+  let upstream: { waitingSince: number | undefined } | undefined;
   const limiter = new VaultRateLimiter({
     ...config.rateLimit,
     marginMs: tuning.limiterMarginMs,
+    upstreamWaitingSince: () => upstream?.waitingSince,
     onStart: (event) => {
-      metrics?.rateLimitRequests.labels(event.operation).inc();
-      metrics?.rateLimitWait.labels(event.operation).observe(event.waitedMs / 1000);
+      metrics?.rateLimited(event.operation, event.waitedMs / 1000);
       tuning.onLimiterStart?.(event);
     },
   });
@@ -63,6 +66,7 @@ export function createVaultStack(config: Config, log: Logger, metrics?: Metrics,
     log,
     metrics,
   });
+  upstream = vault;
   let stopped: Promise<void> | undefined;
   return {
     vault,

@@ -131,6 +131,28 @@ describe('helm lint and helm template over several value sets', () => {
     expect(envOf(find(objects, 'Deployment'))).toMatchObject({ METRICS_TLS_CERT_FILE: '/etc/vault-sync/metrics-tls/tls.crt', METRICS_BEARER_TOKEN_FILE: '/etc/vault-sync/metrics-token/token' });
   });
 
+  test('by default the pod listens on every address behind a NetworkPolicy that lets only Prometheus in (issue 8)', () => {
+    const objects = renderChart('vso', 'vault-sync-system', VAULT);
+    expect(envOf(find(objects, 'Deployment')).METRICS_BIND_ADDRESS).toBe('0.0.0.0');
+    const policy = find(objects, 'NetworkPolicy', 'vso-vault-sync-operator').spec;
+    expect(policy.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(policy.ingress).toEqual([
+      {
+        ports: [{ port: 'http-metrics', protocol: 'TCP' }],
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }],
+      },
+    ]);
+    // Egress as before: DNS, the apiserver, Vault.
+    expect(policy.egress.map((rule: any) => rule.ports.map((p: any) => p.port))).toEqual([[53, 53], [443, 6443], [8200]]);
+    // Selectors are configurable (Helm merges maps: a default label is dropped with null); extra peers are
+    // added; no peer at all means no pod may connect.
+    const custom = find(renderChart('vso', 'vault-sync-system', [...VAULT, '--set-json', 'networkPolicy.prometheus.namespaceSelector={"matchLabels":{"kubernetes.io/metadata.name":null,"team":"obs"}}', '--set-json', 'networkPolicy.prometheus.podSelector={"matchLabels":null}', '--set-json', 'networkPolicy.metricsFrom=[{"ipBlock":{"cidr":"10.9.0.0/16"}}]']), 'NetworkPolicy').spec;
+    expect(custom.ingress[0].from).toEqual([{ namespaceSelector: { matchLabels: { team: 'obs' } }, podSelector: {} }, { ipBlock: { cidr: '10.9.0.0/16' } }]);
+    const closed = find(renderChart('vso', 'vault-sync-system', [...VAULT, '--set', 'networkPolicy.prometheus.enabled=false']), 'NetworkPolicy').spec;
+    expect(closed.ingress).toEqual([]);
+    expect(renderChart('vso', 'vault-sync-system', [...VAULT, '--set', 'networkPolicy.enabled=false']).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
+  });
+
   test.each([
     { reason: 'no Vault address', args: [], says: 'vault.address is required' },
     { reason: 'namespaced RBAC without namespaces', args: [...VAULT, '--set', 'rbac.scope=namespaced'], says: 'needs watchNamespaces' },

@@ -40,8 +40,11 @@ test('a backlog of 100 writes: the burst of 20, then never more than 10 requests
   const atVault = auditRequests(loadTestEnv().vaultAuditLogPath, auditFrom, (path) => path.startsWith(`secret/data/${prefix}/`));
   expect(atVault).toHaveLength(n);
   const burstWrites = atVault.filter((r) => burstPaths.has(r.path));
+  // 18 when the login and the mount lookup are quick; the bucket refills while they are on the wire (nothing
+  // waits then), so a slow login leaves up to burst - 1 = 19 (a burst grant needs 2 credits). A gap between two
+  // batches is not idle time (the work waits in the batcher), so no second burst comes mid-backlog.
   expect(burstWrites.length).toBeGreaterThanOrEqual(15);
-  expect(burstWrites.length).toBeLessThanOrEqual(18);
+  expect(burstWrites.length).toBeLessThanOrEqual(19);
   const lastBurst = Math.max(...burstWrites.map((r) => r.at));
   expect(maxInAnyWindow(atVault.map((r) => r.at), 1000, lastBurst + 0.001)).toBeLessThanOrEqual(10);
   const { excess, at } = tokenBucketExcess(times, 10, 20);

@@ -12,9 +12,9 @@ const file = (name: string, content: string) => {
 };
 
 describe('operations settings: HTTP server, leader election, shards', () => {
-  test('defaults: port 8080 on every address, no TLS, no token, no leader election, one shard, resync 10m', () => {
+  test('defaults: port 8080 on loopback only (the chart binds 0.0.0.0 behind its NetworkPolicy), no TLS, no token, no leader election, one shard, resync 10m', () => {
     const config = loadConfig([], { ...base, POD_NAME: 'vso-0' });
-    expect(config.http).toEqual({ port: 8080, bindAddress: '0.0.0.0', tls: undefined, bearerTokenFile: undefined });
+    expect(config.http).toEqual({ port: 8080, bindAddress: '127.0.0.1', tls: undefined, bearerTokenFile: undefined });
     expect(config.leaderElection).toMatchObject({ enabled: false, leaseName: 'vault-sync-operator', identity: 'vso-0', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2000 });
     expect(config.shards).toBe(1);
     expect(config.resyncIntervalMs).toBe(600_000);

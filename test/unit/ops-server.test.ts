@@ -2,12 +2,15 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { Metrics } from '../../src/observability/metrics.js';
 import { buildHealthReport, readinessText, snapshotOf, type LeadershipView } from '../../src/observability/health.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { startOpsServer, type OpsServer } from '../../src/observability/server.js';
+import { answerClientError, MAX_CONNECTIONS, SERVER_LIMITS, startOpsServer, type OpsServer } from '../../src/observability/server.js';
+import { closedByServer, HOSTILE_REQUESTS, openSocket, rawRequest } from '../e2e/helpers/raw-http.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vso-ops-server-'));
 const metrics = new Metrics();
@@ -143,8 +146,93 @@ describe('TLS', () => {
       });
       expect(status).toBe(200);
       expect(body).toBe('ok\n');
+      // Plain-text garbage to the TLS port, and a malformed target inside TLS: refused, still serving.
+      const garbage = await rawRequest(server.port, 'GET //[ HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect(garbage.status).toBeNull();
+      const inside = await new Promise<string>((resolve) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: readFileSync(certFile), servername: 'localhost' }, () => socket.write('GET //[ HTTP/1.1\r\nHost: x\r\n\r\n'));
+        let text = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (chunk: string) => (text += chunk));
+        socket.on('error', () => resolve(text));
+        socket.on('close', () => resolve(text));
+      });
+      expect(inside).toMatch(/^HTTP\/1\.1 400 /);
+      expect((await fetchTls(`${server.url}/healthz`, readFileSync(certFile))).status).toBe(200);
     } finally {
       await server.close();
     }
+  });
+});
+
+function fetchTls(url: string, ca: Buffer): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('hostile input over raw sockets: answered with a 4xx, never a crash (issue 8)', () => {
+  let server: OpsServer;
+  const tokenFile = join(dir, 'hostile-token');
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  beforeAll(async () => {
+    writeFileSync(tokenFile, 'hostile-token\n');
+    process.on('unhandledRejection', onUnhandled);
+    server = await serve({ bearerTokenFile: tokenFile });
+  });
+  afterAll(async () => {
+    process.off('unhandledRejection', onUnhandled);
+    await server.close();
+  });
+
+  test.each(HOSTILE_REQUESTS.map((r) => [r.name, r] as const))('%s', async (_name, request) => {
+    const answer = await rawRequest(server.port, request.bytes);
+    expect(request.expect).toContain(answer.status);
+    if (answer.status !== null && answer.status >= 400) expect(answer.text).not.toMatch(/vault_sync_operations_total|internal error/);
+    // Still serving, and nothing escaped as an unhandled rejection.
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    expect(unhandled).toEqual([]);
+  });
+
+  test('an unparsable target on a protected path is a 400 before the token is even looked at', async () => {
+    const answer = await rawRequest(server.port, 'GET //[metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(answer.status).toBe(400);
+    expect(answer.text).not.toContain('WWW-Authenticate');
+  });
+
+  test('a half-closed connection gets its answer, then is closed', async () => {
+    const socket = await openSocket(server.port);
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk));
+    socket.end('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(await closedByServer(socket, 5_000)).toBe(true);
+    expect(text).toMatch(/^HTTP\/1\.1 200/);
+    const bad = await rawRequest(server.port, 'GET //[ HTTP/1.1\r\nHost: x\r\n\r\n', { halfClose: true });
+    expect(bad.status).toBe(400);
+  });
+
+  test('limits are set: header size, header count, connections, and timeouts checked every second', () => {
+    expect(SERVER_LIMITS).toMatchObject({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024, connectionsCheckingInterval: 1_000 });
+    expect(SERVER_LIMITS.headersTimeout).toBeLessThan(SERVER_LIMITS.requestTimeout);
+    expect(MAX_CONNECTIONS).toBeGreaterThan(10);
+  });
+
+  test('the clientError answer never throws, whatever state the socket is in', () => {
+    const log = createLogger('silent');
+    const destroyed = new PassThrough();
+    destroyed.destroy();
+    expect(() => answerClientError(Object.assign(new Error('x'), { code: 'HPE_INVALID_METHOD' }), destroyed, log)).not.toThrow();
+    const throwing = new PassThrough();
+    throwing.end = () => {
+      throw new Error('boom');
+    };
+    expect(() => answerClientError(Object.assign(new Error('x'), { code: 'HPE_HEADER_OVERFLOW' }), throwing, log)).not.toThrow();
+    expect(throwing.destroyed).toBe(true);
   });
 });

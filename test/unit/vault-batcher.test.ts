@@ -1,6 +1,7 @@
 // Batching groups operations; it does not throttle (the limiter does). A fake executor stands in for the
 // client: these tests are about grouping, merging, ordering and error isolation only.
 import { Metrics } from '../../src/observability/metrics.js';
+import { vaultMetricsOf } from '../../src/observability/vault-metrics.js';
 import { VaultBatcher, type VaultOperation } from '../../src/vault/batcher.js';
 import { VaultRequestError } from '../../src/vault/errors.js';
 
@@ -24,7 +25,7 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
   test('operations asked for together go out in batches of at most batchSize; the next batch goes once the previous one got its tokens', async () => {
     const { calls, execute } = controlledExecutor();
     const metrics = new Metrics({ processMetrics: false });
-    const batcher = new VaultBatcher({ batchSize: 5, execute, metrics });
+    const batcher = new VaultBatcher({ batchSize: 5, execute, metrics: vaultMetricsOf(metrics) });
     const results = Array.from({ length: 12 }, (_, i) => batcher.submit({ kind: 'write', path: path(`p${i}`), data: new Map(Object.entries({ v: String(i) })) }));
     await tick();
     expect(calls).toHaveLength(5); // one batch; the rest waits in the batcher, where it can still be merged
@@ -50,7 +51,7 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
   test('writes to one path still waiting merge into one: the newest content is written once and every caller gets its result', async () => {
     const { calls, execute } = controlledExecutor();
     const metrics = new Metrics({ processMetrics: false });
-    const batcher = new VaultBatcher({ batchSize: 1, execute, metrics });
+    const batcher = new VaultBatcher({ batchSize: 1, execute, metrics: vaultMetricsOf(metrics) });
     const first = batcher.submit({ kind: 'write', path: path('busy'), data: new Map(Object.entries({ v: 'a' })) }); // occupies the only slot
     await tick();
     const older = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: 'old' })), cas: 1 });
@@ -97,7 +98,7 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     const metrics = new Metrics({ processMetrics: false });
     const batcher = new VaultBatcher({
       batchSize: 5,
-      metrics,
+      metrics: vaultMetricsOf(metrics),
       execute: async (operation, hooks) => {
         hooks.onStart();
         if (operation.path.key === 'bad') throw new VaultRequestError('write', 'secret/bad', 403, 'forbidden', 'HTTP 403: permission denied');
@@ -153,6 +154,71 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     await expect(inFlight).resolves.toBe('done');
     await expect(waiting).rejects.toMatchObject({ kind: 'stopped' });
     await expect(batcher.submit({ kind: 'read', path: path('c') })).rejects.toThrow(/shutting down/);
+  });
+
+  /** Starts and finishes every call the batcher has handed out so far, in order; returns their paths. */
+  async function serveAll(calls: ReturnType<typeof controlledExecutor>['calls'], from = 0): Promise<string[]> {
+    const order: string[] = [];
+    for (let i = from; i < calls.length; i++) {
+      calls[i].start();
+      calls[i].finish({ version: 1 });
+      order.push(`${calls[i].operation.kind}:${calls[i].operation.path.key}`);
+      await tick();
+    }
+    return order;
+  }
+
+  test('the waiting line is shared round-robin across sources: a one-path change is not queued behind a big source', async () => {
+    const { calls, execute } = controlledExecutor();
+    const batcher = new VaultBatcher({ batchSize: 2, execute });
+    const all: Promise<unknown>[] = [];
+    for (let big = 0; big < 3; big++) {
+      for (let i = 0; i < 20; i++) all.push(batcher.submit({ kind: 'write', path: path(`big${big}/${i}`), data: new Map() }, { source: `Deployment/ns/big${big}`, level: 1 }));
+    }
+    await tick();
+    all.push(batcher.submit({ kind: 'write', path: path('small/0'), data: new Map() }, { source: 'Deployment/ns/small', level: 1 }));
+    const order = await serveAll(calls);
+    await Promise.all(all);
+    // big0 and big1 were dispatched before it came; it joins the end of the current round, right after big2.
+    expect(order.slice(0, 6).map((o) => o.replace(/\/\d+$/, ''))).toEqual(['write:big0', 'write:big1', 'write:big2', 'write:small', 'write:big0', 'write:big1']);
+    // Then the big sources share the rest round-robin, each in its own order.
+    expect(order.filter((o) => o.startsWith('write:big2/'))).toEqual(Array.from({ length: 20 }, (_, i) => `write:big2/${i}`));
+    await batcher.stop();
+  });
+
+  test('values first: waiting data operations go before waiting ownership marks, whatever the order asked', async () => {
+    const { calls, execute } = controlledExecutor();
+    const batcher = new VaultBatcher({ batchSize: 1, execute });
+    const all: Promise<unknown>[] = [batcher.submit({ kind: 'read', path: path('busy') }, { level: 1 })];
+    await tick();
+    for (let i = 0; i < 3; i++) all.push(batcher.submit({ kind: 'write-metadata', path: path(`m${i}`), customMetadata: {} }, { source: 's', level: 2 }));
+    for (let i = 0; i < 3; i++) all.push(batcher.submit({ kind: 'write', path: path(`d${i}`), data: new Map() }, { source: 's', level: 1 }));
+    const order = await serveAll(calls);
+    await Promise.all(all);
+    expect(order).toEqual(['read:busy', 'write:d0', 'write:d1', 'write:d2', 'write-metadata:m0', 'write-metadata:m1', 'write-metadata:m2']);
+    await batcher.stop();
+  });
+
+  test('levels never reorder one path: a data write asked after a metadata write of the same path waits for it', async () => {
+    const { calls, execute } = controlledExecutor();
+    const batcher = new VaultBatcher({ batchSize: 1, execute });
+    const all: Promise<unknown>[] = [batcher.submit({ kind: 'read', path: path('busy') }, { level: 1 })];
+    await tick();
+    all.push(batcher.submit({ kind: 'write-metadata', path: path('x'), customMetadata: {} }, { source: 's', level: 2 }));
+    all.push(batcher.submit({ kind: 'write', path: path('x'), data: new Map() }, { source: 's', level: 1 }));
+    all.push(batcher.submit({ kind: 'write', path: path('y'), data: new Map() }, { source: 's', level: 1 }));
+    const order = await serveAll(calls);
+    await Promise.all(all);
+    expect(order).toEqual(['read:busy', 'write:y', 'write-metadata:x', 'write:x']);
+    await batcher.stop();
+  });
+
+  test('the source of each operation reaches the executor (the limiter sees whose request it is)', async () => {
+    const sources: Array<string | undefined> = [];
+    const batcher = new VaultBatcher({ batchSize: 5, execute: async (_operation, hooks) => { hooks.onStart(); sources.push(hooks.source); } });
+    await Promise.all([batcher.submit({ kind: 'read', path: path('a') }, { source: 'Secret/ns/a' }), batcher.submit({ kind: 'read', path: path('b') })]);
+    expect(sources).toEqual(['Secret/ns/a', undefined]);
+    await batcher.stop();
   });
 
   test.each([0, -1, 2.5])('batch size %p is refused with a message naming the setting', (batchSize) => {

@@ -85,6 +85,23 @@ describe('VaultRateLimiter: one exact token bucket (Bottleneck queue, precise re
     expect(starts[7] - t1).toBeGreaterThanOrEqual(140); // a lower bound (50 ms per refill): holds under any load
   });
 
+  test('work waiting upstream (the batcher) is not idle time: a gap between two batches saves no burst; credit saved while truly idle stays', async () => {
+    let upstreamSince: number | undefined;
+    const events: LimiterStart[] = [];
+    const limiter = new VaultRateLimiter({ rate: 20, burst: 5, upstreamWaitingSince: () => upstreamSince, onStart: (e) => events.push(e) });
+    upstreamSince = performance.now(); // from here on, work waits in the batcher
+    await runBacklog(limiter, 5); // empties the bucket
+    await sleep(600); // 12 tokens' worth of time between two batches, but not idle
+    await runBacklog(limiter, 3);
+    expect(events.slice(5).map((e) => e.paced)).toEqual([true, true, true]);
+    upstreamSince = undefined; // nothing waits anywhere: this is idle time
+    await sleep(600);
+    upstreamSince = performance.now();
+    await runBacklog(limiter, 5);
+    await limiter.stop();
+    expect(events.slice(8).filter((e) => !e.paced).length).toBeGreaterThanOrEqual(4); // the refilled bucket, spent as a burst
+  });
+
   test('a non-integer rate is exact over its own window (2.5/s: at most 2 in any 0.8 s)', async () => {
     const limiter = new VaultRateLimiter({ rate: 2.5, burst: 1 });
     const starts = await runBacklog(limiter, 4);

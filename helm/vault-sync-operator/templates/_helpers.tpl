@@ -119,3 +119,44 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: ["vaultsyncs/status"]
   verbs: ["get", "update", "patch"]
 {{- end -}}
+
+{{/*
+tenancy.pathTemplate as the canonical prefix the operator derives from it (src/sync/tenancy.ts parsePrefix):
+trimmed, one trailing "/" dropped, `data` right after the mount dropped (the KV v2 API form), "/" appended;
+{namespace} left in place. "" when the template is "none". A template the operator could not parse fails
+the render, naming the problem (the grammar comes from files/admission-policy.generated.yaml).
+*/}}
+{{- define "vso.tenantPrefix" -}}
+{{- $grammar := (.Files.Get "files/admission-policy.generated.yaml" | fromYaml).tenantTemplate -}}
+{{- $template := .Values.tenancy.pathTemplate | trim -}}
+{{- if ne $template "none" -}}
+{{- $segments := splitList "/" (trimSuffix "/" $template) -}}
+{{- range $segments -}}
+{{- if or (not (regexMatch $grammar.segmentPattern .)) (has . $grammar.dotSegments) -}}
+{{- fail (printf "tenancy.pathTemplate %q: the segment %q is not a Vault path segment (letters, digits, \".\", \"_\", \"-\" and %s; not \".\" or \"..\")" $template . $grammar.placeholder) -}}
+{{- end -}}
+{{- end -}}
+{{- $mount := first $segments -}}
+{{- if contains $grammar.placeholder $mount -}}
+{{- fail (printf "tenancy.pathTemplate %q: %s cannot be in the mount" $template $grammar.placeholder) -}}
+{{- end -}}
+{{- $key := rest $segments -}}
+{{- if and $key (eq (first $key) $grammar.dataSegment) -}}
+{{- $key = rest $key -}}
+{{- else if and $key (has (first $key) $grammar.reservedAfterMount) -}}
+{{- fail (printf "tenancy.pathTemplate %q: %q right after the mount is a KV API endpoint" $template (first $key)) -}}
+{{- end -}}
+{{- printf "%s/" (join "/" (prepend $key $mount)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The CEL expression of the tenant prefix for the object's namespace (the prefix holds only segment characters). */}}
+{{- define "vso.tenantPrefixExpression" -}}
+{{- $prefix := include "vso.tenantPrefix" . -}}
+{{- if eq $prefix "" -}}
+''
+{{- else -}}
+{{- $placeholder := (.Files.Get "files/admission-policy.generated.yaml" | fromYaml).tenantTemplate.placeholder -}}
+{{- printf "'%s'.replace('%s', request.namespace)" $prefix $placeholder -}}
+{{- end -}}
+{{- end -}}

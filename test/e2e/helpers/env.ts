@@ -17,6 +17,23 @@ export function loadTestEnv(): TestEnv {
   return cached;
 }
 
+const serverNames = { openbao: 'OpenBao', vault: 'HashiCorp Vault' } as const;
+
+/**
+ * `test`, except on the one Vault server (`VSO_BAO_BIN`: OpenBao by default, or HashiCorp Vault) that lacks
+ * a feature the test needs: there the test is excluded by name (jest counts it as skipped) and the reason is
+ * printed, so a run against that server says what it did not check. Everywhere else it runs as usual.
+ */
+export function testExceptOn(product: 'openbao' | 'vault', reason: string): jest.It {
+  const server = loadTestEnv().vaultServer;
+  if (server.product !== product) return test;
+  const excluded = ((name: string, fn?: jest.ProvidesCallback, timeout?: number) => {
+    process.stderr.write(`[e2e] NOT RUN on ${serverNames[product]} ${server.version}: "${name}": ${reason}\n`);
+    test.skip(name, fn, timeout);
+  }) as jest.It;
+  return excluded;
+}
+
 /** Admin clients for the test apiserver (client-node takes the CA from the kubeconfig). */
 export function kubeClients(): { kc: KubeConfig; core: CoreV1Api; apps: AppsV1Api } {
   const kc = new KubeConfig();

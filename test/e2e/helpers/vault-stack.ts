@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../../src/config.js';
 import { Metrics } from '../../../src/observability/metrics.js';
+import { vaultMetricsOf } from '../../../src/observability/vault-metrics.js';
 import { createVaultStack, type VaultStackParts, type VaultStackTuning } from '../../../src/vault/stack.js';
 import { loadTestEnv, vaultHttp } from './env.js';
 import { writeOperatorToken } from './operator.js';
@@ -42,7 +43,7 @@ export async function vaultStack(argv: string[] = [], tuning: VaultStackTuning =
   const config = loadConfig([`--vault-addr=${env.vaultAddr}`, ...authArgs, ...argv], {});
   const metrics = new Metrics({ processMetrics: false });
   const { log, lines } = memoryLogger();
-  const stack = createVaultStack(config, log, metrics, tuning);
+  const stack = createVaultStack(config, log, vaultMetricsOf(metrics), tuning);
   return {
     ...stack,
     metrics,
