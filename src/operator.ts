@@ -12,8 +12,10 @@ import { vaultMetricsOf } from './observability/vault-metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
 import { Reconciler } from './sync/reconciler.js';
+import { syncStateStore } from './sync/state-store.js';
 import { SecretIndex } from './sync/secret-index.js';
 import type { TenancyGrant } from './sync/tenancy.js';
+import type { AdoptionGrant } from './sync/write-policy.js';
 import { createVaultStack, type VaultStack } from './vault/stack.js';
 
 export interface RunningOperator {
@@ -43,7 +45,7 @@ export interface OperatorOverrides {
 
 interface VaultSyncPolicyObject {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
-  spec?: { namespaces?: string[]; allowedPathPrefixes?: string[] };
+  spec?: { namespaces?: string[]; allowedPathPrefixes?: string[]; adoptPathPrefixes?: string[] };
 }
 
 /** Wires the real clients together and starts watching. */
@@ -92,10 +94,10 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
       }),
   );
   // Cluster-scoped grants of more Vault path prefixes; a change re-checks every source.
-  const policies = new Reflector<VaultSyncPolicyObject, TenancyGrant>(kubeConfig, {
+  const policies = new Reflector<VaultSyncPolicyObject, TenancyGrant & AdoptionGrant>(kubeConfig, {
     name: 'vaultsyncpolicies',
     path: '/apis/vault-sync.io/v1alpha1/vaultsyncpolicies',
-    transform: (p) => ({ name: p.metadata?.name ?? '', namespaces: p.spec?.namespaces ?? [], allowedPathPrefixes: p.spec?.allowedPathPrefixes ?? [] }),
+    transform: (p) => ({ name: p.metadata?.name ?? '', namespaces: p.spec?.namespaces ?? [], allowedPathPrefixes: p.spec?.allowedPathPrefixes ?? [], adoptPathPrefixes: p.spec?.adoptPathPrefixes ?? [] }),
     onChange: () => {
       if (!started) return;
       for (const reflector of [...deployments, ...secrets]) {
@@ -121,7 +123,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     },
     cluster,
     vault: vaultStack.vault,
-    state,
+    state: syncStateStore(state),
     index,
     fingerprint,
     log,

@@ -1,9 +1,66 @@
 import { createHash } from 'node:crypto';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import type { Condition, SourceRef, SyncState, SyncStateStore } from '../sync/state-store.js';
-import { formatPath, parseKvPathLoose, quoteForMessage, splitPath } from '../vault/path.js';
+import { quoteForMessage, splitPath } from '../vault/path.js';
 import { boundMessage } from './message-bounds.js';
 import { sourceKey } from './objects.js';
+
+// What this store keeps, defined here (the sync layer adapts its state to it: src/sync/state-store.ts).
+export interface StoredEntry {
+  path: string;
+  hash: string;
+  version?: number;
+  binaryKeys?: string[];
+  /** The data landed but the ownership marks did not yet. */
+  marksPending?: boolean;
+}
+
+export interface StoredIntent {
+  path: string;
+  version: number;
+  hash: string;
+  binaryKeys?: string[];
+  previousMetadata?: Record<string, string>;
+}
+
+export interface StoredFailure {
+  path: string;
+  hash: string;
+  kind: string;
+  message: string;
+  retryAt?: string;
+}
+
+export interface StoredSyncRecord {
+  inputFingerprint: string;
+  entries: StoredEntry[];
+  intents?: StoredIntent[];
+  failures?: StoredFailure[];
+  lastSyncTime: string;
+  lastDriftCheckTime?: string;
+}
+
+export interface RecordCondition {
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+}
+
+/** The source a record belongs to (its VaultSync is named after it and owned by it). */
+export interface RecordOwner {
+  kind: 'Deployment' | 'Secret';
+  namespace: string;
+  name: string;
+  uid: string;
+  path?: string;
+}
+
+export interface SyncRecordStore {
+  get(sourceKey: string): StoredSyncRecord | undefined;
+  /** Without `ready` the Ready condition stays as it is (progress of a sync still running). */
+  set(sourceKey: string, source: RecordOwner, record: StoredSyncRecord, ready?: RecordCondition): Promise<void>;
+  setCondition(sourceKey: string, source: RecordOwner, ready: RecordCondition): Promise<void>;
+  delete(sourceKey: string): Promise<void>;
+}
 
 const GROUP = 'vault-sync.io';
 const VERSION = 'v1alpha1';
@@ -14,7 +71,9 @@ interface VaultSyncObject {
   spec: { source: { kind: 'Deployment' | 'Secret'; name: string; uid?: string }; path?: string };
   status?: {
     inputFingerprint?: string;
-    entries?: Array<{ path: string; hash: string; version?: number; binaryKeys?: string[] }>;
+    entries?: StoredEntry[];
+    intents?: StoredIntent[];
+    failures?: StoredFailure[];
     lastSyncTime?: string;
     lastDriftCheckTime?: string;
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }>;
@@ -29,7 +88,7 @@ export function vaultSyncName(kind: string, name: string): string {
 }
 
 /** A Ready condition as stored, with the time its status last changed. */
-export type StoredCondition = Condition & { lastTransitionTime: string };
+export type StoredCondition = RecordCondition & { lastTransitionTime: string };
 
 /**
  * Told about every Ready condition the store writes (and those it finds at load), and about deleted
@@ -38,7 +97,7 @@ export type StoredCondition = Condition & { lastTransitionTime: string };
  * throws is ignored).
  */
 export interface ConditionListener {
-  onCondition(sourceKey: string, source: Pick<SourceRef, 'kind' | 'namespace' | 'name'>, condition: StoredCondition, how: 'written' | 'loaded'): void;
+  onCondition(sourceKey: string, source: Pick<RecordOwner, 'kind' | 'namespace' | 'name'>, condition: StoredCondition, how: 'written' | 'loaded'): void;
   onDeleted(sourceKey: string): void;
 }
 
@@ -47,7 +106,7 @@ export interface ConditionListener {
  * (docs/adr/0001-sync-state-in-vaultsync-status.md). Loaded once at start; afterwards the operator is its
  * only writer (the leader), so its in-memory copy is authoritative and reads cost no API call.
  */
-export class VaultSyncStore implements SyncStateStore {
+export class VaultSyncStore implements SyncRecordStore {
   private readonly api: CustomObjectsApi;
   private readonly records = new Map<string, VaultSyncObject>();
 
@@ -94,36 +153,37 @@ export class VaultSyncStore implements SyncStateStore {
     return this.records.size;
   }
 
-  async get(key: string): Promise<SyncState | undefined> {
+  get(key: string): StoredSyncRecord | undefined {
     const status = this.records.get(key)?.status;
     if (!status?.inputFingerprint) return undefined;
     return {
       inputFingerprint: status.inputFingerprint,
-      entries: (status.entries ?? []).map((e) => ({ path: parseKvPathLoose(e.path), hash: e.hash, version: e.version, binaryKeys: e.binaryKeys })),
+      entries: status.entries ?? [],
+      intents: status.intents,
+      failures: status.failures,
       lastSyncTime: status.lastSyncTime ?? '',
       lastDriftCheckTime: status.lastDriftCheckTime,
     };
   }
 
-  async set(key: string, source: SourceRef, state: SyncState, ready: Condition): Promise<void> {
-    const first = state.entries[0];
+  async set(key: string, source: RecordOwner, record: StoredSyncRecord, ready?: RecordCondition): Promise<void> {
+    const first = record.entries[0];
+    const conditions = ready ? this.conditions(key, ready) : this.records.get(key)?.status?.conditions;
     await this.writeStatus(key, source, {
-      inputFingerprint: state.inputFingerprint,
-      entries: state.entries.map((e) => ({
-        path: formatPath(e.path), // the form Events show; parseKvPathLoose is its inverse
-        hash: e.hash,
-        ...(e.version !== undefined ? { version: e.version } : {}),
-        ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),
-      })),
+      inputFingerprint: record.inputFingerprint,
+      entries: record.entries,
+      // Sent even when empty: a merge patch leaves out-of-date lists in place when a field is omitted.
+      intents: record.intents ?? [],
+      failures: record.failures ?? [],
       shortHash: first ? first.hash.replace(/^hmac-sha256:/, '').slice(0, 12) : undefined,
       vaultVersion: first?.version,
-      lastSyncTime: state.lastSyncTime,
-      lastDriftCheckTime: state.lastDriftCheckTime,
-      conditions: this.conditions(key, ready),
+      lastSyncTime: record.lastSyncTime,
+      lastDriftCheckTime: record.lastDriftCheckTime,
+      ...(conditions ? { conditions } : {}),
     });
   }
 
-  async setCondition(key: string, source: SourceRef, ready: Condition): Promise<void> {
+  async setCondition(key: string, source: RecordOwner, ready: RecordCondition): Promise<void> {
     const current = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
     if (current && current.status === ready.status && current.reason === ready.reason && current.message === boundMessage(ready.message)) return;
     await this.writeStatus(key, source, { ...(this.records.get(key)?.status ?? {}), conditions: this.conditions(key, ready) });
@@ -147,7 +207,7 @@ export class VaultSyncStore implements SyncStateStore {
     if (!record || !ready) return;
     const source = { kind: record.spec.source.kind, namespace: record.metadata.namespace, name: record.spec.source.name };
     const condition: StoredCondition = {
-      status: ready.status as Condition['status'],
+      status: ready.status as RecordCondition['status'],
       reason: ready.reason ?? '',
       message: ready.message ?? '',
       lastTransitionTime: ready.lastTransitionTime ?? new Date().toISOString(),
@@ -164,14 +224,14 @@ export class VaultSyncStore implements SyncStateStore {
     }
   }
 
-  private conditions(key: string, ready: Condition) {
+  private conditions(key: string, ready: RecordCondition) {
     const previous = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
     const changed = !previous || previous.status !== ready.status;
     // Bounded here, whoever wrote the message: one choke point for every condition.
     return [{ type: 'Ready', ...ready, message: boundMessage(ready.message), lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
   }
 
-  private async writeStatus(key: string, source: SourceRef, status: Record<string, unknown>): Promise<void> {
+  private async writeStatus(key: string, source: RecordOwner, status: Record<string, unknown>): Promise<void> {
     let record = this.records.get(key) ?? (await this.create(source));
     const body = { status };
     const patch = () =>
@@ -191,7 +251,7 @@ export class VaultSyncStore implements SyncStateStore {
     if (status.conditions) this.notify(key, 'written');
   }
 
-  private async create(source: SourceRef): Promise<VaultSyncObject> {
+  private async create(source: RecordOwner): Promise<VaultSyncObject> {
     const body: VaultSyncObject & { apiVersion: string; kind: string } = {
       apiVersion: `${GROUP}/${VERSION}`,
       kind: 'VaultSync',

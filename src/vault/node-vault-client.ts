@@ -5,7 +5,7 @@ import { toVaultError, VaultRequestError } from './errors.js';
 import { LimiterStoppedError, Priority, type VaultRateLimiter } from './limiter.js';
 import type { VaultMetrics } from './metrics.js';
 import { formatPath, kvApiPath, NonCanonicalPathError, quoteForMessage, type KvApi, type KvPath } from './path.js';
-import type { KvMetadata, RequestContext, VaultPort } from './port.js';
+import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './retry.js';
 import { VaultTransport } from './transport.js';
 
@@ -267,7 +267,7 @@ export class NodeVaultClient implements VaultPort {
     return version;
   }
 
-  async writeData(path: KvPath, data: ReadonlyMap<string, string>, writeOptions: WriteOptions = {}, context?: RequestContext): Promise<{ version: number }> {
+  async writeData(path: KvPath, data: ReadonlyMap<string, string>, writeOptions: WriteOptions = {}, context?: RequestContext): Promise<WriteResult> {
     // The hooks ride in the write options (the pipeline's way); a caller of the port may give the context apart.
     const options: WriteOptions = context?.source !== undefined && writeOptions.source === undefined ? { ...writeOptions, source: context.source } : writeOptions;
     const stream = options.stream === true;
@@ -284,7 +284,8 @@ export class NodeVaultClient implements VaultPort {
     }
     const body = options.cas === undefined ? { data } : { data, options: { cas: options.cas } };
     const result = await this.call('write', formatPath(path), (o) => this.client.write(this.apiPath(path, 'data'), body, { ...requestOptions, ...o }), options);
-    return { version: Number(result?.data?.version ?? 0) };
+    const customMetadata: unknown = result?.data?.custom_metadata;
+    return { version: Number(result?.data?.version ?? 0), ...(customMetadata && typeof customMetadata === 'object' ? { customMetadata: Object.fromEntries(stringEntries(customMetadata)) } : {}) };
   }
 
   async writeMetadata(path: KvPath, customMetadata: Record<string, string>, hooks?: RequestHooks): Promise<void> {
@@ -314,6 +315,19 @@ export class NodeVaultClient implements VaultPort {
       // A soft-deleted or destroyed latest version leaves current_version unchanged: drift all the same.
       currentVersionDeleted: current ? Boolean(current.destroyed) || (current.deletion_time ?? '') !== '' : false,
     };
+  }
+
+  async listFolder(folder: KvPath, hooks?: RequestHooks): Promise<string[]> {
+    const apiPath = this.apiPath(folder, (await this.kvVersion(folder.mount)) === 1 ? undefined : 'metadata');
+    try {
+      // A GET with the fixed query `list=true` (the LIST verb does not pass every HTTP parser on the way).
+      const result = await this.call('list', formatPath(folder), (o) => this.client.read(apiPath, { ...o, listQuery: true }), hooks);
+      const keys: unknown = result?.data?.keys;
+      return Array.isArray(keys) ? keys.filter((k): k is string => typeof k === 'string') : [];
+    } catch (error) {
+      if (error instanceof VaultRequestError && error.kind === 'not-found') return []; // an empty or absent folder
+      throw error;
+    }
   }
 
   async readData(path: KvPath, hooks?: RequestHooks): Promise<ReadonlyMap<string, string> | undefined> {

@@ -4,7 +4,7 @@ import { VaultRequestError } from './errors.js';
 import type { VaultMetrics } from './metrics.js';
 import type { NodeVaultClient } from './node-vault-client.js';
 import { formatPath, type KvPath } from './path.js';
-import type { KvMetadata, RequestContext, VaultPort } from './port.js';
+import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
 
 export interface PipelineOptions {
   client: NodeVaultClient;
@@ -60,7 +60,7 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.waitingSince;
   }
 
-  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<{ version: number }> {
+  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<WriteResult> {
     const size = payloadBytes(data);
     if (size > this.options.maxSecretBytes) {
       // Refused here, terminally: Vault would reject it on every retry (or its storage would).
@@ -80,6 +80,11 @@ export class VaultPipeline implements VaultPort {
 
   readMetadata(path: KvPath, context?: RequestContext): Promise<KvMetadata | undefined> {
     return this.submit({ kind: 'read-metadata', path }, context);
+  }
+
+  /** Not batched (nothing to group or merge): straight to the client, which takes a limiter token for this source. */
+  listFolder(folder: KvPath, context?: RequestContext): Promise<string[]> {
+    return this.options.client.listFolder(folder, { source: context?.source });
   }
 
   readData(path: KvPath, context?: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {

@@ -38,6 +38,8 @@ export interface TransportRequest {
   streamBody?: boolean;
   /** Ours: send no X-Vault-Token (logins: a revoked token must not get in the way of getting a new one). */
   noToken?: boolean;
+  /** Ours: a KV LIST, sent as GET with the fixed query `?list=true` (never built from input). */
+  listQuery?: boolean;
   /** Ours: called once when the request has been written to the socket (or failed before that). */
   onSent?: () => void;
 }
@@ -113,7 +115,7 @@ export class VaultTransport {
         reject(new VaultTransportError(undefined, 'ENONCANONICALPATH'));
         return;
       }
-      const path = this.basePath + below;
+      const path = this.basePath + below + (request.listQuery ? '?list=true' : '');
       const secure = this.secure;
       const hasBody = request.json !== undefined && typeof request.json === 'object' && request.json !== null;
       const streamed = hasBody && request.streamBody === true;
