@@ -1,17 +1,17 @@
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { ClusterClient } from './kube/cluster.js';
 import { loadOrCreateHashKey } from './kube/hash-key.js';
-import { isManaged, parseSourceKey, slimDeployment, slimSecret, sourceKey, type SlimDeployment, type SlimSecret } from './kube/objects.js';
-import { describeKubeError, Reflector } from './kube/reflector.js';
+import { isManaged, parseSourceKey, sourceKey } from './kube/objects.js';
+import { describeKubeError } from './kube/reflector.js';
+import { SourceReflectors } from './kube/source-reflectors.js';
 import { VaultSyncStore } from './kube/vaultsync-store.js';
 import { Metrics } from './observability/metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
 import { Reconciler } from './sync/reconciler.js';
 import { SecretIndex } from './sync/secret-index.js';
-import type { TenancyGrant } from './sync/tenancy.js';
 import { createVaultStack, type VaultStack } from './vault/stack.js';
 
 export interface RunningOperator {
@@ -37,11 +37,6 @@ export interface OperatorOverrides {
   accepts?: (namespace: string) => boolean;
 }
 
-interface VaultSyncPolicyObject {
-  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
-  spec?: { namespaces?: string[]; allowedPathPrefixes?: string[] };
-}
-
 /** Wires the real clients together and starts watching. */
 export function startOperator(config: Config, log: Logger, overrides: OperatorOverrides = {}): RunningOperator {
   const kubeConfig = overrides.kubeConfig ?? loadKubeConfig();
@@ -51,88 +46,30 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
   const state = new VaultSyncStore(kubeConfig, config.watchNamespaces);
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const apps = kubeConfig.makeApiClient(AppsV1Api);
-  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
-  const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [undefined];
   const countEvent = (resource: string) => (type: string) => metrics.informerEvents.labels(resource, type).inc();
-
-  const deployments = namespaces.map(
-    (namespace) =>
-      new Reflector<V1Deployment, SlimDeployment>(kubeConfig, {
-        name: `deployments${namespace ? '@' + namespace : ''}`,
-        list: async ({ limit, continueToken }) => {
-          const page = { limit, _continue: continueToken };
-          const list = namespace ? await apps.listNamespacedDeployment({ namespace, ...page }) : await apps.listDeploymentForAllNamespaces(page);
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
-        },
-        watchPath: namespace ? `/apis/apps/v1/namespaces/${namespace}/deployments` : '/apis/apps/v1/deployments',
-        transform: slimDeployment,
-        onChange: (type, current, previous) => {
-          countEvent('deployments')(type);
-          if (isManaged(current) || (previous && isManaged(previous))) queue.add(sourceKey('Deployment', current.namespace, current.name));
-        },
-        onError: () => metrics.errors.labels('watch').inc(),
-        log,
-      }),
-  );
-  const secrets = namespaces.map(
-    (namespace) =>
-      new Reflector<V1Secret, SlimSecret>(kubeConfig, {
-        name: `secrets${namespace ? '@' + namespace : ''}`,
-        list: async ({ limit, continueToken }) => {
-          const page = { limit, _continue: continueToken };
-          const list = namespace ? await core.listNamespacedSecret({ namespace, ...page }) : await core.listSecretForAllNamespaces(page);
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
-        },
-        pageSize: 50, // a Secret may hold up to 1 MiB: bound what one page can weigh
-        watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
-        transform: (secret) => slimSecret(secret, (data) => fingerprint.secretData(data)),
-        onChange: (type, current, previous) => {
-          countEvent('secrets')(type);
-          if (previous && previous.dataHash === current.dataHash && !isManaged(current) && !isManaged(previous)) return; // label edit
-          for (const reader of index.readersOf(current.namespace, current.name)) queue.add(reader);
-          if (isManaged(current) || (previous && isManaged(previous))) queue.add(sourceKey('Secret', current.namespace, current.name));
-        },
-        onError: () => metrics.errors.labels('watch').inc(),
-        log,
-      }),
-  );
-  // Cluster-scoped grants of more Vault path prefixes; a change re-checks every source.
-  const policies = new Reflector<VaultSyncPolicyObject, TenancyGrant>(kubeConfig, {
-    name: 'vaultsyncpolicies',
-    list: async ({ limit, continueToken }) => {
-      const list = (await custom.listClusterCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', plural: 'vaultsyncpolicies', limit, _continue: continueToken })) as {
-        items: VaultSyncPolicyObject[];
-        metadata?: { resourceVersion?: string; continue?: string };
-      };
-      return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?.continue };
+  const enqueueAllManaged = () => {
+    for (const object of reflectors.managedSources()) queue.add(sourceKey(object.kind, object.namespace, object.name));
+  };
+  const reflectors = new SourceReflectors(kubeConfig, config.watchNamespaces, (data) => fingerprint.secretData(data), log, {
+    onDeployment: (type, current, previous) => {
+      countEvent('deployments')(type);
+      if (isManaged(current) || (previous && isManaged(previous))) queue.add(sourceKey('Deployment', current.namespace, current.name));
     },
-    watchPath: '/apis/vault-sync.io/v1alpha1/vaultsyncpolicies',
-    transform: (p) => ({ name: p.metadata?.name ?? '', namespaces: p.spec?.namespaces ?? [], allowedPathPrefixes: p.spec?.allowedPathPrefixes ?? [] }),
-    onChange: () => {
-      if (!started) return;
-      for (const reflector of [...deployments, ...secrets]) {
-        for (const object of reflector.values()) if (isManaged(object)) queue.add(sourceKey(object.kind, object.namespace, object.name));
-      }
+    onSecret: (type, current, previous) => {
+      countEvent('secrets')(type);
+      if (previous && previous.dataHash === current.dataHash && !isManaged(current) && !isManaged(previous)) return; // label edit
+      for (const reader of index.readersOf(current.namespace, current.name)) queue.add(reader);
+      if (isManaged(current) || (previous && isManaged(previous))) queue.add(sourceKey('Secret', current.namespace, current.name));
+    },
+    // A change of the tenancy grants re-checks every source.
+    onPolicy: () => {
+      if (started) enqueueAllManaged();
     },
     onError: () => metrics.errors.labels('watch').inc(),
-    log,
   });
-  const findIn = <S>(reflectors: Reflector<any, S>[], namespace: string, name: string) => {
-    for (const reflector of reflectors) {
-      const found = reflector.get(namespace, name);
-      if (found) return found;
-    }
-    return undefined;
-  };
 
   const reconciler = new Reconciler({
-    sources: {
-      deployment: (namespace, name) => findIn(deployments, namespace, name),
-      secret: (namespace, name) => findIn(secrets, namespace, name),
-      tenancyGrants: () => [...policies.values()],
-    },
+    sources: reflectors,
     cluster,
     vault: vaultStack.vault,
     state,
@@ -167,16 +104,11 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   });
 
   let started = false;
-  const allReflectors = () => [...deployments, ...secrets, policies];
   const ready = (async () => {
     fingerprint.useKey(await loadOrCreateHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret));
     await vaultStack.login();
     await state.load();
-    // Secrets and policies first, so that the first Deployment reconciles see full caches.
-    for (const reflector of [...secrets, policies]) reflector.start();
-    await Promise.all([...secrets, policies].map((r) => r.synced));
-    for (const reflector of deployments) reflector.start();
-    await Promise.all(allReflectors().map((r) => r.synced));
+    await reflectors.startAndSync();
     started = true;
     queue.start();
     log.info({ namespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all', records: state.size }, 'caches synced; syncing');
@@ -186,21 +118,18 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     ready,
     queue,
     metrics,
-    cachesSynced: () => allReflectors().every((r) => r.isSynced),
+    cachesSynced: () => reflectors.all().every((r) => r.isSynced),
     vaultAuthenticated: () => vaultStack.authenticated(),
     resync() {
       let queued = 0;
-      for (const reflector of [...deployments, ...secrets]) {
-        for (const object of reflector.values()) {
-          if (!isManaged(object)) continue;
-          queue.add(sourceKey(object.kind, object.namespace, object.name));
-          queued += 1;
-        }
+      for (const object of reflectors.managedSources()) {
+        queue.add(sourceKey(object.kind, object.namespace, object.name));
+        queued += 1;
       }
       return queued;
     },
     async stop() {
-      for (const reflector of allReflectors()) reflector.stop();
+      reflectors.stop();
       await queue.shutdown();
       await vaultStack.stop();
     },

@@ -1,0 +1,131 @@
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { TenancyGrant } from '../sync/tenancy.js';
+import { isManaged, slimDeployment, slimSecret, type SlimDeployment, type SlimSecret } from './objects.js';
+import { Reflector, type ChangeType } from './reflector.js';
+
+interface VaultSyncPolicyObject {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  spec?: { namespaces?: string[]; allowedPathPrefixes?: string[] };
+}
+
+export interface SourceReflectorHandlers {
+  onDeployment?(type: ChangeType, current: SlimDeployment, previous: SlimDeployment | undefined): void;
+  onSecret?(type: ChangeType, current: SlimSecret, previous: SlimSecret | undefined): void;
+  onPolicy?(): void;
+  onError?(error: unknown): void;
+}
+
+/**
+ * The caches every decision reads: Deployments and Secrets (per watched namespace, or cluster-wide) and the
+ * cluster-scoped VaultSyncPolicy grants. Shared by the operator (which keeps them watching) and `plan`
+ * (which lists them once and stops), so both see the cluster through the same slim objects.
+ */
+export class SourceReflectors {
+  readonly deployments: Reflector<V1Deployment, SlimDeployment>[];
+  readonly secrets: Reflector<V1Secret, SlimSecret>[];
+  readonly policies: Reflector<VaultSyncPolicyObject, TenancyGrant>;
+
+  constructor(kubeConfig: KubeConfig, watchNamespaces: readonly string[], hashSecretData: (data: Record<string, string> | undefined) => string, log: Logger, handlers: SourceReflectorHandlers = {}) {
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const apps = kubeConfig.makeApiClient(AppsV1Api);
+    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    const namespaces = watchNamespaces.length > 0 ? watchNamespaces : [undefined];
+    const onError = (error: unknown) => handlers.onError?.(error);
+    this.deployments = namespaces.map(
+      (namespace) =>
+        new Reflector<V1Deployment, SlimDeployment>(kubeConfig, {
+          name: `deployments${namespace ? '@' + namespace : ''}`,
+          list: async ({ limit, continueToken }) => {
+            const page = { limit, _continue: continueToken };
+            const list = namespace ? await apps.listNamespacedDeployment({ namespace, ...page }) : await apps.listDeploymentForAllNamespaces(page);
+            return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
+          },
+          watchPath: namespace ? `/apis/apps/v1/namespaces/${namespace}/deployments` : '/apis/apps/v1/deployments',
+          transform: slimDeployment,
+          onChange: (type, current, previous) => handlers.onDeployment?.(type, current, previous),
+          onError,
+          log,
+        }),
+    );
+    this.secrets = namespaces.map(
+      (namespace) =>
+        new Reflector<V1Secret, SlimSecret>(kubeConfig, {
+          name: `secrets${namespace ? '@' + namespace : ''}`,
+          list: async ({ limit, continueToken }) => {
+            const page = { limit, _continue: continueToken };
+            const list = namespace ? await core.listNamespacedSecret({ namespace, ...page }) : await core.listSecretForAllNamespaces(page);
+            return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
+          },
+          pageSize: 50, // a Secret may hold up to 1 MiB: bound what one page can weigh
+          watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
+          transform: (secret) => slimSecret(secret, hashSecretData),
+          onChange: (type, current, previous) => handlers.onSecret?.(type, current, previous),
+          onError,
+          log,
+        }),
+    );
+    // Cluster-scoped grants of more Vault path prefixes.
+    this.policies = new Reflector<VaultSyncPolicyObject, TenancyGrant>(kubeConfig, {
+      name: 'vaultsyncpolicies',
+      list: async ({ limit, continueToken }) => {
+        const list = (await custom.listClusterCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', plural: 'vaultsyncpolicies', limit, _continue: continueToken })) as {
+          items: VaultSyncPolicyObject[];
+          metadata?: { resourceVersion?: string; continue?: string };
+        };
+        return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?.continue };
+      },
+      watchPath: '/apis/vault-sync.io/v1alpha1/vaultsyncpolicies',
+      transform: (p) => ({ name: p.metadata?.name ?? '', namespaces: p.spec?.namespaces ?? [], allowedPathPrefixes: p.spec?.allowedPathPrefixes ?? [] }),
+      onChange: () => handlers.onPolicy?.(),
+      onError,
+      log,
+    });
+  }
+
+  all(): Array<Reflector<any, unknown>> {
+    return [...this.deployments, ...this.secrets, this.policies];
+  }
+
+  deployment(namespace: string, name: string): SlimDeployment | undefined {
+    return findIn(this.deployments, namespace, name);
+  }
+
+  secret(namespace: string, name: string): SlimSecret | undefined {
+    return findIn(this.secrets, namespace, name);
+  }
+
+  tenancyGrants(): TenancyGrant[] {
+    return [...this.policies.values()];
+  }
+
+  /** Every annotated source (or one still holding the finalizer) in the caches. */
+  *managedSources(): Generator<SlimDeployment | SlimSecret> {
+    for (const reflector of [...this.deployments, ...this.secrets]) {
+      for (const object of reflector.values()) if (isManaged(object)) yield object;
+    }
+  }
+
+  /**
+   * Starts listing: Secrets and policies first, so that the first Deployment reconciles see full caches.
+   * Resolves when every cache has listed once.
+   */
+  async startAndSync(): Promise<void> {
+    for (const reflector of [...this.secrets, this.policies]) reflector.start();
+    await Promise.all([...this.secrets, this.policies].map((r) => r.synced));
+    for (const reflector of this.deployments) reflector.start();
+    await Promise.all(this.all().map((r) => r.synced));
+  }
+
+  stop(): void {
+    for (const reflector of this.all()) reflector.stop();
+  }
+}
+
+function findIn<S>(reflectors: Reflector<any, S>[], namespace: string, name: string): S | undefined {
+  for (const reflector of reflectors) {
+    const found = reflector.get(namespace, name);
+    if (found) return found;
+  }
+  return undefined;
+}

@@ -1,0 +1,169 @@
+import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
+import { parseSourceKey } from '../kube/objects.js';
+import { deriveTargets, materialize, secretNamesOf, type SyncSource } from '../sync/desired.js';
+import { driftPeriodMs, forceRequested, hasDrifted, inputFingerprint } from '../sync/change-detection.js';
+import type { Fingerprinter } from '../sync/fingerprint.js';
+import { describeOwner, ownershipOf } from '../sync/ownership.js';
+import { planSync } from '../sync/plan.js';
+import type { SourceLookup } from '../sync/reconciler.js';
+import type { SyncState } from '../sync/state-store.js';
+import { checkTenancy } from '../sync/tenancy.js';
+import { formatPath, type KvPath } from '../vault/path.js';
+import type { KvMetadata } from '../vault/port.js';
+import { sourcePlan, type PathPlan, type SourcePlan } from './report.js';
+
+/** Everything the planner reads. Reads only: nothing here can write to Kubernetes or Vault. */
+export interface PlannerDeps {
+  sources: SourceLookup;
+  state: { get(sourceKey: string): Promise<SyncState | undefined> };
+  cluster: {
+    readSecretData(namespace: string, name: string): Promise<Record<string, Uint8Array> | undefined>;
+    namespaceIsTerminating(namespace: string): Promise<boolean>;
+  };
+  /** Vault metadata (never data). */
+  vault: { readMetadata(path: KvPath, context?: { source?: string }): Promise<KvMetadata | undefined> };
+  /**
+   * The KV version of a mount: on KV v1 the ownership marks live inside the data, which plan never reads,
+   * so ownership is reported as unchecked there.
+   */
+  kvVersion?(mount: string): Promise<1 | 2>;
+  fingerprint: Fingerprinter;
+  clusterName: string;
+  contentHashInMetadata: boolean;
+  kvMounts: readonly string[];
+  maxSecretBytes: number;
+  tenantPathTemplate?: string;
+  deletePolicy: 'all-versions' | 'latest-version';
+}
+
+/**
+ * What reconcile(key) would do, decided by the same pure functions in the same order (desired → tenancy →
+ * change detection → materialize → planSync → ownership), with Vault metadata reads where the reconciler
+ * would ask Vault. Writes nothing.
+ */
+export class Planner {
+  constructor(private readonly deps: PlannerDeps) {}
+
+  /** Undefined when the key names no object (nothing to plan). */
+  async planSource(key: string): Promise<SourcePlan | undefined> {
+    const { kind, namespace, name } = parseSourceKey(key);
+    const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name) : this.deps.sources.secret(namespace, name);
+    if (!object) return undefined;
+    const id = { kind, namespace, name };
+    const source: SyncSource = { kind, namespace, name, uid: object.uid, annotations: object.annotations, podSpec: object.kind === 'Deployment' ? object.podSpec : undefined };
+
+    if (object.deletionTimestamp || !(Annotations.path in object.annotations)) {
+      if (!object.finalizers.includes(FINALIZER)) return undefined; // never synced: nothing to clean up
+      return this.planCleanup(key, source, object.deletionTimestamp ? 'source deleted' : `the ${Annotations.path} annotation was removed`);
+    }
+    const previous = await this.deps.state.get(key);
+    const recorded = (reason: string): PathPlan[] => (previous?.entries ?? []).map((e) => ({ path: formatPath(e.path), action: 'unchanged', reason }));
+    if (isTrue(object.annotations[Annotations.suspend])) {
+      return sourcePlan(id, `suspended (${Annotations.suspend}: "true"): nothing is written or deleted`, recorded('suspended'));
+    }
+
+    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
+    if (!derived.ok) return sourcePlan(id, `${derived.problem.code}: ${derived.problem.message}`, [], true);
+    const targets = derived.targets;
+    for (const target of targets) {
+      const tenancy = checkTenancy(target.path, namespace, this.deps.tenantPathTemplate, this.deps.sources.tenancyGrants());
+      if (!tenancy.ok) return sourcePlan(id, `OutsideTenantPrefix: ${tenancy.reason}`, [], true);
+    }
+    const secretNames = secretNamesOf(targets);
+    const changeDetection = object.annotations[Annotations.rotationCheck]?.trim().toLowerCase() !== 'disabled';
+    const forceToken = object.annotations[Annotations.forceSync];
+    const fingerprint = inputFingerprint(targets, secretNames, (secretName) => this.deps.sources.secret(namespace, secretName)?.dataHash, forceToken);
+
+    if (changeDetection && previous?.inputFingerprint === fingerprint) {
+      const period = driftPeriodMs(object.annotations[Annotations.reconcile]);
+      if (period === undefined) return sourcePlan(id, 'in sync: no input changed since the last sync', recorded('content unchanged'));
+      return this.planDriftCheck(key, source, previous);
+    }
+
+    if (await this.deps.cluster.namespaceIsTerminating(namespace)) {
+      return sourcePlan(id, `NamespaceTerminating: namespace "${namespace}" is being deleted; nothing is written to Vault`, [], true);
+    }
+    // Values are read (they decide the content hashes) and dropped here: only hashes leave this function.
+    const values = new Map<string, Record<string, Uint8Array> | undefined>();
+    for (const secretName of secretNames) values.set(secretName, await this.deps.cluster.readSecretData(namespace, secretName));
+    const materialized = materialize(targets, values, { maxEntryBytes: this.deps.maxSecretBytes });
+    if (!materialized.ok) {
+      const problems = materialized.problems;
+      return sourcePlan(id, `${problems[0].code}: ${problems.map((p) => p.message).join('; ')}`, [], true);
+    }
+    const desired = materialized.entries.map((entry) => ({ entry, hash: this.deps.fingerprint.entry(entry) }));
+    const operations = planSync(desired, previous?.entries ?? [], { changeDetection, force: forceRequested(forceToken, previous?.inputFingerprint) });
+
+    const paths: PathPlan[] = [];
+    for (const op of operations) {
+      if (op.type === 'unchanged') paths.push({ path: formatPath(op.path), action: 'unchanged', reason: op.reason });
+      else if (op.type === 'write') paths.push(await this.planWrite(key, source, op.entry.path, op.reason));
+      else paths.push(await this.planDelete(key, source, op.path, op.reason));
+    }
+    return sourcePlan(id, previous ? 'inputs changed since the last sync' : 'not synced yet', paths);
+  }
+
+  /** The drift check of `vault-sync.io/reconcile` (its period aside: plan reports drift as soon as it exists). */
+  private async planDriftCheck(key: string, source: SyncSource, previous: SyncState): Promise<SourcePlan> {
+    const paths: PathPlan[] = [];
+    for (const entry of previous.entries) {
+      const metadata = await this.readMetadata(key, entry.path);
+      if (metadata === 'unchecked') paths.push({ path: formatPath(entry.path), action: 'unchanged', reason: 'KV v1: drift not checked (plan reads no data)' });
+      else if (!hasDrifted(entry, metadata, this.deps.contentHashInMetadata)) paths.push({ path: formatPath(entry.path), action: 'unchanged', reason: 'content unchanged; no drift in Vault' });
+      else paths.push(await this.planWrite(key, source, entry.path, metadata ? 'changed in Vault out of band: would be restored' : 'gone from Vault: would be restored', { metadata }));
+    }
+    return sourcePlan(source, 'in sync with its inputs; drift checked in Vault', paths);
+  }
+
+  private async planCleanup(key: string, source: SyncSource, why: string): Promise<SourcePlan> {
+    const paths = await this.ownedPaths(key, source);
+    if (isTrue(source.annotations[Annotations.preserveOnDelete])) {
+      return sourcePlan(source, `${why}; Vault data kept (${Annotations.preserveOnDelete}: "true"), then the finalizer released`, paths.map((p) => ({ path: formatPath(p), action: 'keep', reason: 'preserve-on-delete' })));
+    }
+    const planned: PathPlan[] = [];
+    for (const path of paths) planned.push(await this.planDelete(key, source, path, why));
+    return sourcePlan(source, `${why}; its Vault data is deleted, then the finalizer released`, planned);
+  }
+
+  /** Writes happen only at paths this source owns or that are new (see the reconciler's writeOwned). */
+  private async planWrite(key: string, source: SyncSource, path: KvPath, why: string, known?: { metadata: KvMetadata | undefined }): Promise<PathPlan> {
+    const metadata = known ? known.metadata : await this.readMetadata(key, path);
+    const shown = formatPath(path);
+    if (metadata === 'unchecked') return { path: shown, action: 'update', reason: `${why} (KV v1: ownership not checked, plan reads no data)` };
+    return { path: shown, ...decidePlannedWrite(metadata, ownershipOf(metadata?.customMetadata, source, this.deps.clusterName), why) };
+  }
+
+  /** Deletes happen only at paths this source owns (see the reconciler's deleteOwned). */
+  private async planDelete(key: string, source: SyncSource, path: KvPath, why: string): Promise<PathPlan> {
+    const metadata = await this.readMetadata(key, path);
+    const shown = formatPath(path);
+    if (metadata === 'unchecked') return { path: shown, action: 'delete', reason: `${why} (KV v1: ownership not checked, plan reads no data)` };
+    if (!metadata) return { path: shown, action: 'unchanged', reason: `${why}; already gone from Vault` };
+    if (ownershipOf(metadata.customMetadata, source, this.deps.clusterName) !== 'ours') return { path: shown, action: 'refuse', reason: `not deleting: it is ${describeOwner(metadata.customMetadata)}` };
+    return { path: shown, action: 'delete', reason: `${why} (${this.deps.deletePolicy === 'latest-version' ? 'latest version soft-deleted' : 'every version and the metadata'})` };
+  }
+
+  /** The paths this source wrote: from its record, and from its annotations (as the reconciler's ownedPaths). */
+  private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
+    const paths = new Map<string, KvPath>();
+    for (const entry of (await this.deps.state.get(key))?.entries ?? []) paths.set(formatPath(entry.path), entry.path);
+    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
+    if (derived.ok) for (const target of derived.targets) paths.set(formatPath(target.path), target.path);
+    return [...paths.values()];
+  }
+
+  private async readMetadata(key: string, path: KvPath): Promise<KvMetadata | undefined | 'unchecked'> {
+    if (this.deps.kvVersion && (await this.deps.kvVersion(path.mount)) === 1) return 'unchecked';
+    return this.deps.vault.readMetadata(path, { source: key });
+  }
+}
+
+/**
+ * Pure: the write decision at one path from its metadata and who owns it, as the reconciler takes it:
+ * a new path is created, a path of this source updated, any other refused.
+ */
+export function decidePlannedWrite(metadata: KvMetadata | undefined, owner: ReturnType<typeof ownershipOf>, why: string): { action: 'create' | 'update' | 'refuse'; reason: string } {
+  if (!metadata) return { action: 'create', reason: why === 'not synced yet' ? 'new path' : `${why}; not in Vault: created` };
+  if (owner === 'ours') return { action: 'update', reason: why };
+  return { action: 'refuse', reason: `refusing to overwrite: it is ${describeOwner(metadata.customMetadata)}` };
+}
