@@ -12,6 +12,8 @@ import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
 import { Reconciler } from './sync/reconciler.js';
 import { SecretIndex } from './sync/secret-index.js';
+import { DryRunReporter } from './plan/dry-run.js';
+import { Planner } from './plan/planner.js';
 import { createVaultStack, type VaultStack } from './vault/stack.js';
 
 export interface RunningOperator {
@@ -86,12 +88,37 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     cleanupTimeoutMs: config.cleanupTimeoutMs,
   });
 
+  // DRY_RUN: the plan of each source (the Planner of `vault-sync-operator plan`) in place of its reconcile.
+  const dryRun = config.dryRun
+    ? new DryRunReporter({
+        planner: new Planner({
+          sources: reflectors,
+          state,
+          cluster,
+          vault: vaultStack.vault,
+          fingerprint,
+          index,
+          clusterName: config.clusterName,
+          contentHashInMetadata: config.contentHashInMetadata,
+          kvMounts: config.vault.kvMounts,
+          maxSecretBytes: config.maxSecretBytes,
+          tenantPathTemplate: config.tenantPathTemplate,
+          deletePolicy: config.deletePolicy,
+        }),
+        sources: reflectors,
+        state,
+        metrics,
+        log,
+      })
+    : undefined;
+
   const queue = new WorkQueue({
     concurrency: config.workers,
     baseDelayMs: 500,
     maxDelayMs: 5 * 60_000,
     process: async (key) => {
       if (overrides.accepts && !overrides.accepts(parseSourceKey(key).namespace)) return; // another shard's
+      if (dryRun) return void (await dryRun.report(key));
       const result = await reconciler.reconcile(key);
       metrics.queueDepth.set(queue.depth);
       log.debug({ source: key, outcome: result.outcome }, 'reconciled');
@@ -111,7 +138,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     await reflectors.startAndSync();
     started = true;
     queue.start();
-    log.info({ namespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all', records: state.size }, 'caches synced; syncing');
+    log.info({ namespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all', records: state.size, dryRun: config.dryRun }, config.dryRun ? 'caches synced; DRY_RUN: planning only, nothing is written to Vault' : 'caches synced; syncing');
   })();
 
   return {

@@ -3,6 +3,7 @@ import { parseSourceKey } from '../kube/objects.js';
 import { deriveTargets, materialize, secretNamesOf, type SyncSource } from '../sync/desired.js';
 import { driftPeriodMs, forceRequested, hasDrifted, inputFingerprint } from '../sync/change-detection.js';
 import type { Fingerprinter } from '../sync/fingerprint.js';
+import type { SecretIndex } from '../sync/secret-index.js';
 import { describeOwner, ownershipOf } from '../sync/ownership.js';
 import { planSync } from '../sync/plan.js';
 import type { SourceLookup } from '../sync/reconciler.js';
@@ -34,6 +35,8 @@ export interface PlannerDeps {
   maxSecretBytes: number;
   tenantPathTemplate?: string;
   deletePolicy: 'all-versions' | 'latest-version';
+  /** DRY_RUN keeps the Secret→source index up to date (as the reconciler does), so Secret changes re-plan. */
+  index?: SecretIndex;
 }
 
 /**
@@ -48,7 +51,10 @@ export class Planner {
   async planSource(key: string): Promise<SourcePlan | undefined> {
     const { kind, namespace, name } = parseSourceKey(key);
     const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name) : this.deps.sources.secret(namespace, name);
-    if (!object) return undefined;
+    if (!object) {
+      this.deps.index?.forget(key);
+      return undefined;
+    }
     const id = { kind, namespace, name };
     const source: SyncSource = { kind, namespace, name, uid: object.uid, annotations: object.annotations, podSpec: object.kind === 'Deployment' ? object.podSpec : undefined };
 
@@ -63,13 +69,17 @@ export class Planner {
     }
 
     const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
-    if (!derived.ok) return sourcePlan(id, `${derived.problem.code}: ${derived.problem.message}`, [], true);
+    if (!derived.ok) {
+      this.deps.index?.forget(key);
+      return sourcePlan(id, `${derived.problem.code}: ${derived.problem.message}`, [], true);
+    }
     const targets = derived.targets;
     for (const target of targets) {
       const tenancy = checkTenancy(target.path, namespace, this.deps.tenantPathTemplate, this.deps.sources.tenancyGrants());
       if (!tenancy.ok) return sourcePlan(id, `OutsideTenantPrefix: ${tenancy.reason}`, [], true);
     }
     const secretNames = secretNamesOf(targets);
+    this.deps.index?.set(key, namespace, secretNames);
     const changeDetection = object.annotations[Annotations.rotationCheck]?.trim().toLowerCase() !== 'disabled';
     const forceToken = object.annotations[Annotations.forceSync];
     const fingerprint = inputFingerprint(targets, secretNames, (secretName) => this.deps.sources.secret(namespace, secretName)?.dataHash, forceToken);

@@ -133,3 +133,24 @@ export function renderText(report: PlanReport): string {
 export function renderJson(report: PlanReport): string {
   return JSON.stringify(report, null, 2) + '\n';
 }
+
+/** A VaultSync condition (names and paths only). */
+export interface PlannedCondition {
+  status: 'True';
+  reason: 'NothingToDo' | 'ChangesPending' | 'Refused';
+  message: string;
+}
+
+const MAX_CONDITION_MESSAGE_CHARS = 1024;
+
+/**
+ * DRY_RUN's VaultSync condition `Planned`: what the operator would do for one source. Paths are listed by
+ * action; the message is bounded (a source may produce many paths).
+ */
+export function plannedCondition(plan: SourcePlan): PlannedCondition {
+  const reason = plan.verdict === 'refuse' ? 'Refused' : plan.verdict === 'change' ? 'ChangesPending' : 'NothingToDo';
+  const byAction = new Map<PathAction, string[]>();
+  for (const path of plan.paths) byAction.set(path.action, [...(byAction.get(path.action) ?? []), path.action === 'refuse' ? `${path.path} (${path.reason})` : path.path]);
+  const parts = [...byAction.entries()].map(([action, paths]) => `${action === 'refuse' ? 'would refuse' : action === 'unchanged' || action === 'keep' ? action : `would ${action}`} ${paths.join(', ')}`);
+  return { status: 'True', reason, message: cleanText([plan.reason, ...parts].join('; '), MAX_CONDITION_MESSAGE_CHARS) };
+}
