@@ -120,12 +120,13 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
   const reflectors = new SourceReflectors(kubeConfig, config.watchNamespaces, (data) => fingerprint.secretData(data), log, { onError: (error) => failed(error) });
   try {
     const key = await readHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret);
-    if (!key) {
-      warn(`the content-hash key Secret ${config.operatorNamespace}/${config.hashKeySecret} does not exist (the operator has not run, or see --operator-namespace / --hash-key-secret): recorded paths cannot be compared and show as "update"`);
-    }
-    fingerprint.useKey(key ?? randomBytes(32));
     const state = new VaultSyncStore(kubeConfig, config.watchNamespaces);
     await state.load();
+    if (!key && state.size > 0) {
+      warn(`the content-hash key Secret ${config.operatorNamespace}/${config.hashKeySecret} does not exist (see --operator-namespace / --hash-key-secret): what the VaultSyncs record cannot be compared, so recorded paths show as "update"`);
+    }
+    // Before the operator's first start there is no key and nothing recorded: any key gives the same plan.
+    fingerprint.useKey(key ?? randomBytes(32));
     await vaultStack.login();
     // A list that fails (403: not allowed) would be retried forever by a reflector: fail the plan instead.
     await Promise.race([reflectors.startAndSync(), failure]);
