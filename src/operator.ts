@@ -11,6 +11,7 @@ import { Metrics } from './observability/metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
 import { Reconciler } from './sync/reconciler.js';
+import { syncStateStore } from './sync/state-store.js';
 import { SecretIndex } from './sync/secret-index.js';
 import { DryRunReporter } from './plan/dry-run.js';
 import { Planner } from './plan/planner.js';
@@ -74,7 +75,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     sources: reflectors,
     cluster,
     vault: vaultStack.vault,
-    state,
+    state: syncStateStore(state),
     index,
     fingerprint,
     log,
@@ -93,7 +94,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     ? new DryRunReporter({
         planner: new Planner({
           sources: reflectors,
-          state,
+          state: syncStateStore(state),
           cluster,
           vault: vaultStack.vault,
           fingerprint,

@@ -14,6 +14,8 @@ export const Annotations = {
   suspend: 'vault-sync.io/suspend',
   /** Any new value forces one write even when nothing changed. */
   forceSync: 'vault-sync.io/force-sync',
+  /** `"true"`: take over paths that carry no ownership marks (a migration); never a path another manager marked. */
+  adopt: 'vault-sync.io/adopt',
 } as const;
 
 /** Held on every source the operator has written for, so deletion can clean Vault up first. */

@@ -1,13 +1,17 @@
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { TenancyGrant } from '../sync/tenancy.js';
+import type { AdoptionGrant } from '../sync/write-policy.js';
 import { isManaged, slimDeployment, slimSecret, type SlimDeployment, type SlimSecret } from './objects.js';
 import { Reflector, type ChangeType } from './reflector.js';
 
 interface VaultSyncPolicyObject {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
-  spec?: { namespaces?: string[]; allowedPathPrefixes?: string[] };
+  spec?: { namespaces?: string[]; allowedPathPrefixes?: string[]; adoptPathPrefixes?: string[] };
 }
+
+/** A VaultSyncPolicy: more path prefixes a namespace may write under, and prefixes where it may adopt. */
+export type PolicyGrant = TenancyGrant & AdoptionGrant;
 
 export interface SourceReflectorHandlers {
   onDeployment?(type: ChangeType, current: SlimDeployment, previous: SlimDeployment | undefined): void;
@@ -24,7 +28,7 @@ export interface SourceReflectorHandlers {
 export class SourceReflectors {
   readonly deployments: Reflector<V1Deployment, SlimDeployment>[];
   readonly secrets: Reflector<V1Secret, SlimSecret>[];
-  readonly policies: Reflector<VaultSyncPolicyObject, TenancyGrant>;
+  readonly policies: Reflector<VaultSyncPolicyObject, PolicyGrant>;
 
   constructor(kubeConfig: KubeConfig, watchNamespaces: readonly string[], hashSecretData: (data: Record<string, string> | undefined) => string, log: Logger, handlers: SourceReflectorHandlers = {}) {
     const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -66,7 +70,7 @@ export class SourceReflectors {
         }),
     );
     // Cluster-scoped grants of more Vault path prefixes.
-    this.policies = new Reflector<VaultSyncPolicyObject, TenancyGrant>(kubeConfig, {
+    this.policies = new Reflector<VaultSyncPolicyObject, PolicyGrant>(kubeConfig, {
       name: 'vaultsyncpolicies',
       list: async ({ limit, continueToken }) => {
         const list = (await custom.listClusterCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', plural: 'vaultsyncpolicies', limit, _continue: continueToken })) as {
@@ -76,7 +80,7 @@ export class SourceReflectors {
         return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?.continue };
       },
       watchPath: '/apis/vault-sync.io/v1alpha1/vaultsyncpolicies',
-      transform: (p) => ({ name: p.metadata?.name ?? '', namespaces: p.spec?.namespaces ?? [], allowedPathPrefixes: p.spec?.allowedPathPrefixes ?? [] }),
+      transform: (p) => ({ name: p.metadata?.name ?? '', namespaces: p.spec?.namespaces ?? [], allowedPathPrefixes: p.spec?.allowedPathPrefixes ?? [], adoptPathPrefixes: p.spec?.adoptPathPrefixes ?? [] }),
       onChange: () => handlers.onPolicy?.(),
       onError,
       log,
@@ -95,7 +99,7 @@ export class SourceReflectors {
     return findIn(this.secrets, namespace, name);
   }
 
-  tenancyGrants(): TenancyGrant[] {
+  tenancyGrants(): PolicyGrant[] {
     return [...this.policies.values()];
   }
 

@@ -1,8 +1,63 @@
 import { createHash } from 'node:crypto';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import type { Condition, SourceRef, SyncState, SyncStateStore } from '../sync/state-store.js';
-import { parseKvPathLoose } from '../vault/path.js';
 import { sourceKey } from './objects.js';
+
+// What this store keeps, defined here (the sync layer adapts its state to it: src/sync/state-store.ts).
+export interface StoredEntry {
+  path: string;
+  hash: string;
+  version?: number;
+  binaryKeys?: string[];
+  /** The data landed but the ownership marks did not yet. */
+  marksPending?: boolean;
+}
+
+export interface StoredIntent {
+  path: string;
+  version: number;
+  hash: string;
+  binaryKeys?: string[];
+}
+
+export interface StoredFailure {
+  path: string;
+  hash: string;
+  kind: string;
+  message: string;
+  retryAt?: string;
+}
+
+export interface StoredSyncRecord {
+  inputFingerprint: string;
+  entries: StoredEntry[];
+  intents?: StoredIntent[];
+  failures?: StoredFailure[];
+  lastSyncTime: string;
+  lastDriftCheckTime?: string;
+}
+
+export interface StoredCondition {
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+}
+
+/** The source a record belongs to (its VaultSync is named after it and owned by it). */
+export interface RecordOwner {
+  kind: 'Deployment' | 'Secret';
+  namespace: string;
+  name: string;
+  uid: string;
+  path?: string;
+}
+
+export interface SyncRecordStore {
+  get(sourceKey: string): StoredSyncRecord | undefined;
+  /** Without `ready` the Ready condition stays as it is (progress of a sync still running). */
+  set(sourceKey: string, source: RecordOwner, record: StoredSyncRecord, ready?: StoredCondition): Promise<void>;
+  setCondition(sourceKey: string, source: RecordOwner, ready: StoredCondition): Promise<void>;
+  delete(sourceKey: string): Promise<void>;
+}
 
 const GROUP = 'vault-sync.io';
 const VERSION = 'v1alpha1';
@@ -13,7 +68,9 @@ interface VaultSyncObject {
   spec: { source: { kind: 'Deployment' | 'Secret'; name: string; uid?: string }; path?: string };
   status?: {
     inputFingerprint?: string;
-    entries?: Array<{ path: string; hash: string; version?: number; binaryKeys?: string[] }>;
+    entries?: StoredEntry[];
+    intents?: StoredIntent[];
+    failures?: StoredFailure[];
     lastSyncTime?: string;
     lastDriftCheckTime?: string;
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }>;
@@ -32,7 +89,7 @@ export function vaultSyncName(kind: string, name: string): string {
  * (docs/adr/0001-sync-state-in-vaultsync-status.md). Loaded once at start; afterwards the operator is its
  * only writer (the leader), so its in-memory copy is authoritative and reads cost no API call.
  */
-export class VaultSyncStore implements SyncStateStore {
+export class VaultSyncStore implements SyncRecordStore {
   private readonly api: CustomObjectsApi;
   private readonly records = new Map<string, VaultSyncObject>();
 
@@ -73,36 +130,37 @@ export class VaultSyncStore implements SyncStateStore {
     return this.records.size;
   }
 
-  async get(key: string): Promise<SyncState | undefined> {
+  get(key: string): StoredSyncRecord | undefined {
     const status = this.records.get(key)?.status;
     if (!status?.inputFingerprint) return undefined;
     return {
       inputFingerprint: status.inputFingerprint,
-      entries: (status.entries ?? []).map((e) => ({ path: parseKvPathLoose(e.path), hash: e.hash, version: e.version, binaryKeys: e.binaryKeys })),
+      entries: status.entries ?? [],
+      intents: status.intents,
+      failures: status.failures,
       lastSyncTime: status.lastSyncTime ?? '',
       lastDriftCheckTime: status.lastDriftCheckTime,
     };
   }
 
-  async set(key: string, source: SourceRef, state: SyncState, ready: Condition): Promise<void> {
-    const first = state.entries[0];
+  async set(key: string, source: RecordOwner, record: StoredSyncRecord, ready?: StoredCondition): Promise<void> {
+    const first = record.entries[0];
+    const conditions = ready ? this.conditions(key, ready) : this.records.get(key)?.status?.conditions;
     await this.writeStatus(key, source, {
-      inputFingerprint: state.inputFingerprint,
-      entries: state.entries.map((e) => ({
-        path: `${e.path.mount}/${e.path.key}`,
-        hash: e.hash,
-        ...(e.version !== undefined ? { version: e.version } : {}),
-        ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),
-      })),
+      inputFingerprint: record.inputFingerprint,
+      entries: record.entries,
+      // Sent even when empty: a merge patch leaves out-of-date lists in place when a field is omitted.
+      intents: record.intents ?? [],
+      failures: record.failures ?? [],
       shortHash: first ? first.hash.replace(/^hmac-sha256:/, '').slice(0, 12) : undefined,
       vaultVersion: first?.version,
-      lastSyncTime: state.lastSyncTime,
-      lastDriftCheckTime: state.lastDriftCheckTime,
-      conditions: this.conditions(key, ready),
+      lastSyncTime: record.lastSyncTime,
+      lastDriftCheckTime: record.lastDriftCheckTime,
+      ...(conditions ? { conditions } : {}),
     });
   }
 
-  async setCondition(key: string, source: SourceRef, ready: Condition): Promise<void> {
+  async setCondition(key: string, source: RecordOwner, ready: StoredCondition): Promise<void> {
     const current = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
     if (current && current.status === ready.status && current.reason === ready.reason && current.message === ready.message) return;
     await this.writeStatus(key, source, { ...(this.records.get(key)?.status ?? {}), conditions: this.conditions(key, ready) });
@@ -112,7 +170,7 @@ export class VaultSyncStore implements SyncStateStore {
    * DRY_RUN: records what the operator would do as a `Planned` condition beside Ready, changing nothing
    * else of the status. The next real sync (set/setCondition) writes Ready alone, so a stale plan goes away.
    */
-  async setPlanned(key: string, source: SourceRef, planned: Condition): Promise<void> {
+  async setPlanned(key: string, source: RecordOwner, planned: StoredCondition): Promise<void> {
     const conditions = this.records.get(key)?.status?.conditions ?? [];
     const current = conditions.find((c) => c.type === 'Planned');
     if (current && current.status === planned.status && current.reason === planned.reason && current.message === planned.message) return;
@@ -134,13 +192,13 @@ export class VaultSyncStore implements SyncStateStore {
     this.records.delete(key);
   }
 
-  private conditions(key: string, ready: Condition) {
+  private conditions(key: string, ready: StoredCondition) {
     const previous = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
     const changed = !previous || previous.status !== ready.status;
     return [{ type: 'Ready', ...ready, lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
   }
 
-  private async writeStatus(key: string, source: SourceRef, status: Record<string, unknown>): Promise<void> {
+  private async writeStatus(key: string, source: RecordOwner, status: Record<string, unknown>): Promise<void> {
     let record = this.records.get(key) ?? (await this.create(source));
     const body = { status };
     const patch = () =>
@@ -159,7 +217,7 @@ export class VaultSyncStore implements SyncStateStore {
     this.records.set(key, updated);
   }
 
-  private async create(source: SourceRef): Promise<VaultSyncObject> {
+  private async create(source: RecordOwner): Promise<VaultSyncObject> {
     const body: VaultSyncObject & { apiVersion: string; kind: string } = {
       apiVersion: `${GROUP}/${VERSION}`,
       kind: 'VaultSync',

@@ -10,6 +10,7 @@ import { SourceReflectors } from '../kube/source-reflectors.js';
 import { VaultSyncStore } from '../kube/vaultsync-store.js';
 import { createLogger } from '../observability/logger.js';
 import { Fingerprinter } from '../sync/fingerprint.js';
+import { syncStateStore } from '../sync/state-store.js';
 import { createVaultStack } from '../vault/stack.js';
 import { Planner } from './planner.js';
 import { buildReport, exitCodeOf, renderJson, renderText, type PlanReport, type SourcePlan } from './report.js';
@@ -135,7 +136,7 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
     const cluster = new ClusterClient(kubeConfig);
     const planner = new Planner({
       sources: reflectors,
-      state,
+      state: syncStateStore(state),
       cluster,
       vault: vaultStack.vault,
       kvVersion: (mount) => vaultStack.client.kvVersion(mount),

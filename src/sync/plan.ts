@@ -8,6 +8,8 @@ export interface SyncedEntry {
   version?: number;
   /** Keys written as base64 (marked in custom_metadata); the marks are rewritten when these change. */
   binaryKeys?: string[];
+  /** The data landed, the ownership marks did not yet: the next reconcile writes them (no new version). */
+  marksPending?: boolean;
 }
 
 export type PlannedOperation =

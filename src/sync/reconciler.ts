@@ -8,20 +8,33 @@ import type { Metrics } from '../observability/metrics.js';
 import { parseDurationMs } from '../config.js';
 import { VaultRequestError } from '../vault/errors.js';
 import { formatPath, type KvPath } from '../vault/path.js';
-import type { VaultPort } from '../vault/port.js';
+import type { RequestContext, VaultPort } from '../vault/port.js';
 import { deriveTargets, materialize, secretNamesOf, type DesiredEntry, type SyncSource, type Target } from './desired.js';
 import type { Fingerprinter } from './fingerprint.js';
-import { describeOwner, ownershipMetadata, ownershipOf } from './ownership.js';
-import { planSync, type SyncedEntry } from './plan.js';
+import { describeOwner, ownershipOf } from './ownership.js';
+import { planSync, type PlannedOperation, type SyncedEntry } from './plan.js';
+import { notDoneFingerprint, SyncProgress } from './progress.js';
 import type { SecretIndex } from './secret-index.js';
-import type { Condition, SourceRef, SyncState, SyncStateStore } from './state-store.js';
+import type { SourceRef, SyncState, SyncStateStore, WriteFailure } from './state-store.js';
 import { checkTenancy, type TenancyGrant } from './tenancy.js';
+import {
+  adoptionAllowed,
+  classifyFailure,
+  decideWrite,
+  leafName,
+  ownershipMarks,
+  planLookups,
+  type AdoptionGrant,
+  type VaultView,
+  type WriteDecision,
+  type WriteIntent,
+} from './write-policy.js';
 
 export interface SourceLookup {
   deployment(namespace: string, name: string): SlimDeployment | undefined;
   secret(namespace: string, name: string): SlimSecret | undefined;
-  /** VaultSyncPolicy grants currently in force. */
-  tenancyGrants(): readonly TenancyGrant[];
+  /** VaultSyncPolicy grants currently in force (path prefixes, and prefixes where unmarked paths may be adopted). */
+  tenancyGrants(): readonly (TenancyGrant & Partial<AdoptionGrant>)[];
 }
 
 export interface ReconcilerDeps {
@@ -34,7 +47,7 @@ export interface ReconcilerDeps {
   log: Logger;
   metrics?: Metrics;
   clusterName: string;
-  /** Record `content-hash` in custom_metadata: a second write per change, in exchange for hash-level drift checks. */
+  /** Record `content-hash` in custom_metadata: a second write per change, in exchange for hash-level drift checks (default false). */
   contentHashInMetadata?: boolean;
   kvMounts: readonly string[];
   maxSecretBytes: number;
@@ -53,8 +66,40 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-/** A problem that a retry will not fix: reported, not retried until the source changes. */
-class Refusal extends Error {}
+/** Hooks of the work queue around one reconcile. */
+export interface ReconcileHooks {
+  /** Gives the worker slot back while the reconcile only waits for Vault (called once, before its first Vault request). */
+  releaseSlot?(): void;
+}
+
+/** What one reconcile needs on every Vault call: on whose behalf (fair sharing), and the slot hand-back. */
+interface VaultSession {
+  context: RequestContext;
+  beforeVault(): void;
+}
+
+/** What the Vault operations of one reconcile came to. */
+interface WriteOutcome {
+  written: string[];
+  adopted: string[];
+  deleted: string[];
+  refused: string[];
+  terminal: WriteFailure[];
+  retryable: Array<{ path: KvPath; error: unknown; message?: string }>;
+}
+
+function intentOf(entry: DesiredEntry, hash: string, decision: WriteDecision): WriteIntent {
+  const cas = 'cas' in decision ? decision.cas : 0;
+  return { path: entry.path, version: cas + 1, hash, ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}) };
+}
+
+const MAX_LISTED = 20;
+
+/** Names in a message, at most MAX_LISTED of them ("…and N more"): messages have a bound. */
+function boundedList(items: readonly string[], prefix = ''): string {
+  const shown = items.slice(0, MAX_LISTED).join('; ');
+  return prefix + (items.length > MAX_LISTED ? `${shown}; …and ${items.length - MAX_LISTED} more` : shown);
+}
 
 const MIN_DRIFT_PERIOD_MS = 1_000; // the rate limiter protects Vault; this only stops a busy loop
 const EVENT_REPEAT_SUPPRESSION_MS = 10 * 60_000;
@@ -74,11 +119,20 @@ export class Reconciler {
   }
 
   private get contentHashInMetadata(): boolean {
-    return this.deps.contentHashInMetadata ?? true;
+    return this.deps.contentHashInMetadata ?? false;
   }
 
-  async reconcile(key: string): Promise<ReconcileResult> {
-    const result = await this.reconcileOnce(key).catch((error) => {
+  async reconcile(key: string, hooks?: ReconcileHooks): Promise<ReconcileResult> {
+    let released = false;
+    const session: VaultSession = {
+      context: { source: key },
+      beforeVault: () => {
+        if (released) return;
+        released = true;
+        hooks?.releaseSlot?.();
+      },
+    };
+    const result = await this.reconcileOnce(key, session).catch((error) => {
       this.count(key, 'error');
       throw error;
     });
@@ -91,7 +145,7 @@ export class Reconciler {
     if (outcome === 'synced' || outcome === 'unchanged' || outcome === 'drift-corrected') this.deps.metrics?.lastSuccessfulSync.setToCurrentTime();
   }
 
-  private async reconcileOnce(key: string): Promise<ReconcileResult> {
+  private async reconcileOnce(key: string, session: VaultSession): Promise<ReconcileResult> {
     const { kind, namespace, name } = parseSourceKey(key);
     const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name) : this.deps.sources.secret(namespace, name);
     if (!object) {
@@ -104,7 +158,7 @@ export class Reconciler {
 
     if (object.deletionTimestamp || !(Annotations.path in object.annotations)) {
       if (!object.finalizers.includes(FINALIZER)) return { outcome: 'ignored' };
-      return this.finalize(key, source);
+      return this.finalize(key, source, session);
     }
     if (isTrue(object.annotations[Annotations.suspend])) {
       await this.deps.state.setCondition(key, ref, { status: 'False', reason: 'Suspended', message: `${Annotations.suspend} is "true"` });
@@ -131,8 +185,14 @@ export class Reconciler {
     const driftPeriodMs = this.driftPeriod(object.annotations[Annotations.reconcile]);
 
     if (changeDetection && previous?.inputFingerprint === inputFingerprint) {
-      if (driftPeriodMs === undefined) return { outcome: 'unchanged' };
-      return this.checkDrift(key, source, ref, previous, driftPeriodMs);
+      // Done, except for writes Vault refused terminally: those wait for a change, or for their slow retry.
+      const retryAts = (previous.failures ?? []).flatMap((f) => (f.retryAt ? [Date.parse(f.retryAt) - this.now()] : []));
+      const due = retryAts.some((ms) => ms <= 0);
+      if (!due) {
+        const nextRetry = retryAts.length > 0 ? Math.max(Math.min(...retryAts), MIN_DRIFT_PERIOD_MS) : undefined;
+        if (driftPeriodMs === undefined) return { outcome: 'unchanged', ...(nextRetry !== undefined ? { requeueAfterMs: nextRetry } : {}) };
+        return this.checkDrift(key, source, ref, previous, driftPeriodMs, session);
+      }
     }
 
     // Something the output depends on changed: read the values now (only now) and decide per path.
@@ -152,65 +212,250 @@ export class Reconciler {
     const desired = materialized.entries.map((entry) => ({ entry, hash: this.deps.fingerprint.entry(entry) }));
     const force = forceToken !== undefined && previous !== undefined && !previous.inputFingerprint.endsWith(`:${forceToken}`);
     const operations = planSync(desired, previous?.entries ?? [], { changeDetection, force });
+    return this.apply(key, source, ref, session, { operations, previous, inputFingerprint, driftPeriodMs });
+  }
 
-    const synced: SyncedEntry[] = [];
-    const written: string[] = [];
-    const deleted: string[] = [];
-    const refusals: string[] = [];
+  /**
+   * Does what the plan asks, every Vault operation of the source at once (the pipeline orders data writes
+   * ahead of metadata writes): look up the paths nobody recorded (one LIST per folder), record the intents,
+   * send the data writes, each path's marks as soon as its data landed, the deletes. Each answer is recorded
+   * as it comes (SyncProgress); a failing path does not hold back the others.
+   */
+  private async apply(key: string, source: SyncSource, ref: SourceRef, session: VaultSession, plan: { operations: PlannedOperation[]; previous: SyncState | undefined; inputFingerprint: string; driftPeriodMs: number | undefined }): Promise<ReconcileResult> {
+    const { operations, previous, inputFingerprint, driftPeriodMs } = plan;
+    const nowIso = new Date(this.now()).toISOString();
+    const progress = new SyncProgress({
+      key,
+      ref,
+      store: this.deps.state,
+      log: this.deps.log,
+      now: this.now,
+      base: previous ?? { inputFingerprint: '', entries: [], lastSyncTime: nowIso },
+      inputFingerprint,
+    });
+    const adoptAsked = isTrue(source.annotations[Annotations.adopt]);
+    const grants = this.deps.sources.tenancyGrants();
+    const heldBack = new Map<string, WriteFailure>(); // terminal failures of the same content, not due again
+    const writes: Array<{ entry: DesiredEntry; hash: string }> = [];
+    const marksOnly: SyncedEntry[] = [];
+    const deletes: KvPath[] = [];
     for (const op of operations) {
-      if (op.type === 'unchanged') {
-        synced.push(previous!.entries.find((e) => formatPath(e.path) === formatPath(op.path))!);
-      } else if (op.type === 'write') {
-        const before = previous?.entries.find((e) => formatPath(e.path) === formatPath(op.entry.path));
-        try {
-          const version = await this.writeOwned(source, op.entry, op.hash, before);
-          synced.push({ path: op.entry.path, hash: op.hash, version, ...(op.entry.binaryKeys.length ? { binaryKeys: op.entry.binaryKeys } : {}) });
-          written.push(formatPath(op.entry.path));
-        } catch (error) {
-          if (!(error instanceof Refusal)) throw error;
-          refusals.push(error.message);
-        }
-      } else if (await this.deleteOwned(source, op.path)) {
-        deleted.push(formatPath(op.path));
+      if (op.type === 'delete') deletes.push(op.path);
+      else if (op.type === 'unchanged') {
+        const entry = progress.entry(op.path);
+        if (entry?.marksPending) marksOnly.push(entry);
+      } else {
+        const failure = previous?.failures?.find((f) => formatPath(f.path) === formatPath(op.entry.path));
+        if (failure && failure.hash === op.hash && !(failure.retryAt && Date.parse(failure.retryAt) <= this.now())) heldBack.set(formatPath(failure.path), failure);
+        else writes.push({ entry: op.entry, hash: op.hash });
       }
     }
+    for (const failure of heldBack.values()) progress.fail(failure);
 
-    const now = new Date(this.now()).toISOString();
-    const state: SyncState = {
-      // An incomplete sync must be retried on the next change, so it does not record the inputs as done.
-      inputFingerprint: refusals.length > 0 ? notDone('incomplete', inputFingerprint) : inputFingerprint,
-      entries: synced,
-      lastSyncTime: written.length > 0 || !previous ? now : previous.lastSyncTime,
-      lastDriftCheckTime: now,
-    };
-    if (refusals.length > 0) {
-      this.deps.metrics?.refusals.labels('NotOwned').inc();
-      await this.deps.state.set(key, ref, state, { status: 'False', reason: 'Refused', message: refusals.join('; ') });
-      await this.event(source, 'Warning', 'Refused', refusals.join('; '));
-      return { outcome: 'refused' };
+    const outcome: WriteOutcome = { written: [], adopted: [], deleted: [], refused: [], terminal: [...heldBack.values()], retryable: [] };
+    const decide = (entry: DesiredEntry, view: VaultView, intent?: WriteIntent) =>
+      decideWrite({
+        source,
+        clusterName: this.deps.clusterName,
+        recordedVersion: view.state === 'unknown' ? progress.entry(entry.path)?.version : undefined,
+        intent: intent ?? progress.intent(entry.path),
+        vault: view,
+        adoptAllowed: adoptionAllowed(entry.path, source.namespace, adoptAsked, grants),
+      });
+
+    // Decide with what is recorded; look up (in one go) what is not.
+    const decided: Array<{ entry: DesiredEntry; hash: string; decision: WriteDecision }> = [];
+    const toLookUp: Array<{ entry: DesiredEntry; hash: string }> = [];
+    for (const write of writes) {
+      const decision = decide(write.entry, { state: 'unknown' });
+      if (decision.action === 'lookup') toLookUp.push(write);
+      else decided.push({ ...write, decision });
     }
-    const summary = `${synced.length} path(s) in sync${written.length ? `; wrote ${written.join(', ')}` : ''}${deleted.length ? `; deleted ${deleted.join(', ')}` : ''}`;
-    await this.deps.state.set(key, ref, state, { status: 'True', reason: 'Synced', message: summary });
-    if (written.length > 0 || deleted.length > 0) {
-      this.deps.log.info({ source: key, written, deleted }, 'synced to Vault');
+    if (writes.length + deletes.length + marksOnly.length > 0) session.beforeVault();
+    const views = await this.lookUp(toLookUp.map((w) => w.entry.path), session).catch((error: unknown) => error);
+    if (views instanceof Error || !(views instanceof Map)) {
+      for (const write of toLookUp) outcome.retryable.push({ path: write.entry.path, error: views });
+    } else {
+      for (const write of toLookUp) decided.push({ ...write, decision: decide(write.entry, views.get(formatPath(write.entry.path)) ?? { state: 'absent' }) });
+    }
+
+    const sending = decided.filter((d) => d.decision.action !== 'refuse');
+    for (const d of decided) if (d.decision.action === 'refuse') outcome.refused.push(`refusing to overwrite ${formatPath(d.entry.path)}: ${d.decision.reason}`);
+    await progress.intend(sending.flatMap((d) => (d.decision.action === 'recover' ? [] : [intentOf(d.entry, d.hash, d.decision)])));
+
+    await Promise.all([
+      ...sending.map((d) => this.writeOne(source, session, progress, d.entry, d.hash, d.decision, decide, outcome)),
+      ...marksOnly.map((entry) => this.markOne(source, session, progress, entry, outcome)),
+      ...deletes.map(async (path) => {
+        try {
+          if (await this.deleteOwned(source, path, session)) outcome.deleted.push(formatPath(path));
+          progress.deleted(path);
+        } catch (error) {
+          outcome.retryable.push({ path, error });
+        }
+      }),
+    ]);
+    return this.conclude(key, source, ref, progress, outcome, { previous, inputFingerprint, driftPeriodMs, nowIso });
+  }
+
+  /** The Vault view of paths nobody recorded: one LIST per folder with several, a metadata read otherwise. */
+  private async lookUp(paths: KvPath[], session: VaultSession): Promise<Map<string, VaultView>> {
+    const views = new Map<string, VaultView>();
+    const read = async (path: KvPath) => {
+      const metadata = await this.deps.vault.readMetadata(path, session.context);
+      views.set(formatPath(path), metadata ? { state: 'present', metadata } : { state: 'absent' });
+    };
+    await Promise.all(
+      planLookups(paths).map(async (lookup) => {
+        if (lookup.kind === 'read-metadata') return read(lookup.path);
+        const names = new Set(await this.deps.vault.listFolder(lookup.folder, session.context));
+        await Promise.all(lookup.paths.map((path) => (names.has(leafName(path)) ? read(path) : views.set(formatPath(path), { state: 'absent' }))));
+      }),
+    );
+    return views;
+  }
+
+  /**
+   * One path: the data write (the claim, for a new path), then its marks when they are due. A check-and-set
+   * mismatch means the path moved: it is looked up once and decided again (our own landed write is recovered).
+   */
+  private async writeOne(source: SyncSource, session: VaultSession, progress: SyncProgress, entry: DesiredEntry, hash: string, first: WriteDecision, decide: (entry: DesiredEntry, view: VaultView, intent?: WriteIntent) => WriteDecision, outcome: WriteOutcome): Promise<void> {
+    const { vault } = this.deps;
+    let decision = first;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        if (decision.action === 'refuse') {
+          progress.notLanded(entry.path);
+          outcome.refused.push(`refusing to overwrite ${formatPath(entry.path)}: ${decision.reason}`);
+          return;
+        }
+        if (decision.action === 'lookup') throw new Error('unreachable: a looked-up path needs no second lookup');
+        if (decision.action === 'recover') {
+          progress.land({ path: entry.path, hash: progress.intent(entry.path)?.hash ?? hash, version: decision.version, ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}), ...(decision.markMissing ? { marksPending: true } : {}) });
+          if (decision.markMissing) await this.writeMarks(source, session, progress, entry.path, hash, entry.binaryKeys);
+          // Landed with other content than is desired now: one more write, on the version we now know.
+          if (progress.intent(entry.path) === undefined && progress.entry(entry.path)?.hash !== hash) {
+            decision = { action: 'update', cas: decision.version, reason: 'recovered an older write' };
+            await progress.intend([intentOf(entry, hash, decision)]);
+            continue;
+          }
+          outcome.written.push(formatPath(entry.path));
+          return;
+        }
+        const before = progress.entry(entry.path);
+        try {
+          const { version } = await vault.writeData(entry.path, entry.data, { cas: decision.cas }, session.context);
+          const needsMarks = decision.action === 'create' || decision.action === 'adopt' || before?.marksPending === true || this.contentHashInMetadata || (before?.binaryKeys ?? []).join(',') !== entry.binaryKeys.join(',');
+          progress.land({ path: entry.path, hash, version, ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}), ...(needsMarks ? { marksPending: true } : {}) });
+          if (decision.action === 'adopt') outcome.adopted.push(formatPath(entry.path));
+          outcome.written.push(formatPath(entry.path));
+          if (needsMarks) await this.writeMarks(source, session, progress, entry.path, hash, entry.binaryKeys, decision.action === 'adopt' ? decision.previousMetadata : undefined);
+          return;
+        } catch (error) {
+          if (!(error instanceof VaultRequestError && error.kind === 'cas-mismatch') || attempt > 2) throw error;
+          // Someone (or our own earlier attempt) wrote a version since: find out who, and decide again.
+          const metadata = await vault.readMetadata(entry.path, session.context);
+          decision = decide(entry, metadata ? { state: 'present', metadata } : { state: 'absent' }, progress.intent(entry.path));
+          if (decision.action === 'update' || decision.action === 'adopt' || decision.action === 'create') await progress.intend([intentOf(entry, hash, decision)]);
+        }
+      }
+    } catch (error) {
+      this.recordFailure(progress, entry.path, hash, error, outcome);
+    }
+  }
+
+  /** Marks of a path whose data landed earlier but whose marks did not (a crash or failure in between). */
+  private async markOne(source: SyncSource, session: VaultSession, progress: SyncProgress, entry: SyncedEntry, outcome: WriteOutcome): Promise<void> {
+    try {
+      await this.writeMarks(source, session, progress, entry.path, entry.hash, entry.binaryKeys ?? []);
+    } catch (error) {
+      this.recordFailure(progress, entry.path, entry.hash, error, outcome);
+    }
+  }
+
+  private async writeMarks(source: SyncSource, session: VaultSession, progress: SyncProgress, path: KvPath, hash: string, binaryKeys: readonly string[], previousMetadata?: Record<string, string>): Promise<void> {
+    const marks = ownershipMarks(source, this.deps.clusterName, { hash: this.contentHashInMetadata ? hash : undefined, binaryKeys, previousMetadata });
+    await this.deps.vault.writeMetadata(path, marks, session.context);
+    progress.marked(path);
+  }
+
+  private recordFailure(progress: SyncProgress, path: KvPath, hash: string, error: unknown, outcome: WriteOutcome): void {
+    if (!(error instanceof VaultRequestError)) {
+      outcome.retryable.push({ path, error });
+      return;
+    }
+    const detail = error.message.slice(error.message.indexOf(' failed: ') + ' failed: '.length);
+    const failure = classifyFailure({ kind: error.kind, retryable: error.retryable || error.kind === 'stopped' || error.kind === 'tls' || error.kind === 'connection', detail });
+    // An answer from Vault means the write did not land; no answer (reset, timeout) leaves the intent in place.
+    if (error.statusCode !== undefined) progress.notLanded(path);
+    if (!failure.terminal) {
+      outcome.retryable.push({ path, error, message: failure.message });
+      return;
+    }
+    const recorded: WriteFailure = { path, hash, kind: error.kind, message: failure.message, ...(failure.retryAfterMs ? { retryAt: new Date(this.now() + failure.retryAfterMs).toISOString() } : {}) };
+    progress.fail(recorded);
+    outcome.terminal.push(recorded);
+    this.deps.metrics?.refusals.labels(`Vault_${error.kind}`).inc();
+  }
+
+  /** The final record, Ready condition and Events of one reconcile; a retryable failure is thrown (backoff). */
+  private async conclude(key: string, source: SyncSource, ref: SourceRef, progress: SyncProgress, outcome: WriteOutcome, context: { previous: SyncState | undefined; inputFingerprint: string; driftPeriodMs: number | undefined; nowIso: string }): Promise<ReconcileResult> {
+    const { previous, inputFingerprint, driftPeriodMs, nowIso } = context;
+    const { written, adopted, deleted, refused, terminal, retryable } = outcome;
+    const changed = written.length > 0 || deleted.length > 0;
+    const times = { lastSyncTime: changed || !previous ? nowIso : previous.lastSyncTime, lastDriftCheckTime: nowIso };
+    // Terminal answers are recorded against the content: the inputs count as done, the failure is retried on a change.
+    const incomplete = refused.length > 0 || retryable.length > 0;
+    const state = progress.snapshot(incomplete ? notDoneFingerprint('incomplete', inputFingerprint) : inputFingerprint, times);
+    if (adopted.length > 0) await this.event(source, 'Normal', 'Adopted', `took over ${adopted.join(', ')} (no ownership marks before; the previous custom_metadata is kept under "previous-")`);
+
+    const problems = [
+      ...refused,
+      ...terminal.map((f) => `${formatPath(f.path)}: Vault refused the write (${f.message})${f.retryAt ? `; retried at ${f.retryAt} or when the source changes` : '; retried when the source changes'}`),
+      ...retryable.map((r) => `${formatPath(r.path)}: ${r.message ?? (r.error instanceof VaultRequestError ? r.error.message : describeKubeError(r.error))}; retrying`),
+    ];
+    if (problems.length > 0) {
+      const reason = retryable.length > 0 ? 'VaultUnavailable' : terminal.length > 0 ? 'VaultRejected' : 'Refused';
+      const message = boundedList(problems, progress.landed > 0 ? `${written.length} path(s) written; ` : '');
+      await progress.finish(state, { status: 'False', reason, message });
+      if (refused.length > 0) {
+        this.deps.metrics?.refusals.labels('NotOwned').inc();
+        await this.event(source, 'Warning', 'Refused', boundedList(refused));
+      }
+      if (terminal.length > 0) await this.event(source, 'Warning', 'VaultRejected', boundedList(problems.slice(refused.length, refused.length + terminal.length)));
+      if (retryable.length > 0) {
+        const first = retryable[0].error;
+        throw first instanceof Error ? first : new Error(String(first));
+      }
+      const retryIn = terminal.flatMap((f) => (f.retryAt ? [Date.parse(f.retryAt) - this.now()] : []));
+      const requeueAfterMs = [driftPeriodMs, ...retryIn].filter((v): v is number => v !== undefined).reduce<number | undefined>((a, b) => (a === undefined ? b : Math.min(a, b)), undefined);
+      return { outcome: refused.length > 0 ? 'refused' : 'invalid', requeueAfterMs: requeueAfterMs === undefined ? undefined : Math.max(requeueAfterMs, MIN_DRIFT_PERIOD_MS) };
+    }
+    const summary = `${state.entries.length} path(s) in sync${written.length ? `; wrote ${boundedList(written)}` : ''}${deleted.length ? `; deleted ${boundedList(deleted)}` : ''}`;
+    await progress.finish(state, { status: 'True', reason: 'Synced', message: summary });
+    if (changed) {
+      this.deps.log.info({ source: key, written: written.length, deleted: deleted.length }, 'synced to Vault');
       await this.event(source, 'Normal', 'Synced', summary);
     }
-    return { outcome: written.length > 0 || deleted.length > 0 ? 'synced' : 'unchanged', requeueAfterMs: driftPeriodMs };
+    return { outcome: changed ? 'synced' : 'unchanged', requeueAfterMs: driftPeriodMs };
   }
 
   /**
    * Drift: one metadata read per path (no data read). A path whose version moved, whose latest version was
    * deleted, or that vanished is restored from the source; the next desired state is the same as ever.
    */
-  private async checkDrift(key: string, source: SyncSource, ref: SourceRef, previous: SyncState, periodMs: number): Promise<ReconcileResult> {
+  private async checkDrift(key: string, source: SyncSource, ref: SourceRef, previous: SyncState, periodMs: number, session: VaultSession): Promise<ReconcileResult> {
     const since = previous.lastDriftCheckTime ? this.now() - Date.parse(previous.lastDriftCheckTime) : Infinity;
     if (since < periodMs) return { outcome: 'unchanged', requeueAfterMs: periodMs - since };
-    const drifted: SyncedEntry[] = [];
-    for (const entry of previous.entries) {
-      const metadata = await this.deps.vault.readMetadata(entry.path);
-      const hashMoved = this.contentHashInMetadata && metadata?.customMetadata['content-hash'] !== entry.hash;
-      if (!metadata || metadata.currentVersion !== entry.version || metadata.currentVersionDeleted || hashMoved) drifted.push(entry);
-    }
+    if (previous.entries.length > 0) session.beforeVault();
+    const checks = await Promise.all(
+      previous.entries.map(async (entry) => {
+        const metadata = await this.deps.vault.readMetadata(entry.path, session.context);
+        const hashMoved = this.contentHashInMetadata && metadata?.customMetadata['content-hash'] !== entry.hash;
+        return !metadata || metadata.currentVersion !== entry.version || metadata.currentVersionDeleted || hashMoved;
+      }),
+    );
+    const drifted = previous.entries.filter((_, i) => checks[i]);
     const now = new Date(this.now()).toISOString();
     if (drifted.length === 0) {
       await this.deps.state.set(key, ref, { ...previous, lastDriftCheckTime: now }, { status: 'True', reason: 'Synced', message: `${previous.entries.length} path(s) in sync; no drift` });
@@ -218,61 +463,26 @@ export class Reconciler {
     }
     // Forget what was recorded for the drifted paths: the regular path then rewrites them (ownership checked).
     const remaining = previous.entries.filter((e) => !drifted.includes(e));
-    await this.deps.state.set(key, ref, { ...previous, inputFingerprint: notDone('drifted', previous.inputFingerprint), entries: remaining, lastDriftCheckTime: now }, { status: 'False', reason: 'Drifted', message: `changed in Vault out of band: ${drifted.map((e) => formatPath(e.path)).join(', ')}` });
-    const result = await this.reconcileOnce(key);
+    await this.deps.state.set(key, ref, { ...previous, inputFingerprint: notDoneFingerprint('drifted', previous.inputFingerprint), entries: remaining, lastDriftCheckTime: now }, { status: 'False', reason: 'Drifted', message: `changed in Vault out of band: ${boundedList(drifted.map((e) => formatPath(e.path)))}` });
+    const result = await this.reconcileOnce(key, session);
     if (result.outcome === 'synced') {
       this.deps.metrics?.driftCorrections.inc(drifted.length);
-      await this.event(source, 'Normal', 'DriftCorrected', `restored ${drifted.map((e) => formatPath(e.path)).join(', ')} after an out-of-band change in Vault`);
+      await this.event(source, 'Normal', 'DriftCorrected', `restored ${boundedList(drifted.map((e) => formatPath(e.path)))} after an out-of-band change in Vault`);
       return { outcome: 'drift-corrected', requeueAfterMs: periodMs };
     }
     return result;
   }
 
-  /**
-   * Writes one path, only if it is ours. With a known version the write is check-and-set on it, so a
-   * concurrent out-of-band write is noticed; a new path is claimed (ownership metadata) before data lands.
-   * The metadata (ownership + content hash) follows the data: a crash in between leaves an old hash, which
-   * only causes one more write, never a skipped one. Without the hash in the metadata, an update is the data
-   * write alone (the marks are rewritten only when the set of base64 keys changes).
-   */
-  private async writeOwned(source: SyncSource, entry: DesiredEntry, hash: string, before: SyncedEntry | undefined): Promise<number> {
-    const { vault } = this.deps;
-    const marks: Record<string, string> = {
-      ...ownershipMetadata(source, this.deps.clusterName),
-      ...(this.contentHashInMetadata ? { 'content-hash': hash } : {}),
-      ...(entry.binaryKeys.length ? { 'base64-keys': entry.binaryKeys.join(',') } : {}),
-    };
-    if (before?.version !== undefined) {
-      try {
-        const { version } = await vault.writeData(entry.path, entry.data, { cas: before.version });
-        const marksChanged = (before.binaryKeys ?? []).join(',') !== entry.binaryKeys.join(',');
-        if (this.contentHashInMetadata || marksChanged) await vault.writeMetadata(entry.path, marks);
-        return version;
-      } catch (error) {
-        if (!(error instanceof VaultRequestError && error.kind === 'cas-mismatch')) throw error;
-        // Someone else wrote a version since ours: find out who owns the path now.
-      }
-    }
-    const metadata = await vault.readMetadata(entry.path);
-    const owner = ownershipOf(metadata?.customMetadata, source, this.deps.clusterName);
-    if (metadata && owner !== 'ours') {
-      this.deps.metrics?.refusals.labels('NotOwned').inc();
-      throw new Refusal(`refusing to overwrite ${formatPath(entry.path)}: it is ${describeOwner(metadata.customMetadata)}`);
-    }
-    await vault.writeMetadata(entry.path, marks); // claims a new path before its data lands
-    return (await vault.writeData(entry.path, entry.data, { cas: metadata?.currentVersion ?? 0 })).version;
-  }
-
   /** Deletes a path (policy: every version, or the latest), only if it is ours. */
-  private async deleteOwned(source: SyncSource, path: KvPath): Promise<boolean> {
-    const metadata = await this.deps.vault.readMetadata(path);
+  private async deleteOwned(source: SyncSource, path: KvPath, session: VaultSession): Promise<boolean> {
+    const metadata = await this.deps.vault.readMetadata(path, session.context);
     if (!metadata) return false;
     if (ownershipOf(metadata.customMetadata, source, this.deps.clusterName) !== 'ours') {
       await this.event(source, 'Warning', 'Refused', `not deleting ${formatPath(path)}: it is ${describeOwner(metadata.customMetadata)}`);
       return false;
     }
-    if (this.deps.deletePolicy === 'latest-version') await this.deps.vault.deleteLatest(path);
-    else await this.deps.vault.deleteAll(path);
+    if (this.deps.deletePolicy === 'latest-version') await this.deps.vault.deleteLatest(path, session.context);
+    else await this.deps.vault.deleteAll(path, session.context);
     return true;
   }
 
@@ -281,7 +491,7 @@ export class Reconciler {
    * preserve-on-delete), then release the finalizer. A Vault that stays down does not hold the object
    * forever: after cleanupTimeout the finalizer goes anyway, with an Event saying what was left behind.
    */
-  private async finalize(key: string, source: SyncSource): Promise<ReconcileResult> {
+  private async finalize(key: string, source: SyncSource, session: VaultSession): Promise<ReconcileResult> {
     const { kind, namespace, name } = source;
     const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name)! : this.deps.sources.secret(namespace, name)!;
     const why = object.deletionTimestamp ? 'source deleted' : `the ${Annotations.path} annotation was removed`;
@@ -290,18 +500,20 @@ export class Reconciler {
       await this.event(source, 'Normal', 'Preserved', `${why}; Vault data kept (${Annotations.preserveOnDelete}: "true"): ${paths.map(formatPath).join(', ') || 'nothing synced'}`);
     } else {
       const deleted: string[] = [];
-      try {
-        for (const path of paths) if (await this.deleteOwned(source, path)) deleted.push(formatPath(path));
-      } catch (error) {
+      if (paths.length > 0) session.beforeVault();
+      const results = await Promise.allSettled(paths.map(async (path) => (await this.deleteOwned(source, path, session)) && deleted.push(formatPath(path))));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        const error: unknown = failed.reason;
         const failingSince = this.cleanupFailingSince.get(key) ?? this.now();
         this.cleanupFailingSince.set(key, failingSince);
         if (this.now() - failingSince < this.deps.cleanupTimeoutMs) throw error; // retried with backoff by the queue
         const left = paths.map(formatPath).filter((p) => !deleted.includes(p));
         this.deps.metrics?.errors.labels('cleanup_abandoned').inc();
-        await this.event(source, 'Warning', 'DataLeftBehind', `${why}; Vault failed for ${Math.round((this.now() - failingSince) / 1000)}s (${error instanceof Error ? error.message : 'error'}); releasing the finalizer and leaving in Vault: ${left.join(', ')}`);
+        await this.event(source, 'Warning', 'DataLeftBehind', `${why}; Vault failed for ${Math.round((this.now() - failingSince) / 1000)}s (${error instanceof Error ? error.message : 'error'}); releasing the finalizer and leaving in Vault: ${boundedList(left)}`);
       }
       if (deleted.length > 0 || paths.length === 0) {
-        await this.event(source, 'Normal', 'Deleted', `${why}; deleted from Vault: ${deleted.join(', ') || 'nothing was synced'}`);
+        await this.event(source, 'Normal', 'Deleted', `${why}; deleted from Vault: ${boundedList(deleted) || 'nothing was synced'}`);
       }
     }
     this.cleanupFailingSince.delete(key);
@@ -360,13 +572,4 @@ export class Reconciler {
       this.deps.log.warn({ source: sourceName, reason, err: describeKubeError(error) }, 'could not record an Event');
     }
   }
-}
-
-/**
- * A fingerprint that never matches (so the next reconcile recomputes), keeping the force-sync token suffix
- * of the real one: a force-sync that was already honoured is not honoured again by a drift repair or retry.
- */
-function notDone(marker: string, fingerprint: string): string {
-  const colon = fingerprint.indexOf(':');
-  return colon >= 0 ? marker + fingerprint.slice(colon) : marker;
 }

@@ -1,10 +1,30 @@
+import type { StoredSyncRecord, SyncRecordStore } from '../kube/vaultsync-store.js';
+import { formatPath, parseKvPathLoose, type KvPath } from '../vault/path.js';
 import type { SyncedEntry } from './plan.js';
+import type { WriteIntent } from './write-policy.js';
+
+/** A path whose write Vault refused with an answer a retry will not change (docs/adr/0003-…). */
+export interface WriteFailure {
+  path: KvPath;
+  /** The content that was refused: a change of content is a new attempt. */
+  hash: string;
+  /** The Vault error kind (bad-request, forbidden, too-large, …). */
+  kind: string;
+  /** Bounded and sanitized: never a value. */
+  message: string;
+  /** Retried once this time has passed (403: a policy fix can cure it); absent = only on a change. */
+  retryAt?: string;
+}
 
 /** What the operator last did for a source: enough to decide "equal means no-op" without asking Vault. */
 export interface SyncState {
   /** Hash of everything the desired state was computed from (targets + each Secret's data hash). */
   inputFingerprint: string;
   entries: SyncedEntry[];
+  /** Writes sent (or about to be) whose landing is not recorded yet: a crash in between is resolved with them. */
+  intents?: WriteIntent[];
+  /** Writes Vault refused terminally; not retried until their content changes (or their retryAt). */
+  failures?: WriteFailure[];
   lastSyncTime: string;
   /** When Vault's metadata was last compared with `entries` (vault-sync.io/reconcile). */
   lastDriftCheckTime?: string;
@@ -20,8 +40,8 @@ export interface Condition {
 /** Where the sync record of each source lives. The source is passed so a record can name and own it. */
 export interface SyncStateStore {
   get(sourceKey: string): Promise<SyncState | undefined>;
-  /** Records a successful (or partial) sync and its Ready condition. */
-  set(sourceKey: string, source: SourceRef, state: SyncState, ready: Condition): Promise<void>;
+  /** Records a sync (complete, partial or in progress); with `ready`, also its Ready condition. */
+  set(sourceKey: string, source: SourceRef, state: SyncState, ready?: Condition): Promise<void>;
   /** Records a problem without changing what was synced. */
   setCondition(sourceKey: string, source: SourceRef, ready: Condition): Promise<void>;
   delete(sourceKey: string): Promise<void>;
@@ -33,4 +53,54 @@ export interface SourceRef {
   name: string;
   uid: string;
   path?: string;
+}
+
+/**
+ * The sync layer's view of the kube layer's record store: the record keeps paths as the strings it shows
+ * (`secret/team/app`), this side works with parsed paths.
+ */
+export function syncStateStore(records: SyncRecordStore): SyncStateStore {
+  return {
+    async get(key) {
+      const record = records.get(key);
+      return record ? fromRecord(record) : undefined;
+    },
+    set: (key, source, state, ready) => records.set(key, source, toRecord(state), ready),
+    setCondition: (key, source, ready) => records.setCondition(key, source, ready),
+    delete: (key) => records.delete(key),
+  };
+}
+
+function fromRecord(record: StoredSyncRecord): SyncState {
+  return {
+    inputFingerprint: record.inputFingerprint,
+    entries: record.entries.map((e) => ({
+      path: parseKvPathLoose(e.path),
+      hash: e.hash,
+      ...(e.version !== undefined ? { version: e.version } : {}),
+      ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),
+      ...(e.marksPending ? { marksPending: true } : {}),
+    })),
+    intents: record.intents?.map((i) => ({ path: parseKvPathLoose(i.path), version: i.version, hash: i.hash, ...(i.binaryKeys?.length ? { binaryKeys: i.binaryKeys } : {}) })),
+    failures: record.failures?.map((f) => ({ ...f, path: parseKvPathLoose(f.path) })),
+    lastSyncTime: record.lastSyncTime,
+    lastDriftCheckTime: record.lastDriftCheckTime,
+  };
+}
+
+function toRecord(state: SyncState): StoredSyncRecord {
+  return {
+    inputFingerprint: state.inputFingerprint,
+    entries: state.entries.map((e) => ({
+      path: formatPath(e.path),
+      hash: e.hash,
+      ...(e.version !== undefined ? { version: e.version } : {}),
+      ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),
+      ...(e.marksPending ? { marksPending: true } : {}),
+    })),
+    intents: (state.intents ?? []).map((i) => ({ path: formatPath(i.path), version: i.version, hash: i.hash, ...(i.binaryKeys?.length ? { binaryKeys: i.binaryKeys } : {}) })),
+    failures: (state.failures ?? []).map((f) => ({ ...f, path: formatPath(f.path) })),
+    lastSyncTime: state.lastSyncTime,
+    lastDriftCheckTime: state.lastDriftCheckTime,
+  };
 }

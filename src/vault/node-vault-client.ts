@@ -302,6 +302,18 @@ export class NodeVaultClient implements VaultPort {
     };
   }
 
+  async listFolder(folder: KvPath, hooks?: RequestHooks): Promise<string[]> {
+    const apiPath = (await this.kvVersion(folder.mount)) === 1 ? `${folder.mount}/${folder.key}` : `${folder.mount}/metadata/${folder.key}`;
+    try {
+      const result = await this.call('list', formatPath(folder), (o) => this.client.list(apiPath, o), hooks);
+      const keys: unknown = result?.data?.keys;
+      return Array.isArray(keys) ? keys.filter((k): k is string => typeof k === 'string') : [];
+    } catch (error) {
+      if (error instanceof VaultRequestError && error.kind === 'not-found') return []; // an empty or absent folder
+      throw error;
+    }
+  }
+
   async readData(path: KvPath, hooks?: RequestHooks): Promise<Record<string, string> | undefined> {
     if ((await this.kvVersion(path.mount)) === 1) return (await this.readKv1(path, hooks))?.data;
     const result = await this.readOrUndefined('read', path, `${path.mount}/data/${path.key}`, hooks);

@@ -64,6 +64,11 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.submit({ kind: 'read-metadata', path });
   }
 
+  /** Not batched (nothing to group or merge): straight to the client, which takes a limiter token. */
+  listFolder(folder: KvPath): Promise<string[]> {
+    return this.options.client.listFolder(folder);
+  }
+
   readData(path: KvPath): Promise<Record<string, string> | undefined> {
     return this.batcher.submit({ kind: 'read', path });
   }

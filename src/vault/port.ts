@@ -32,6 +32,12 @@ export interface VaultPort {
   deleteLatest(path: KvPath, context?: RequestContext): Promise<void>;
   /** Deletes every version and the metadata. */
   deleteAll(path: KvPath, context?: RequestContext): Promise<void>;
+  /**
+   * The names directly below a folder that have metadata (with or without a version; sub-folders end in `/`).
+   * Empty when the folder does not exist. One request for any number of children: the ownership pre-check of
+   * new paths (docs/adr/0003-claim-with-the-data-write.md).
+   */
+  listFolder(folder: KvPath, context?: RequestContext): Promise<string[]>;
   /** Reads the data (tests, drift repair). Undefined when absent or deleted. */
   readData(path: KvPath, context?: RequestContext): Promise<Record<string, string> | undefined>;
 }
