@@ -5,13 +5,14 @@ import { driftPeriodMs, forceRequested, hasDrifted, inputFingerprint } from '../
 import type { Fingerprinter } from '../sync/fingerprint.js';
 import type { SecretIndex } from '../sync/secret-index.js';
 import { describeOwner, ownershipOf } from '../sync/ownership.js';
+import { adoptionAllowed, decideWrite, type VaultView, type WriteDecision, type WriteInput } from '../sync/write-policy.js';
 import { planSync } from '../sync/plan.js';
 import type { SourceLookup } from '../sync/reconciler.js';
-import type { SyncState } from '../sync/state-store.js';
+import type { SyncState, WriteFailure } from '../sync/state-store.js';
 import { checkTenancy } from '../sync/tenancy.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { KvMetadata } from '../vault/port.js';
-import { sourcePlan, type PathPlan, type SourcePlan } from './report.js';
+import { sourcePlan, type PathAction, type PathPlan, type SourcePlan } from './report.js';
 
 /** Everything the planner reads. Reads only: nothing here can write to Kubernetes or Vault. */
 export interface PlannerDeps {
@@ -84,10 +85,16 @@ export class Planner {
     const forceToken = object.annotations[Annotations.forceSync];
     const fingerprint = inputFingerprint(targets, secretNames, (secretName) => this.deps.sources.secret(namespace, secretName)?.dataHash, forceToken);
 
-    if (changeDetection && previous?.inputFingerprint === fingerprint) {
-      const period = driftPeriodMs(object.annotations[Annotations.reconcile]);
-      if (period === undefined) return sourcePlan(id, 'in sync: no input changed since the last sync', recorded('content unchanged'));
-      return this.planDriftCheck(key, source, previous);
+    const now = Date.now();
+    if (changeDetection && previous?.inputFingerprint === fingerprint && !(previous.failures ?? []).some((f) => failureDue(f, now))) {
+      // Done (as the reconciler sees it), except for writes Vault refused terminally: they wait for a change.
+      const failed = (previous.failures ?? []).map((f): PathPlan => ({ path: formatPath(f.path), action: 'refuse', reason: describeFailure(f) }));
+      const failedPaths = new Set(failed.map((f) => f.path));
+      if (driftPeriodMs(object.annotations[Annotations.reconcile]) === undefined) {
+        return sourcePlan(id, 'in sync: no input changed since the last sync', [...recorded('content unchanged').filter((p) => !failedPaths.has(p.path)), ...failed]);
+      }
+      const drift = await this.planDriftCheck(key, source, previous);
+      return sourcePlan(id, drift.reason, [...drift.paths.filter((p) => !failedPaths.has(p.path)), ...failed]);
     }
 
     if (await this.deps.cluster.namespaceIsTerminating(namespace)) {
@@ -106,9 +113,14 @@ export class Planner {
 
     const paths: PathPlan[] = [];
     for (const op of operations) {
-      if (op.type === 'unchanged') paths.push({ path: formatPath(op.path), action: 'unchanged', reason: op.reason });
-      else if (op.type === 'write') paths.push(await this.planWrite(key, source, op.entry.path, op.reason));
-      else paths.push(await this.planDelete(key, source, op.path, op.reason));
+      if (op.type === 'unchanged') {
+        const pending = previous?.entries.find((e) => formatPath(e.path) === formatPath(op.path))?.marksPending;
+        paths.push({ path: formatPath(op.path), action: pending ? 'update' : 'unchanged', reason: pending ? 'content unchanged; its ownership marks did not follow the data yet: written now (no new version)' : op.reason });
+      } else if (op.type === 'write') {
+        const failure = previous?.failures?.find((f) => formatPath(f.path) === formatPath(op.entry.path));
+        if (failure && failure.hash === op.hash && !failureDue(failure, now)) paths.push({ path: formatPath(op.entry.path), action: 'refuse', reason: describeFailure(failure) });
+        else paths.push(await this.planWrite(key, source, op.entry.path, op.hash, op.reason, previous));
+      } else paths.push(await this.planDelete(key, source, op.path, op.reason));
     }
     return sourcePlan(id, previous ? 'inputs changed since the last sync' : 'not synced yet', paths);
   }
@@ -120,7 +132,11 @@ export class Planner {
       const metadata = await this.readMetadata(key, entry.path);
       if (metadata === 'unchecked') paths.push({ path: formatPath(entry.path), action: 'unchanged', reason: 'KV v1: drift not checked (plan reads no data)' });
       else if (!hasDrifted(entry, metadata, this.deps.contentHashInMetadata)) paths.push({ path: formatPath(entry.path), action: 'unchanged', reason: 'content unchanged; no drift in Vault' });
-      else paths.push(await this.planWrite(key, source, entry.path, metadata ? 'changed in Vault out of band: would be restored' : 'gone from Vault: would be restored', { metadata }));
+      else {
+        // As the reconciler: the drifted path is forgotten from the record, then written like any other.
+        const forgotten: SyncState = { ...previous, entries: previous.entries.filter((e) => e !== entry) };
+        paths.push(await this.planWrite(key, source, entry.path, entry.hash, metadata ? 'changed in Vault out of band: restored' : 'gone from Vault: restored', forgotten, { metadata }));
+      }
     }
     return sourcePlan(source, 'in sync with its inputs; drift checked in Vault', paths);
   }
@@ -135,12 +151,25 @@ export class Planner {
     return sourcePlan(source, `${why}; its Vault data is deleted, then the finalizer released`, planned);
   }
 
-  /** Writes happen only at paths this source owns or that are new (see the reconciler's writeOwned). */
-  private async planWrite(key: string, source: SyncSource, path: KvPath, why: string, known?: { metadata: KvMetadata | undefined }): Promise<PathPlan> {
-    const metadata = known ? known.metadata : await this.readMetadata(key, path);
+  /**
+   * The write decision of the reconciler (decideWrite) at one path, with its metadata read where the
+   * reconciler would learn it: by a lookup, or by a check-and-set write that does not match.
+   */
+  private async planWrite(key: string, source: SyncSource, path: KvPath, hash: string, why: string, previous: SyncState | undefined, known?: { metadata: KvMetadata | undefined }): Promise<PathPlan> {
     const shown = formatPath(path);
-    if (metadata === 'unchecked') return { path: shown, action: 'update', reason: `${why} (KV v1: ownership not checked, plan reads no data)` };
-    return { path: shown, ...decidePlannedWrite(metadata, ownershipOf(metadata?.customMetadata, source, this.deps.clusterName), why) };
+    const input: Omit<WriteInput, 'vault'> = {
+      source,
+      clusterName: this.deps.clusterName,
+      recordedVersion: previous?.entries.find((e) => formatPath(e.path) === shown)?.version,
+      intent: previous?.intents?.find((i) => formatPath(i.path) === shown),
+      adoptAllowed: adoptionAllowed(path, source.namespace, isTrue(source.annotations[Annotations.adopt]), this.deps.sources.tenancyGrants()),
+    };
+    const metadata = known ? known.metadata : await this.readMetadata(key, path);
+    if (metadata === 'unchecked') {
+      const first = decideWrite({ ...input, vault: { state: 'unknown' } });
+      return { path: shown, action: first.action === 'create' ? 'create' : 'update', reason: `${why} (KV v1: ownership not checked, plan reads no data)` };
+    }
+    return { path: shown, ...describeWrite(predictWrite(input, metadata), hash, input.intent?.hash, why) };
   }
 
   /** Deletes happen only at paths this source owns (see the reconciler's deleteOwned). */
@@ -169,11 +198,46 @@ export class Planner {
 }
 
 /**
- * Pure: the write decision at one path from its metadata and who owns it, as the reconciler takes it:
- * a new path is created, a path of this source updated, any other refused.
+ * Pure: the decision the reconciler ends with at one path, given its metadata now. It decides first with what
+ * is recorded; a lookup, or a check-and-set write that would not match the version in Vault, makes it decide
+ * again with what Vault says (as after a cas-mismatch answer).
  */
-export function decidePlannedWrite(metadata: KvMetadata | undefined, owner: ReturnType<typeof ownershipOf>, why: string): { action: 'create' | 'update' | 'refuse'; reason: string } {
-  if (!metadata) return { action: 'create', reason: why === 'not synced yet' ? 'new path' : `${why}; not in Vault: created` };
-  if (owner === 'ours') return { action: 'update', reason: why };
-  return { action: 'refuse', reason: `refusing to overwrite: it is ${describeOwner(metadata.customMetadata)}` };
+export function predictWrite(input: Omit<WriteInput, 'vault'>, metadata: KvMetadata | undefined): WriteDecision {
+  const seen: VaultView = metadata ? { state: 'present', metadata } : { state: 'absent' };
+  const first = decideWrite({ ...input, vault: { state: 'unknown' } });
+  if (first.action === 'lookup') return decideWrite({ ...input, vault: seen });
+  if (first.action === 'create' || first.action === 'update') {
+    // KV v2 accepts a check-and-set write when cas equals current_version (0 when nothing was ever written).
+    const casMatches = (metadata?.currentVersion ?? 0) === first.cas;
+    if (!casMatches) return decideWrite({ ...input, vault: seen });
+  }
+  return first;
+}
+
+/** Pure: a write decision as a line of the plan. */
+export function describeWrite(decision: WriteDecision, hash: string, intendedHash: string | undefined, why: string): { action: PathAction; reason: string } {
+  switch (decision.action) {
+    case 'create':
+    case 'update':
+      return { action: decision.action, reason: `${why}; ${decision.reason}` };
+    case 'adopt':
+      return { action: 'adopt', reason: `${why}; ${decision.reason} (an Adopted Event; the previous custom_metadata kept under "previous-")` };
+    case 'recover':
+      if (decision.markMissing) return { action: 'update', reason: `${decision.reason}; its ownership marks are written` };
+      if (intendedHash !== undefined && intendedHash !== hash) return { action: 'update', reason: `${decision.reason}, with older content: written again` };
+      return { action: 'unchanged', reason: `${decision.reason}; recorded, no write` };
+    case 'refuse':
+      return { action: 'refuse', reason: `refusing to overwrite: ${decision.reason}` };
+    case 'lookup':
+      return { action: 'refuse', reason: `undecided: ${decision.reason}` }; // predictWrite always decides with a view
+  }
+}
+
+/** A terminal failure is retried at its retryAt (403: a policy fix can cure it), else only on a change. */
+function failureDue(failure: WriteFailure, now: number): boolean {
+  return failure.retryAt !== undefined && Date.parse(failure.retryAt) <= now;
+}
+
+function describeFailure(failure: WriteFailure): string {
+  return `Vault refused this content before (${failure.kind}: ${failure.message}); retried ${failure.retryAt ? `at ${failure.retryAt} or ` : ''}when the source changes`;
 }

@@ -8,7 +8,7 @@ import type { SyncedEntry } from './plan.js';
  * Pure pieces of "has anything changed?", shared by the reconciler and `plan` so both answer the same way.
  */
 
-const MIN_DRIFT_PERIOD_MS = 1_000; // the rate limiter protects Vault; this only stops a busy loop
+export const MIN_DRIFT_PERIOD_MS = 1_000; // the rate limiter protects Vault; this only stops a busy loop
 
 /** Hash of every input of the desired state; the force-sync token is appended so a new one is visible. */
 export function inputFingerprint(targets: Target[], secretNames: string[], dataHashOf: (secretName: string) => string | undefined, forceToken: string | undefined): string {

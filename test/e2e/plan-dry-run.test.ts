@@ -41,7 +41,7 @@ test('DRY_RUN reports the plan as a condition, a metric and a log line, and writ
     const web = await waitFor(async () => condition(await vaultSyncStatus(ns, 'deployment-web'), 'Planned'), { description: 'the Planned condition of web' });
     expect(web).toMatchObject({ status: 'True', reason: 'ChangesPending', message: `not synced yet; would create secret/${ns}/web/db` });
     const foreign = await waitFor(async () => condition(await vaultSyncStatus(ns, 'deployment-foreign'), 'Planned'), { description: 'the Planned condition of foreign' });
-    expect(foreign).toMatchObject({ reason: 'Refused', message: `not synced yet; would refuse secret/${ns}/taken/db (refusing to overwrite: it is not managed by this operator)` });
+    expect(foreign).toMatchObject({ reason: 'Refused', message: `not synced yet; would refuse secret/${ns}/taken/db (refusing to overwrite: it is not managed by this operator (adopt it with vault-sync.io/adopt: "true" or a VaultSyncPolicy's adoptPathPrefixes))` });
     const metrics = await operator.metrics.registry.metrics();
     expect(sumMetric(metrics, 'vault_sync_planned_operations', { action: 'create' })).toBe(1);
     expect(sumMetric(metrics, 'vault_sync_planned_operations', { action: 'refuse' })).toBe(1);

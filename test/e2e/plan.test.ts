@@ -41,8 +41,10 @@ test('plan lists what would be created, refused as a whole, and refused per path
   await apps.createNamespacedDeployment({ namespace: ns, body: deploymentUsing(ns, 'outside', { 'vault-sync.io/path': 'secret/someone-else/x' }, ['db']) });
   await apps.createNamespacedDeployment({ namespace: ns, body: deploymentUsing(ns, 'foreign', { 'vault-sync.io/path': `secret/${ns}/taken` }, ['db']) });
   await apps.createNamespacedDeployment({ namespace: ns, body: deploymentUsing(ns, 'broken', { 'vault-sync.io/path': `secret/${ns}/broken`, 'vault-sync.io/secrets': '[{"name":"missing"}]' }, []) });
-  // Written by hand before the operator: unmarked, so not ours to overwrite.
+  await apps.createNamespacedDeployment({ namespace: ns, body: deploymentUsing(ns, 'migrating', { 'vault-sync.io/path': `secret/${ns}/legacy`, 'vault-sync.io/adopt': 'true' }, ['db']) });
+  // Written by hand before the operator: unmarked, so not ours to overwrite (unless adopted on purpose).
   expect((await vaultHttp(`secret/data/${ns}/taken/db`, { body: { data: { by: 'hand' } } })).status).toBe(200);
+  expect((await vaultHttp(`secret/data/${ns}/legacy/db`, { body: { data: { by: 'script' } } })).status).toBe(200);
 
   const mark = auditMark();
   const run = await runPlan(['--output=json'], planEnv(kubeconfigPath, vaultToken, [ns]));
@@ -57,25 +59,31 @@ test('plan lists what would be created, refused as a whole, and refused per path
     [`secret/${ns}/web/api`, 'create'],
     [`secret/${ns}/web/db`, 'create'],
   ]);
-  expect(sourceOf(report, 'Secret', 'shared').paths).toEqual([{ path: `secret/${ns}/shared`, action: 'create', reason: 'new path' }]);
+  expect(sourceOf(report, 'Secret', 'shared').paths).toEqual([{ path: `secret/${ns}/shared`, action: 'create', reason: 'not synced yet; a new path' }]);
   const outside = sourceOf(report, 'Deployment', 'outside');
   expect(outside).toMatchObject({ verdict: 'refuse', paths: [] });
   expect(outside.reason).toMatch(/^OutsideTenantPrefix: the Vault path "secret\/someone-else\/x\/db" is outside what namespace/);
   const foreign = sourceOf(report, 'Deployment', 'foreign');
   expect(foreign.verdict).toBe('refuse');
-  expect(foreign.paths).toEqual([{ path: `secret/${ns}/taken/db`, action: 'refuse', reason: 'refusing to overwrite: it is not managed by this operator' }]);
+  expect(foreign.paths).toEqual([
+    { path: `secret/${ns}/taken/db`, action: 'refuse', reason: 'refusing to overwrite: it is not managed by this operator (adopt it with vault-sync.io/adopt: "true" or a VaultSyncPolicy\'s adoptPathPrefixes)' },
+  ]);
+  // The same unmarked path, with the source asking to adopt it: adopt (a write), not refuse.
+  const adopting = sourceOf(report, 'Deployment', 'migrating');
+  expect(adopting.verdict).toBe('change');
+  expect(adopting.paths.map((p) => [p.path, p.action])).toEqual([[`secret/${ns}/legacy/db`, 'adopt']]);
   expect(sourceOf(report, 'Deployment', 'broken')).toMatchObject({ verdict: 'refuse', reason: 'SecretNotFound: Secret "missing" does not exist' });
-  expect(report.summary).toMatchObject({ sources: 5, create: 3, refuse: 1, refusedSources: 2 });
+  expect(report.summary).toMatchObject({ sources: 6, create: 3, adopt: 1, refuse: 1, refusedSources: 2 });
 
   // No value anywhere in what plan printed.
   expect(run.stdout + run.stderr).not.toContain(password);
   // Vault: reads of metadata only (one per path that would be written), never data, never a write.
   const requests = expectOnlyMetadataReads(mark);
   expect(requests.filter((r) => r.path.startsWith('secret/metadata/')).map((r) => r.path).sort()).toEqual(
-    [`secret/metadata/${ns}/shared`, `secret/metadata/${ns}/taken/db`, `secret/metadata/${ns}/web/api`, `secret/metadata/${ns}/web/db`].sort(),
+    [`secret/metadata/${ns}/legacy/db`, `secret/metadata/${ns}/shared`, `secret/metadata/${ns}/taken/db`, `secret/metadata/${ns}/web/api`, `secret/metadata/${ns}/web/db`].sort(),
   );
   // Kubernetes: nothing written (and the identity could not have): no finalizer, no VaultSync, no Event.
-  for (const name of ['web', 'outside', 'foreign', 'broken']) expect((await apps.readNamespacedDeployment({ namespace: ns, name })).metadata?.finalizers ?? []).toEqual([]);
+  for (const name of ['web', 'outside', 'foreign', 'broken', 'migrating']) expect((await apps.readNamespacedDeployment({ namespace: ns, name })).metadata?.finalizers ?? []).toEqual([]);
   const vaultSyncs = (await kubeClients().kc.makeApiClient((await import('@kubernetes/client-node')).CustomObjectsApi).listNamespacedCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', namespace: ns, plural: 'vaultsyncs' })) as { items: unknown[] };
   expect(vaultSyncs.items).toEqual([]);
   expect(await eventsOf(ns, 'web')).toEqual([]);
@@ -127,7 +135,7 @@ test('plan says what the operator then does: exit 2 before the sync, 0 after it,
   );
   expect(sourceOf(changed.report!, 'Deployment', 'web').paths).toEqual([
     { path: `secret/${ns}/web/api`, action: 'unchanged', reason: 'content unchanged' },
-    { path: `secret/${ns}/web/db`, action: 'update', reason: 'content changed' },
+    { path: `secret/${ns}/web/db`, action: 'update', reason: expect.stringMatching(/^content changed; ours at version 1 \(recorded\)$/) },
   ]);
 });
 

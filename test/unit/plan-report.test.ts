@@ -1,5 +1,5 @@
 import { parsePlanArgs, PlanUsageError } from '../../src/plan/command.js';
-import { decidePlannedWrite } from '../../src/plan/planner.js';
+import { describeWrite, predictWrite } from '../../src/plan/planner.js';
 import { buildReport, cleanText, exitCodeOf, renderJson, renderText, sourcePlan, type PathPlan } from '../../src/plan/report.js';
 import { forceRequested, hasDrifted, inputFingerprint } from '../../src/sync/change-detection.js';
 
@@ -89,16 +89,31 @@ describe('what anyone may write (annotations, Vault custom_metadata) is shown bo
   });
 });
 
-describe('the write decision at one path', () => {
-  const marks = (m: Record<string, string>) => ({ currentVersion: 2, customMetadata: m });
+describe('the write decision at one path: the reconciler\'s decideWrite, with what Vault says now', () => {
+  const source = { kind: 'Deployment' as const, namespace: 'team', name: 'web' };
+  const base = { source, clusterName: 'c', adoptAllowed: false };
+  const ours = { 'managed-by': 'vault-sync-operator', cluster: 'c', 'source-kind': 'Deployment', 'source-namespace': 'team', 'source-name': 'web' };
+  const meta = (currentVersion: number, customMetadata: Record<string, string>) => ({ currentVersion, customMetadata });
   test.each([
-    { metadata: undefined, owner: 'unowned', why: 'not synced yet', expected: { action: 'create', reason: 'new path' } },
-    { metadata: undefined, owner: 'unowned', why: 'content changed', expected: { action: 'create', reason: 'content changed; not in Vault: created' } },
-    { metadata: marks({ 'managed-by': 'vault-sync-operator' }), owner: 'ours', why: 'content changed', expected: { action: 'update', reason: 'content changed' } },
-    { metadata: marks({}), owner: 'unowned', why: 'not synced yet', expected: { action: 'refuse', reason: 'refusing to overwrite: it is not managed by this operator' } },
-    { metadata: marks({ 'managed-by': 'external-secrets' }), owner: 'other-manager', why: 'x', expected: { action: 'refuse', reason: 'refusing to overwrite: it is managed by "external-secrets"' } },
-  ] as const)('$owner, $why → $expected.action', ({ metadata, owner, why, expected }) => {
-    expect(decidePlannedWrite(metadata, owner, why)).toEqual(expected);
+    { why: 'a path nobody recorded and nothing in Vault is created with cas 0', input: base, metadata: undefined, expected: { action: 'create', cas: 0 } },
+    { why: 'a recorded path at the recorded version is updated on it', input: { ...base, recordedVersion: 3 }, metadata: meta(3, ours), expected: { action: 'update', cas: 3 } },
+    { why: 'a recorded path whose version moved is decided again from its marks (a cas mismatch)', input: { ...base, recordedVersion: 3 }, metadata: meta(5, ours), expected: { action: 'update', cas: 5 } },
+    { why: 'a recorded path taken over by another manager is refused', input: { ...base, recordedVersion: 3 }, metadata: meta(4, { 'managed-by': 'external-secrets' }), expected: { action: 'refuse' } },
+    { why: 'an unmarked path is refused without adoption', input: base, metadata: meta(2, {}), expected: { action: 'refuse' } },
+    { why: 'an unmarked path is adopted when allowed', input: { ...base, adoptAllowed: true }, metadata: meta(2, { owner: 'script' }), expected: { action: 'adopt', cas: 2, previousMetadata: { owner: 'script' } } },
+    { why: 'a path marked by another manager is never adopted', input: { ...base, adoptAllowed: true }, metadata: meta(2, { 'managed-by': 'other' }), expected: { action: 'refuse' } },
+    { why: 'an intended write that landed is recovered, not written again', input: { ...base, intent: { version: 4, hash: 'h' } }, metadata: meta(4, ours), expected: { action: 'recover', version: 4, markMissing: false } },
+  ] as const)('$why', ({ input, metadata, expected }) => {
+    expect(predictWrite(input, metadata)).toMatchObject(expected);
+  });
+
+  test('as plan lines: the reason says why the path is written and on what grounds', () => {
+    expect(describeWrite({ action: 'create', cas: 0, reason: 'a new path' }, 'h', undefined, 'not synced yet')).toEqual({ action: 'create', reason: 'not synced yet; a new path' });
+    expect(describeWrite({ action: 'refuse', reason: 'it is managed by "eso"' }, 'h', undefined, 'x')).toEqual({ action: 'refuse', reason: 'refusing to overwrite: it is managed by "eso"' });
+    expect(describeWrite({ action: 'adopt', cas: 2, previousMetadata: {}, reason: 'not marked' }, 'h', undefined, 'not synced yet').action).toBe('adopt');
+    expect(describeWrite({ action: 'recover', version: 4, markMissing: false, reason: 'landed' }, 'h', 'h', 'x').action).toBe('unchanged');
+    expect(describeWrite({ action: 'recover', version: 4, markMissing: true, reason: 'landed' }, 'h', 'h', 'x').action).toBe('update');
+    expect(describeWrite({ action: 'recover', version: 4, markMissing: false, reason: 'landed' }, 'h2', 'h', 'x').action).toBe('update');
   });
 });
 
