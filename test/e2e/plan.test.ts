@@ -2,6 +2,7 @@
 // Kubernetes identity (get/list/watch only) and a Vault token that may only read secret/metadata/*. It must
 // print what the operator then does, and write nothing: OpenBao's audit log and the apiserver's RBAC say so.
 import { randomBytes } from 'node:crypto';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { freshNamespace, kubeClients, vaultHttp, waitFor } from './helpers/env.js';
 import { createSecret, deploymentUsing, eventsOf, mergePatch, vaultExists, waitForVault } from './helpers/objects.js';
 import { runOperator } from './helpers/operator.js';
@@ -16,6 +17,24 @@ beforeAll(async () => {
   const home = await freshNamespace('plan-identity');
   kubeconfigPath = await readOnlyKubeconfig(home);
   vaultToken = await metadataReadOnlyToken();
+});
+
+test('the identities plan runs with can read what it needs and write nothing (so any write attempt would fail the plan)', async () => {
+  const ns = await freshNamespace('plan-identity-check');
+  await createSecret(ns, 'db', { password: 'x' });
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  const saCore = kc.makeApiClient(CoreV1Api);
+  const saApps = kc.makeApiClient(AppsV1Api);
+  const status = async (call: () => Promise<unknown>) => call().then(() => 200, (error: { code?: number }) => error.code ?? -1);
+  expect(await status(() => saCore.readNamespacedSecret({ namespace: ns, name: 'db' }))).toBe(200);
+  expect(await status(() => saApps.listNamespacedDeployment({ namespace: ns }))).toBe(200);
+  expect(await status(() => saCore.patchNamespacedSecret({ namespace: ns, name: 'db', body: { metadata: { finalizers: ['vault-sync.io/finalizer'] } } }, mergePatch))).toBe(403);
+  expect(await status(() => saCore.createNamespacedEvent({ namespace: ns, body: { metadata: { generateName: 'x.' }, involvedObject: { kind: 'Secret', name: 'db', namespace: ns } } }))).toBe(403);
+  expect(await status(() => saCore.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'vault-sync-operator-hash-key' }, data: { key: 'eA==' } } }))).toBe(403);
+  expect((await vaultHttp(`secret/data/${ns}/probe`, { token: vaultToken, body: { data: { a: 'b' } } })).status).toBe(403);
+  expect((await vaultHttp(`secret/metadata/${ns}/probe`, { token: vaultToken, body: { custom_metadata: { a: 'b' } } })).status).toBe(403);
+  expect((await vaultHttp(`secret/data/${ns}/probe`, { token: vaultToken })).status).toBe(403);
 });
 
 /** Every request the plan's token made since the mark: only reads of metadata, the mount lookup and the token lookup. */
@@ -84,7 +103,7 @@ test('plan lists what would be created, refused as a whole, and refused per path
   );
   // Kubernetes: nothing written (and the identity could not have): no finalizer, no VaultSync, no Event.
   for (const name of ['web', 'outside', 'foreign', 'broken', 'migrating']) expect((await apps.readNamespacedDeployment({ namespace: ns, name })).metadata?.finalizers ?? []).toEqual([]);
-  const vaultSyncs = (await kubeClients().kc.makeApiClient((await import('@kubernetes/client-node')).CustomObjectsApi).listNamespacedCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', namespace: ns, plural: 'vaultsyncs' })) as { items: unknown[] };
+  const vaultSyncs = (await kubeClients().kc.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', namespace: ns, plural: 'vaultsyncs' })) as { items: unknown[] };
   expect(vaultSyncs.items).toEqual([]);
   expect(await eventsOf(ns, 'web')).toEqual([]);
   expect(await vaultExists(`${ns}/web/db`)).toBe(false);
