@@ -29,7 +29,7 @@ const first = proxy.requests.length;
 const auditFrom = auditLogMark(env.vaultAuditLogPath);
 const s0 = starts.length;
 const prefix = `diag-${randomBytes(3).toString('hex')}`;
-await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, { v: String(i) })));
+await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ v: String(i) })))));
 await stack.stop();
 const wire = proxy.requests.slice(first).map((r) => r.at).sort((a, b) => a - b);
 const lim = starts.slice(s0);

@@ -4,7 +4,7 @@
 //
 //   --n=100,500,2000   backlog sizes for the convergence runs (default)
 //   --quick            --n=100,500 and fewer large secrets
-//   --skip=limiter,converge,operator,memory
+//   --skip=limiter,converge,operator,memory,floor
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { ensureBinaries } from '../testenv/binaries.js';
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../testenv/environment.js';
 import { VaultRateLimiter } from '../src/vault/limiter.js';
 import { createVaultStack } from '../src/vault/stack.js';
+import { writeFloor } from './write-floor.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
 
 const RATE = 10;
@@ -97,7 +98,7 @@ async function converge(dir: string, n: number) {
   const first = proxy.requests.length;
   const auditFrom = auditLogMark(env.vaultAuditLogPath);
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, { value: `v${i}` })));
+  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ value: `v${i}` })))));
   const seconds = (performance.now() - t0) / 1000;
   await stack.stop();
   const seen = since(first);
@@ -240,7 +241,7 @@ async function memory(dir: string, streamed: boolean, count: number) {
   const sampler = await memorySampler();
   const prefix = `bench/memory-${streamed ? 'streamed' : 'buffered'}-${randomBytes(3).toString('hex')}`;
   const t0 = performance.now();
-  await Promise.all(payloads.map((data, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, data)));
+  await Promise.all(payloads.map((data, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries(data)))));
   const seconds = (performance.now() - t0) / 1000;
   const usage = sampler.stop();
   await stack.stop();
@@ -323,6 +324,7 @@ async function main() {
       say('the same with CONTENT_HASH_IN_METADATA=false (one write per change)');
       results.callsPerSecretWithoutHashInMetadata = await callsPerSecret(work, ['--content-hash-in-metadata=false']);
     }
+    if (!skip.has('floor')) results.writeFloor = await writeFloor({ env, proxy, configFor: (extra) => configFor(work, extra) });
     if (!skip.has('memory')) {
       const count = quick ? 10 : 30;
       say(`memory: ${count} secrets of 1 MiB through the pipeline, streamed and buffered; then 20 Secrets of 768 KiB through the operator`);

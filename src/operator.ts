@@ -53,7 +53,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   const enqueueAllManaged = () => {
     for (const object of reflectors.managedSources()) queue.add(sourceKey(object.kind, object.namespace, object.name));
   };
-  const reflectors = new SourceReflectors(kubeConfig, config.watchNamespaces, (data) => fingerprint.secretData(data), log, {
+  const reflectors = new SourceReflectors(kubeConfig, cluster, config.watchNamespaces, (data) => fingerprint.secretData(data), log, {
     onDeployment: (type, current, previous) => {
       countEvent('deployments')(type);
       if (isManaged(current) || (previous && isManaged(previous))) queue.add(sourceKey('Deployment', current.namespace, current.name));

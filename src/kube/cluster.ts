@@ -1,28 +1,100 @@
-import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import http from 'node:http';
+import https from 'node:https';
+import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { FINALIZER } from './annotations.js';
-import type { SlimMeta, SourceKind } from './objects.js';
+import { secretDataOf, type SlimMeta, type SourceKind } from './objects.js';
+
+/** A Secret is at most 1 MiB of data; its JSON (base64, metadata) stays well under this. */
+const MAX_SECRET_RESPONSE_BYTES = 8 * 1024 * 1024;
+/** A page of Secrets (the reflector asks for 50 at a time). */
+const MAX_LIST_RESPONSE_BYTES = 128 * 1024 * 1024;
+
+/** An API answer that is not 2xx, shaped like client-node's errors (`code`) so callers treat both alike. */
+export class KubeApiError extends Error {
+  constructor(readonly code: number, readonly body?: unknown) {
+    super(`HTTP ${code} from the Kubernetes API`);
+  }
+}
 
 /** The Kubernetes writes and reads the reconciler needs, beyond the watch caches. */
 export class ClusterClient {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
 
-  constructor(kubeConfig: KubeConfig) {
+  constructor(private readonly kubeConfig: KubeConfig) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
   }
 
   /** A Secret's raw bytes, read only when a write is due; undefined when it does not exist. */
-  async readSecretData(namespace: string, name: string): Promise<Record<string, Uint8Array> | undefined> {
+  async readSecretData(namespace: string, name: string): Promise<ReadonlyMap<string, Uint8Array> | undefined> {
     try {
-      const secret = await this.core.readNamespacedSecret({ namespace, name });
-      const data: Record<string, Uint8Array> = {};
-      for (const [key, value] of Object.entries(secret.data ?? {})) data[key] = Buffer.from(value, 'base64');
+      const secret = (await this.getJson(`/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`, MAX_SECRET_RESPONSE_BYTES)) as V1Secret;
+      const data = new Map<string, Uint8Array>();
+      for (const [key, value] of secretDataOf(secret)) data.set(key, Buffer.from(value, 'base64'));
       return data;
     } catch (error) {
       if ((error as { code?: number }).code === 404) return undefined;
       throw error;
     }
+  }
+
+  /**
+   * One page of Secrets, as the API sent them. Read raw (JSON.parse), not through client-node's model
+   * deserializer: that copies `data` key by key into a plain object, where a key named `__proto__` sets the
+   * prototype instead of becoming a key, and the key is silently lost.
+   */
+  async listSecretsPage(namespace: string | undefined, page: { limit: number; continueToken?: string }): Promise<{ items: V1Secret[]; resourceVersion: string; continueToken?: string }> {
+    const query = new URLSearchParams({ limit: String(page.limit) });
+    if (page.continueToken) query.set('continue', page.continueToken);
+    const base = namespace ? `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets` : '/api/v1/secrets';
+    const list = (await this.getJson(`${base}?${query}`, MAX_LIST_RESPONSE_BYTES)) as { items?: V1Secret[]; metadata?: { resourceVersion?: string; continue?: string } };
+    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?.continue || undefined };
+  }
+
+  /** GET a path of the API server with the kubeconfig's credentials and TLS settings; the body parsed by JSON.parse. */
+  private async getJson(path: string, maxBytes: number): Promise<unknown> {
+    const server = this.kubeConfig.getCurrentCluster()?.server;
+    if (!server) throw new Error('the kubeconfig names no current cluster');
+    const base = new URL(server);
+    const options: https.RequestOptions = {
+      method: 'GET',
+      protocol: base.protocol,
+      hostname: base.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: base.port || undefined,
+      path: base.pathname.replace(/\/+$/, '') + path,
+      headers: { accept: 'application/json' },
+    };
+    await this.kubeConfig.applyToHTTPSOptions(options);
+    return new Promise((resolve, reject) => {
+      const req = (base.protocol === 'https:' ? https : http).request(options, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes) {
+            req.destroy(new Error(`the Kubernetes API answer is larger than ${maxBytes} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          let body: unknown;
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            body = undefined;
+          }
+          if (status >= 200 && status < 300 && body !== undefined) resolve(body);
+          else reject(new KubeApiError(status, body));
+        });
+      });
+      req.on('error', reject);
+      req.setTimeout(30_000, () => req.destroy(new Error('the Kubernetes API did not answer within 30 s')));
+      req.end();
+    });
   }
 
   /** True while a namespace is being deleted (or is gone). Unknown (no permission) counts as active. */

@@ -46,8 +46,17 @@ export function slimDeployment(object: V1Deployment): SlimDeployment {
   return { kind: 'Deployment', ...meta, podSpec: isManaged(meta) ? object.spec?.template?.spec : undefined };
 }
 
-export function slimSecret(object: V1Secret, hashData: (data: Record<string, string> | undefined) => string): SlimSecret {
-  return { kind: 'Secret', ...slimMeta(object), dataHash: hashData(object.data) };
+/**
+ * A Secret's `data` (base64 text per key) as a Map: key names are user input, and `__proto__`,
+ * `constructor` and friends must be keys like any other, never object properties.
+ * Own enumerable properties only: a `data` parsed by JSON.parse holds `__proto__` as an own property.
+ */
+export function secretDataOf(object: Pick<V1Secret, 'data'>): Map<string, string> {
+  return new Map(Object.entries(object.data ?? {}));
+}
+
+export function slimSecret(object: V1Secret, hashData: (data: ReadonlyMap<string, string>) => string): SlimSecret {
+  return { kind: 'Secret', ...slimMeta(object), dataHash: hashData(secretDataOf(object)) };
 }
 
 export type SourceKind = 'Deployment' | 'Secret';

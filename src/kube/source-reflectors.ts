@@ -1,7 +1,8 @@
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
+import { AppsV1Api, CustomObjectsApi, type KubeConfig, type V1Deployment, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { TenancyGrant } from '../sync/tenancy.js';
 import type { AdoptionGrant } from '../sync/write-policy.js';
+import type { ClusterClient } from './cluster.js';
 import { isManaged, slimDeployment, slimSecret, type SlimDeployment, type SlimSecret } from './objects.js';
 import { Reflector, type ChangeType } from './reflector.js';
 
@@ -30,8 +31,14 @@ export class SourceReflectors {
   readonly secrets: Reflector<V1Secret, SlimSecret>[];
   readonly policies: Reflector<VaultSyncPolicyObject, PolicyGrant>;
 
-  constructor(kubeConfig: KubeConfig, watchNamespaces: readonly string[], hashSecretData: (data: Record<string, string> | undefined) => string, log: Logger, handlers: SourceReflectorHandlers = {}) {
-    const core = kubeConfig.makeApiClient(CoreV1Api);
+  constructor(
+    kubeConfig: KubeConfig,
+    cluster: Pick<ClusterClient, 'listSecretsPage'>,
+    watchNamespaces: readonly string[],
+    hashSecretData: (data: ReadonlyMap<string, string>) => string,
+    log: Logger,
+    handlers: SourceReflectorHandlers = {},
+  ) {
     const apps = kubeConfig.makeApiClient(AppsV1Api);
     const custom = kubeConfig.makeApiClient(CustomObjectsApi);
     const namespaces = watchNamespaces.length > 0 ? watchNamespaces : [undefined];
@@ -56,11 +63,7 @@ export class SourceReflectors {
       (namespace) =>
         new Reflector<V1Secret, SlimSecret>(kubeConfig, {
           name: `secrets${namespace ? '@' + namespace : ''}`,
-          list: async ({ limit, continueToken }) => {
-            const page = { limit, _continue: continueToken };
-            const list = namespace ? await core.listNamespacedSecret({ namespace, ...page }) : await core.listSecretForAllNamespaces(page);
-            return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue };
-          },
+          list: (page) => cluster.listSecretsPage(namespace, page), // raw: keeps a `__proto__` key (see there)
           pageSize: 50, // a Secret may hold up to 1 MiB: bound what one page can weigh
           watchPath: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
           transform: (secret) => slimSecret(secret, hashSecretData),

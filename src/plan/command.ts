@@ -118,7 +118,8 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
   let failed: (error: unknown) => void = () => undefined;
   const failure = new Promise<never>((_, reject) => (failed = reject));
   failure.catch(() => undefined); // raced below; a failure after the race is not an unhandled rejection
-  const reflectors = new SourceReflectors(kubeConfig, config.watchNamespaces, (data) => fingerprint.secretData(data), log, { onError: (error) => failed(error) });
+  const cluster = new ClusterClient(kubeConfig);
+  const reflectors = new SourceReflectors(kubeConfig, cluster, config.watchNamespaces, (data) => fingerprint.secretData(data), log, { onError: (error) => failed(error) });
   try {
     const key = await readHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret);
     const state = new VaultSyncStore(kubeConfig, config.watchNamespaces);
@@ -133,7 +134,6 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
     await Promise.race([reflectors.startAndSync(), failure]);
     reflectors.stop();
 
-    const cluster = new ClusterClient(kubeConfig);
     const planner = new Planner({
       sources: reflectors,
       state: syncStateStore(state),

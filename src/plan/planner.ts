@@ -1,6 +1,6 @@
 import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
 import { parseSourceKey } from '../kube/objects.js';
-import { deriveTargets, materialize, secretNamesOf, type SyncSource } from '../sync/desired.js';
+import { deriveTargets, describeProblems, materialize, secretNamesOf, type SyncSource } from '../sync/desired.js';
 import { driftPeriodMs, forceRequested, hasDrifted, inputFingerprint } from '../sync/change-detection.js';
 import type { Fingerprinter } from '../sync/fingerprint.js';
 import type { SecretIndex } from '../sync/secret-index.js';
@@ -19,7 +19,7 @@ export interface PlannerDeps {
   sources: SourceLookup;
   state: { get(sourceKey: string): Promise<SyncState | undefined> };
   cluster: {
-    readSecretData(namespace: string, name: string): Promise<Record<string, Uint8Array> | undefined>;
+    readSecretData(namespace: string, name: string): Promise<ReadonlyMap<string, Uint8Array> | undefined>;
     namespaceIsTerminating(namespace: string): Promise<boolean>;
   };
   /** Vault metadata (never data). */
@@ -101,12 +101,13 @@ export class Planner {
       return sourcePlan(id, `NamespaceTerminating: namespace "${namespace}" is being deleted; nothing is written to Vault`, [], true);
     }
     // Values are read (they decide the content hashes) and dropped here: only hashes leave this function.
-    const values = new Map<string, Record<string, Uint8Array> | undefined>();
-    for (const secretName of secretNames) values.set(secretName, await this.deps.cluster.readSecretData(namespace, secretName));
+    const values = new Map<string, ReadonlyMap<string, Uint8Array> | undefined>();
+    // As the reconciler: only Secrets the cache knows are read (an absent one costs no API read).
+    for (const secretName of secretNames) values.set(secretName, this.deps.sources.secret(namespace, secretName) ? await this.deps.cluster.readSecretData(namespace, secretName) : undefined);
     const materialized = materialize(targets, values, { maxEntryBytes: this.deps.maxSecretBytes });
     if (!materialized.ok) {
       const problems = materialized.problems;
-      return sourcePlan(id, `${problems[0].code}: ${problems.map((p) => p.message).join('; ')}`, [], true);
+      return sourcePlan(id, `${problems[0].code}: ${describeProblems(problems)}`, [], true);
     }
     const desired = materialized.entries.map((entry) => ({ entry, hash: this.deps.fingerprint.entry(entry) }));
     const operations = planSync(desired, previous?.entries ?? [], { changeDetection, force: forceRequested(forceToken, previous?.inputFingerprint) });

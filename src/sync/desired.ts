@@ -1,7 +1,8 @@
 import type { V1PodSpec } from '@kubernetes/client-node';
 import { Annotations } from '../kube/annotations.js';
 import { referencedSecrets } from '../kube/references.js';
-import { childPath, formatPath, parseVaultPath, type KvPath } from '../vault/path.js';
+import { InputLimits } from '../vault/path-grammar.js';
+import { childPath, formatPath, parseVaultPath, quoteForMessage, type KvPath } from '../vault/path.js';
 
 /** The annotated object a sync is for: a Deployment or a Secret. Its key is `Kind/namespace/name`. */
 export interface SyncSource {
@@ -37,7 +38,9 @@ export type ProblemCode =
   | 'SecretNotFound'
   | 'KeyNotFound'
   | 'KeyConflict'
-  | 'TooLarge';
+  | 'TooLarge'
+  | 'TooManySecrets'
+  | 'TooManyKeys';
 
 export type SpecResult = { ok: true; targets: Target[] } | { ok: false; problem: Problem };
 
@@ -57,6 +60,7 @@ export function deriveTargets(source: SyncSource, options: SpecOptions): SpecRes
   const listed = source.annotations[Annotations.secrets];
   if (listed !== undefined && listed.trim() !== '') {
     const selections = parseSecretsAnnotation(listed);
+    if (!selections.ok && selections.tooMany) return { ok: false, problem: { code: 'TooManySecrets', message: `${Annotations.secrets}: ${selections.reason}` } };
     if (!selections.ok) return { ok: false, problem: { code: 'InvalidSecretsAnnotation', message: `${Annotations.secrets}: ${selections.reason}` } };
     return { ok: true, targets: [{ path: base, selections: selections.value }] };
   }
@@ -65,17 +69,29 @@ export function deriveTargets(source: SyncSource, options: SpecOptions): SpecRes
     return { ok: true, targets: [{ path: base, selections: [{ secretName: source.name, prefix: '', optional: false }] }] };
   }
 
-  const targets = referencedSecrets(source.podSpec).map((ref) => ({
-    path: childPath(base, ref.name),
-    selections: [{ secretName: ref.name, prefix: '', optional: ref.optional }],
-  }));
+  const references = referencedSecrets(source.podSpec);
+  if (references.length > InputLimits.maxSecretsPerSource) {
+    return { ok: false, problem: { code: 'TooManySecrets', message: `the pod template uses ${references.length} Secrets, more than the ${InputLimits.maxSecretsPerSource} one source may sync; list the ones to sync in ${Annotations.secrets}` } };
+  }
+  const targets: Target[] = [];
+  for (const ref of references) {
+    const path = childPath(base, ref.name);
+    if (!path.ok) return { ok: false, problem: { code: 'InvalidPath', message: `${Annotations.path}: ${path.reason}` } };
+    targets.push({ path: path.path, selections: [{ secretName: ref.name, prefix: '', optional: ref.optional }] });
+  }
   return { ok: true, targets };
 }
 
-type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
+type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string; tooMany?: boolean };
+
+/** A Secret's key name, as Kubernetes allows it (so a listed key that could never exist is refused early). */
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
 
 /** `[{"name":"db","keys":["user","pass"],"prefix":"db_"}]`; names the first thing wrong. */
 export function parseSecretsAnnotation(text: string): Parsed<SecretSelection[]> {
+  if (text.length > InputLimits.maxSecretsAnnotationLength) {
+    return { ok: false, tooMany: true, reason: `is ${text.length} characters long, more than the ${InputLimits.maxSecretsAnnotationLength} allowed` };
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -85,18 +101,31 @@ export function parseSecretsAnnotation(text: string): Parsed<SecretSelection[]> 
   }
   if (!Array.isArray(json)) return { ok: false, reason: 'must be a JSON list of {name, keys?, prefix?}' };
   if (json.length === 0) return { ok: false, reason: 'lists no Secrets' };
+  if (json.length > InputLimits.maxSecretsPerSource) {
+    return { ok: false, tooMany: true, reason: `lists ${json.length} Secrets, more than the ${InputLimits.maxSecretsPerSource} one source may sync` };
+  }
+  const seen = new Set<string>();
   const selections: SecretSelection[] = [];
   for (const [i, item] of json.entries()) {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) return { ok: false, reason: `item ${i} must be an object` };
     const { name, keys, prefix, optional } = item as Record<string, unknown>;
-    if (typeof name !== 'string' || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) {
+    if (typeof name !== 'string' || name.length > 253 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) {
       return { ok: false, reason: `item ${i}: "name" must be a Secret name` };
     }
     if (keys !== undefined && (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string' && k !== ''))) {
       return { ok: false, reason: `item ${i} (${name}): "keys" must be a non-empty list of key names` };
     }
+    if (keys !== undefined && keys.length > InputLimits.maxKeysPerItem) {
+      return { ok: false, tooMany: true, reason: `item ${i} (${name}): "keys" lists ${keys.length} keys, more than the ${InputLimits.maxKeysPerItem} allowed` };
+    }
+    const badKey = (keys as string[] | undefined)?.find((k) => k.length > InputLimits.maxKeyNameLength || !SECRET_KEY.test(k));
+    if (badKey !== undefined) return { ok: false, reason: `item ${i} (${name}): ${quoteForMessage(badKey)} is not a Secret key name (letters, digits, "-", "_", "." up to ${InputLimits.maxKeyNameLength})` };
     if (prefix !== undefined && typeof prefix !== 'string') return { ok: false, reason: `item ${i} (${name}): "prefix" must be a string` };
+    if (typeof prefix === 'string' && prefix.length > InputLimits.maxKeyNameLength) return { ok: false, reason: `item ${i} (${name}): "prefix" is longer than ${InputLimits.maxKeyNameLength} characters` };
     if (optional !== undefined && typeof optional !== 'boolean') return { ok: false, reason: `item ${i} (${name}): "optional" must be true or false` };
+    const identity = `${name}\0${(prefix as string | undefined) ?? ''}`;
+    if (seen.has(identity)) return { ok: false, reason: `item ${i} (${name}) lists the same Secret with the same prefix again` };
+    seen.add(identity);
     selections.push({ secretName: name, keys: keys as string[] | undefined, prefix: (prefix as string | undefined) ?? '', optional: optional === true });
   }
   return { ok: true, value: selections };
@@ -105,7 +134,8 @@ export function parseSecretsAnnotation(text: string): Parsed<SecretSelection[]> 
 /** The data that lands at one path. Values are UTF-8 text, or base64 for keys listed in binaryKeys. */
 export interface DesiredEntry {
   path: KvPath;
-  data: Record<string, string>;
+  /** Key names are user input: a Map, so `__proto__` or `constructor` is a key like any other. */
+  data: ReadonlyMap<string, string>;
   binaryKeys: string[];
   /** Secrets that fed this entry, for messages and the Secret→source index. */
   secretNames: string[];
@@ -123,14 +153,15 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 export function materialize(
   targets: Target[],
-  secrets: ReadonlyMap<string, Record<string, Uint8Array> | undefined>,
-  limits: { maxEntryBytes: number },
+  secrets: ReadonlyMap<string, ReadonlyMap<string, Uint8Array> | undefined>,
+  limits: { maxEntryBytes: number; maxKeysPerPath?: number },
 ): MaterializeResult {
+  const maxKeys = limits.maxKeysPerPath ?? InputLimits.maxKeysPerPath;
   const entries: DesiredEntry[] = [];
   const problems: Problem[] = [];
   for (const target of targets) {
-    const data: Record<string, string> = {};
-    const writtenBy: Record<string, string> = {};
+    const data = new Map<string, string>();
+    const writtenBy = new Map<string, string>();
     const binaryKeys: string[] = [];
     const secretNames: string[] = [];
     let sizeBytes = 0;
@@ -141,33 +172,40 @@ export function materialize(
         continue;
       }
       secretNames.push(selection.secretName);
-      const keys = selection.keys ?? Object.keys(secret).sort();
+      const keys = selection.keys ?? [...secret.keys()].sort();
       for (const key of keys) {
-        const bytes = secret[key];
+        const bytes = secret.get(key);
         if (bytes === undefined) {
-          problems.push({ code: 'KeyNotFound', message: `Secret "${selection.secretName}" has no key "${key}"` });
+          problems.push({ code: 'KeyNotFound', message: `Secret "${selection.secretName}" has no key ${quoteForMessage(key)}` });
           continue;
         }
         const outKey = selection.prefix + key;
-        if (outKey in writtenBy) {
+        const earlier = writtenBy.get(outKey);
+        if (earlier !== undefined) {
           problems.push({
             code: 'KeyConflict',
-            message: `key "${outKey}" at ${formatPath(target.path)} would be written by both Secret "${writtenBy[outKey]}" and Secret "${selection.secretName}"`,
+            message: `key ${quoteForMessage(outKey)} at ${formatPath(target.path)} would be written by both Secret "${earlier}" and Secret "${selection.secretName}"`,
           });
           continue;
         }
-        writtenBy[outKey] = selection.secretName;
-        const text = decodeUtf8(bytes);
-        if (text === undefined) {
-          data[outKey] = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+        writtenBy.set(outKey, selection.secretName);
+        let value = decodeUtf8(bytes);
+        if (value === undefined) {
+          value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
           binaryKeys.push(outKey);
-        } else {
-          data[outKey] = text;
         }
-        sizeBytes += Buffer.byteLength(outKey) + Buffer.byteLength(data[outKey]);
+        data.set(outKey, value);
+        sizeBytes += Buffer.byteLength(outKey) + Buffer.byteLength(value);
       }
     }
     if (secretNames.length === 0) continue; // every Secret of this target is optional and absent
+    if (data.size > maxKeys) {
+      problems.push({
+        code: 'TooManyKeys',
+        message: `the data for ${formatPath(target.path)} has ${data.size} keys, more than the ${maxKeys} one Vault write may hold`,
+      });
+      continue;
+    }
     if (sizeBytes > limits.maxEntryBytes) {
       problems.push({
         code: 'TooLarge',
@@ -186,6 +224,15 @@ function decodeUtf8(bytes: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * One message for many problems, bounded: the first few in full, then how many more. The problems name
+ * objects and keys only (never values); a key name is user input, so each is quoted bounded and escaped.
+ */
+export function describeProblems(problems: readonly Problem[], shown = 5): string {
+  const head = problems.slice(0, shown).map((p) => p.message).join('; ');
+  return problems.length > shown ? `${head}; …and ${problems.length - shown} more` : head;
 }
 
 /** Every Secret name a set of targets reads: what the Secret→source index is built from. */

@@ -28,19 +28,22 @@ export class Fingerprinter {
   entry(entry: DesiredEntry): string {
     const mac = this.mac();
     mac.update(`path\0${formatPath(entry.path)}\0`);
-    for (const key of Object.keys(entry.data).sort()) {
-      mac.update(`${key}\0${entry.binaryKeys.includes(key) ? 'b' : 't'}\0${entry.data[key].length}\0`);
-      mac.update(entry.data[key]);
+    const binary = new Set(entry.binaryKeys);
+    for (const key of [...entry.data.keys()].sort()) {
+      const value = entry.data.get(key)!;
+      mac.update(`${key}\0${binary.has(key) ? 'b' : 't'}\0${value.length}\0`);
+      mac.update(value);
     }
     return 'hmac-sha256:' + mac.digest('hex');
   }
 
   /** Hash of a Secret's raw data, kept in the Secret cache in place of the values. */
-  secretData(data: Record<string, string> | undefined): string {
+  secretData(data: ReadonlyMap<string, string>): string {
     const mac = this.mac();
-    for (const key of Object.keys(data ?? {}).sort()) {
-      mac.update(`${key}\0${data![key].length}\0`);
-      mac.update(data![key]);
+    for (const key of [...data.keys()].sort()) {
+      const value = data.get(key)!;
+      mac.update(`${key}\0${value.length}\0`);
+      mac.update(value);
     }
     return mac.digest('hex');
   }

@@ -8,7 +8,7 @@ import { VaultRequestError } from '../vault/errors.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { RequestContext, VaultPort } from '../vault/port.js';
 import { driftPeriodMs as driftPeriod, forceRequested, MIN_DRIFT_PERIOD_MS, hasDrifted, inputFingerprint as fingerprintInputs } from './change-detection.js';
-import { deriveTargets, materialize, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
+import { deriveTargets, describeProblems, materialize, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
 import type { Fingerprinter } from './fingerprint.js';
 import { describeOwner, ownershipOf } from './ownership.js';
 import { planSync, type PlannedOperation, type SyncedEntry } from './plan.js';
@@ -199,12 +199,13 @@ export class Reconciler {
       return this.reject(key, source, ref, 'Refused', 'NamespaceTerminating', `namespace "${namespace}" is being deleted; nothing is written to Vault`);
     }
     await this.deps.cluster.addFinalizer(kind, object);
-    const values = new Map<string, Record<string, Uint8Array> | undefined>();
-    for (const secretName of secretNames) values.set(secretName, await this.deps.cluster.readSecretData(namespace, secretName));
+    const values = new Map<string, ReadonlyMap<string, Uint8Array> | undefined>();
+    // Only Secrets the cache knows: an absent one costs no API read (a list of absent names costs nothing).
+    for (const secretName of secretNames) values.set(secretName, this.deps.sources.secret(namespace, secretName) ? await this.deps.cluster.readSecretData(namespace, secretName) : undefined);
     const materialized = materialize(targets, values, { maxEntryBytes: this.deps.maxSecretBytes });
     if (!materialized.ok) {
       const problems = materialized.problems;
-      return this.reject(key, source, ref, 'SyncFailed', problems[0].code, problems.map((p) => p.message).join('; '));
+      return this.reject(key, source, ref, 'SyncFailed', problems[0].code, describeProblems(problems));
     }
 
     const desired = materialized.entries.map((entry) => ({ entry, hash: this.deps.fingerprint.entry(entry) }));
@@ -248,6 +249,9 @@ export class Reconciler {
       }
     }
     for (const failure of heldBack.values()) progress.fail(failure);
+    // An intent for a path this source no longer writes (its inputs changed after a crash) is moot.
+    const wanted = new Set(writes.map((w) => formatPath(w.entry.path)));
+    for (const intent of previous?.intents ?? []) if (!wanted.has(formatPath(intent.path))) progress.notLanded(intent.path);
 
     const outcome: WriteOutcome = { written: [], adopted: [], deleted: [], refused: [], terminal: [...heldBack.values()], retryable: [] };
     const decide = (entry: DesiredEntry, view: VaultView, intent?: WriteIntent) =>

@@ -1,5 +1,5 @@
 import type { StoredSyncRecord, SyncRecordStore } from '../kube/vaultsync-store.js';
-import { formatPath, parseKvPathLoose, type KvPath } from '../vault/path.js';
+import { parseKvPathLoose, type KvPath } from '../vault/path.js';
 import type { SyncedEntry } from './plan.js';
 import type { WriteIntent } from './write-policy.js';
 
@@ -88,18 +88,21 @@ function fromRecord(record: StoredSyncRecord): SyncState {
   };
 }
 
+/** `mount/key`, as parseKvPathLoose reads it back (not the display form, which may add a `data/` segment). */
+const recordPath = (path: KvPath) => `${path.mount}/${path.key}`;
+
 function toRecord(state: SyncState): StoredSyncRecord {
   return {
     inputFingerprint: state.inputFingerprint,
     entries: state.entries.map((e) => ({
-      path: formatPath(e.path),
+      path: recordPath(e.path),
       hash: e.hash,
       ...(e.version !== undefined ? { version: e.version } : {}),
       ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),
       ...(e.marksPending ? { marksPending: true } : {}),
     })),
-    intents: (state.intents ?? []).map((i) => ({ path: formatPath(i.path), version: i.version, hash: i.hash, ...(i.binaryKeys?.length ? { binaryKeys: i.binaryKeys } : {}) })),
-    failures: (state.failures ?? []).map((f) => ({ ...f, path: formatPath(f.path) })),
+    intents: (state.intents ?? []).map((i) => ({ path: recordPath(i.path), version: i.version, hash: i.hash, ...(i.binaryKeys?.length ? { binaryKeys: i.binaryKeys } : {}) })),
+    failures: (state.failures ?? []).map((f) => ({ ...f, path: recordPath(f.path) })),
     lastSyncTime: state.lastSyncTime,
     lastDriftCheckTime: state.lastDriftCheckTime,
   };

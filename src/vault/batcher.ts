@@ -4,7 +4,7 @@ import { formatPath, type KvPath } from './path.js';
 
 /** One Vault operation as the reconciler asks for it (VaultPort's methods). */
 export type VaultOperation =
-  | { kind: 'write'; path: KvPath; data: Record<string, string>; cas?: number }
+  | { kind: 'write'; path: KvPath; data: ReadonlyMap<string, string>; cas?: number }
   | { kind: 'write-metadata'; path: KvPath; customMetadata: Record<string, string> }
   | { kind: 'read-metadata'; path: KvPath }
   | { kind: 'read'; path: KvPath }

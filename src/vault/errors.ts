@@ -87,6 +87,8 @@ export function toVaultError(operation: string, target: string, error: unknown):
   if (error instanceof VaultTransportError) {
     if (error.statusCode === undefined) {
       const code = error.code ?? 'ERROR';
+      // A request path the transport refused to send: no retry can fix it.
+      if (code === 'ENONCANONICALPATH') return new VaultRequestError(operation, target, undefined, 'bad-request', 'the request path is not in canonical form; not sent');
       const kind: VaultErrorKind = code === 'ETIMEDOUT' || code === 'ECONNABORTED' ? 'timeout' : isTlsCode(code) ? 'tls' : 'connection';
       const hint = kind === 'tls' ? '; check --vault-addr and --vault-cacert' : '';
       return new VaultRequestError(operation, target, undefined, kind, `no response (${code})${hint}`);

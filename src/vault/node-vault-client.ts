@@ -4,7 +4,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { loginRequest, type VaultAuthConfig } from './auth.js';
 import { toVaultError, VaultRequestError } from './errors.js';
 import { LimiterStoppedError, Priority, type VaultRateLimiter } from './limiter.js';
-import { formatPath, type KvPath } from './path.js';
+import { formatPath, kvApiPath, NonCanonicalPathError, quoteForMessage, type KvApi, type KvPath } from './path.js';
 import type { KvMetadata, RequestContext, VaultPort } from './port.js';
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './retry.js';
 import { VaultTransport } from './transport.js';
@@ -91,7 +91,7 @@ export class NodeVaultClient implements VaultPort {
     this.auth = options.auth;
     this.retry = options.retry ?? DEFAULT_RETRY_POLICY;
     this.renewAtFraction = options.renewAtFraction ?? 2 / 3;
-    this.transport = new VaultTransport({ caCert: options.connection.caCert, timeoutMs: options.connection.timeoutMs });
+    this.transport = new VaultTransport({ address: options.connection.addr, caCert: options.connection.caCert, timeoutMs: options.connection.timeoutMs });
     this.client = nodeVault({
       apiVersion: 'v1',
       endpoint: options.connection.addr,
@@ -255,21 +255,21 @@ export class NodeVaultClient implements VaultPort {
     return version;
   }
 
-  async writeData(path: KvPath, data: Record<string, string>, options: WriteOptions = {}): Promise<{ version: number }> {
+  async writeData(path: KvPath, data: ReadonlyMap<string, string>, options: WriteOptions = {}): Promise<{ version: number }> {
     const stream = options.stream === true;
     if (stream) this.metrics?.memoryOptimizations.inc();
     const requestOptions = stream ? { streamBody: true } : undefined;
     if ((await this.kvVersion(path.mount)) === 1) {
-      if (KV1_METADATA_KEY in data) {
+      if (data.has(KV1_METADATA_KEY)) {
         throw new VaultRequestError('write', formatPath(path), undefined, 'bad-request', `the key "${KV1_METADATA_KEY}" is reserved on a KV version 1 mount (it holds the ownership marks)`);
       }
       const marks = this.kv1Marks.get(formatPath(path)) ?? (await this.readKv1(path, options))?.marks ?? {};
-      const body = Object.keys(marks).length > 0 ? { ...data, [KV1_METADATA_KEY]: marks } : data;
-      await this.call('write', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, body, { ...requestOptions, ...o }), options);
+      const body = Object.keys(marks).length > 0 ? new Map<string, unknown>([...data, [KV1_METADATA_KEY, marks]]) : data;
+      await this.call('write', formatPath(path), (o) => this.client.write(this.apiPath(path, undefined), body, { ...requestOptions, ...o }), options);
       return { version: 0 };
     }
     const body = options.cas === undefined ? { data } : { data, options: { cas: options.cas } };
-    const result = await this.call('write', formatPath(path), (o) => this.client.write(`${path.mount}/data/${path.key}`, body, { ...requestOptions, ...o }), options);
+    const result = await this.call('write', formatPath(path), (o) => this.client.write(this.apiPath(path, 'data'), body, { ...requestOptions, ...o }), options);
     return { version: Number(result?.data?.version ?? 0) };
   }
 
@@ -278,11 +278,11 @@ export class NodeVaultClient implements VaultPort {
       // No metadata endpoint: rewrite the data with the new marks (a path not written yet gets them with its data).
       const current = await this.readKv1(path, hooks);
       this.kv1Marks.set(formatPath(path), { ...customMetadata });
-      if (current) await this.call('write-metadata', formatPath(path), (o) => this.client.write(`${path.mount}/${path.key}`, { ...current.data, [KV1_METADATA_KEY]: customMetadata }, o));
+      if (current) await this.call('write-metadata', formatPath(path), (o) => this.client.write(this.apiPath(path, undefined), new Map<string, unknown>([...current.data, [KV1_METADATA_KEY, customMetadata]]), o));
       else hooks?.onStart?.();
       return;
     }
-    await this.call('write-metadata', formatPath(path), (o) => this.client.write(`${path.mount}/metadata/${path.key}`, { custom_metadata: customMetadata }, o), hooks);
+    await this.call('write-metadata', formatPath(path), (o) => this.client.write(this.apiPath(path, 'metadata'), { custom_metadata: customMetadata }, o), hooks);
   }
 
   async readMetadata(path: KvPath, hooks?: RequestHooks): Promise<KvMetadata | undefined> {
@@ -290,7 +290,7 @@ export class NodeVaultClient implements VaultPort {
       const current = await this.readKv1(path, hooks);
       return current ? { currentVersion: 0, customMetadata: current.marks ?? {} } : undefined;
     }
-    const result = await this.readOrUndefined('read-metadata', path, `${path.mount}/metadata/${path.key}`, hooks);
+    const result = await this.readOrUndefined('read-metadata', path, this.apiPath(path, 'metadata'), hooks);
     if (result === undefined) return undefined;
     const currentVersion = Number(result?.data?.current_version ?? 0);
     const current = result?.data?.versions?.[String(currentVersion)];
@@ -303,9 +303,10 @@ export class NodeVaultClient implements VaultPort {
   }
 
   async listFolder(folder: KvPath, hooks?: RequestHooks): Promise<string[]> {
-    const apiPath = (await this.kvVersion(folder.mount)) === 1 ? `${folder.mount}/${folder.key}` : `${folder.mount}/metadata/${folder.key}`;
+    const apiPath = this.apiPath(folder, (await this.kvVersion(folder.mount)) === 1 ? undefined : 'metadata');
     try {
-      const result = await this.call('list', formatPath(folder), (o) => this.client.list(apiPath, o), hooks);
+      // A GET with the fixed query `list=true` (the LIST verb does not pass every HTTP parser on the way).
+      const result = await this.call('list', formatPath(folder), (o) => this.client.read(apiPath, { ...o, listQuery: true }), hooks);
       const keys: unknown = result?.data?.keys;
       return Array.isArray(keys) ? keys.filter((k): k is string => typeof k === 'string') : [];
     } catch (error) {
@@ -314,21 +315,35 @@ export class NodeVaultClient implements VaultPort {
     }
   }
 
-  async readData(path: KvPath, hooks?: RequestHooks): Promise<Record<string, string> | undefined> {
+  async readData(path: KvPath, hooks?: RequestHooks): Promise<ReadonlyMap<string, string> | undefined> {
     if ((await this.kvVersion(path.mount)) === 1) return (await this.readKv1(path, hooks))?.data;
-    const result = await this.readOrUndefined('read', path, `${path.mount}/data/${path.key}`, hooks);
-    return result?.data?.data ?? undefined;
+    const result = await this.readOrUndefined('read', path, this.apiPath(path, 'data'), hooks);
+    const data = result?.data?.data;
+    return data && typeof data === 'object' ? stringEntries(data) : undefined;
   }
 
   async deleteLatest(path: KvPath, hooks?: RequestHooks): Promise<void> {
     if ((await this.kvVersion(path.mount)) === 1) return this.deleteAll(path, hooks); // no versions to keep
-    await this.call('delete', formatPath(path), (o) => this.client.delete(`${path.mount}/data/${path.key}`, o), hooks);
+    await this.call('delete', formatPath(path), (o) => this.client.delete(this.apiPath(path, 'data'), o), hooks);
   }
 
   async deleteAll(path: KvPath, hooks?: RequestHooks): Promise<void> {
     const v1 = (await this.kvVersion(path.mount)) === 1;
-    await this.call('delete', formatPath(path), (o) => this.client.delete(v1 ? `${path.mount}/${path.key}` : `${path.mount}/metadata/${path.key}`, o), hooks);
+    await this.call('delete', formatPath(path), (o) => this.client.delete(this.apiPath(path, v1 ? undefined : 'metadata'), o), hooks);
     this.kv1Marks.delete(formatPath(path));
+  }
+
+  /**
+   * The request path of a KV operation, from the one builder (path.ts kvApiPath). A path not in canonical
+   * form is a terminal bad request, never sent and never retried.
+   */
+  private apiPath(path: KvPath, api: KvApi | undefined): string {
+    try {
+      return kvApiPath(path, api);
+    } catch (error) {
+      if (!(error instanceof NonCanonicalPathError)) throw error;
+      throw new VaultRequestError('request', quoteForMessage(formatPath(path)), undefined, 'bad-request', error.message);
+    }
   }
 
   /** Stops renewing, closes idle connections. Requests still waiting in the limiter are the limiter's to stop. */
@@ -339,14 +354,16 @@ export class NodeVaultClient implements VaultPort {
     this.transport.close();
   }
 
-  private async readKv1(path: KvPath, hooks?: RequestHooks): Promise<{ data: Record<string, string>; marks?: Record<string, string> } | undefined> {
-    const result = await this.readOrUndefined('read', path, `${path.mount}/${path.key}`, hooks);
+  private async readKv1(path: KvPath, hooks?: RequestHooks): Promise<{ data: ReadonlyMap<string, string>; marks?: Record<string, string> } | undefined> {
+    const result = await this.readOrUndefined('read', path, this.apiPath(path, undefined), hooks);
     if (result === undefined) return undefined;
-    const { [KV1_METADATA_KEY]: marks, ...data } = (result?.data ?? {}) as Record<string, unknown>;
+    const data = stringEntries(result?.data ?? {});
+    const marks = Object.hasOwn(result?.data ?? {}, KV1_METADATA_KEY) ? (result.data as Record<string, unknown>)[KV1_METADATA_KEY] : undefined;
+    data.delete(KV1_METADATA_KEY);
     const validMarks = marks && typeof marks === 'object' ? (marks as Record<string, string>) : undefined;
     if (validMarks) this.kv1Marks.set(formatPath(path), validMarks);
     else this.kv1Marks.delete(formatPath(path));
-    return { data: data as Record<string, string>, marks: validMarks };
+    return { data, marks: validMarks };
   }
 
   private async readOrUndefined(operation: string, path: KvPath, apiPath: string, hooks?: RequestHooks): Promise<any> {
@@ -415,4 +432,14 @@ export class NodeVaultClient implements VaultPort {
       throw error;
     }
   }
+}
+
+/**
+ * A JSON object from Vault (parsed by JSON.parse, so `__proto__` is an own property) as a Map of its
+ * string-valued entries: what was written is text, anything else is not ours to hand on.
+ */
+function stringEntries(object: object): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (const [key, value] of Object.entries(object)) if (typeof value === 'string') entries.set(key, value);
+  return entries;
 }

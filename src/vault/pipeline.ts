@@ -18,9 +18,9 @@ export interface PipelineOptions {
 }
 
 /** Bytes of a payload as sent (keys and values, UTF-8), computed without serializing or copying it. */
-export function payloadBytes(data: Record<string, string>): number {
+export function payloadBytes(data: ReadonlyMap<string, string>): number {
   let size = 0;
-  for (const key in data) size += Buffer.byteLength(key) + Buffer.byteLength(data[key]);
+  for (const [key, value] of data) size += Buffer.byteLength(key) + Buffer.byteLength(value);
   return size;
 }
 
@@ -42,7 +42,7 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.waiting;
   }
 
-  writeData(path: KvPath, data: Record<string, string>, options?: { cas?: number }): Promise<{ version: number }> {
+  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }): Promise<{ version: number }> {
     const size = payloadBytes(data);
     if (size > this.options.maxSecretBytes) {
       // Refused here, terminally: Vault would reject it on every retry (or its storage would).
@@ -51,7 +51,7 @@ export class VaultPipeline implements VaultPort {
     }
     if (size > this.options.largeSecretThresholdBytes) {
       this.options.metrics?.largeSecrets.inc();
-      this.options.log.warn({ path: formatPath(path), sizeBytes: size, keys: Object.keys(data).length, thresholdBytes: this.options.largeSecretThresholdBytes }, 'large secret: streaming it to Vault');
+      this.options.log.warn({ path: formatPath(path), sizeBytes: size, keys: data.size, thresholdBytes: this.options.largeSecretThresholdBytes }, 'large secret: streaming it to Vault');
     }
     return this.batcher.submit({ kind: 'write', path, data, cas: options?.cas });
   }
@@ -69,7 +69,7 @@ export class VaultPipeline implements VaultPort {
     return this.options.client.listFolder(folder);
   }
 
-  readData(path: KvPath): Promise<Record<string, string> | undefined> {
+  readData(path: KvPath): Promise<ReadonlyMap<string, string> | undefined> {
     return this.batcher.submit({ kind: 'read', path });
   }
 

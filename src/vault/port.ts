@@ -23,7 +23,8 @@ export interface RequestContext {
  */
 export interface VaultPort {
   /** Writes the data as a new version; `cas` makes it conditional (0 = only if the path is new). */
-  writeData(path: KvPath, data: Record<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<{ version: number }>;
+  /** Key names are user input: a Map (serialized as a JSON object), never a plain object. */
+  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<{ version: number }>;
   /** Replaces the path's custom_metadata (ownership marks). */
   writeMetadata(path: KvPath, customMetadata: Record<string, string>, context?: RequestContext): Promise<void>;
   /** Undefined when nothing exists at the path. */
@@ -39,5 +40,5 @@ export interface VaultPort {
    */
   listFolder(folder: KvPath, context?: RequestContext): Promise<string[]>;
   /** Reads the data (tests, drift repair). Undefined when absent or deleted. */
-  readData(path: KvPath, context?: RequestContext): Promise<Record<string, string> | undefined>;
+  readData(path: KvPath, context?: RequestContext): Promise<ReadonlyMap<string, string> | undefined>;
 }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { once } from 'node:events';
 import { parseRetryAfter, VaultTransportError } from './errors.js';
+import { VaultPathGrammar } from './path-grammar.js';
 
 /**
  * The HTTP transport under node-vault, plugged in through node-vault's `request-promise` option (node-vault
@@ -17,6 +18,8 @@ import { parseRetryAfter, VaultTransportError } from './errors.js';
  *  - one keep-alive agent per client, with the CA bundle, and one deadline per request.
  */
 export interface TransportConfig {
+  /** Vault's address (`https://vault:8200`, as configured): scheme, host and port are taken from it once. */
+  address: string;
   /** PEM CA bundle that signed Vault's certificate. */
   caCert?: string;
   /** Deadline of one request, from sending to the last byte of the response. */
@@ -35,6 +38,8 @@ export interface TransportRequest {
   streamBody?: boolean;
   /** Ours: send no X-Vault-Token (logins: a revoked token must not get in the way of getting a new one). */
   noToken?: boolean;
+  /** Ours: a KV LIST, sent as GET with the fixed query `?list=true` (never built from input). */
+  listQuery?: boolean;
   /** Ours: called once when the request has been written to the socket (or failed before that). */
   onSent?: () => void;
 }
@@ -53,12 +58,43 @@ const MAX_RESPONSE_BYTES = 512 * 1024 * 1024;
 /** Slice size when streaming a long string value. */
 const STREAM_SLICE_CHARS = 64 * 1024;
 
+/**
+ * Why a request path (below the address) is not in canonical form, or undefined when it is: `/`-separated
+ * segments of the path grammar's characters only, no `.`/`..` segment, no empty segment, no `%`, `\`, `?`
+ * or `#`. Vault paths are built by path.ts kvApiPath and always pass; this is the last line of defence.
+ */
+export function requestPathProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return 'does not start with "/"';
+  const segments = path.slice(1).split('/');
+  if (segments.some((s) => s === '')) return 'has an empty segment';
+  if (segments.some((s) => s === '.' || s === '..')) return 'has a "." or ".." segment';
+  if (!segments.every((s) => REQUEST_SEGMENT.test(s))) return 'has a character outside [A-Za-z0-9._-] (no %, \\, ?, # or non-ASCII)';
+  return undefined;
+}
+const REQUEST_SEGMENT = new RegExp(VaultPathGrammar.segmentPattern);
+
 export class VaultTransport {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   private readonly httpsAgent: https.Agent;
+  private readonly secure: boolean;
+  private readonly hostname: string;
+  private readonly port: number;
+  /** The address as node-vault prefixes it to every path (one trailing `/` removed). */
+  private readonly uriPrefix: string;
+  /** A path prefix of the address itself (Vault behind a reverse proxy at /vault); usually empty. */
+  private readonly basePath: string;
 
   constructor(private readonly config: TransportConfig) {
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, ...(config.caCert ? { ca: config.caCert } : {}) });
+    // Parsed once, at start, from configuration; request paths are never given to a URL parser.
+    const address = new URL(config.address);
+    if (address.protocol !== 'http:' && address.protocol !== 'https:') throw new RangeError(`the Vault address must be http:// or https://, got ${address.protocol}`);
+    this.secure = address.protocol === 'https:';
+    this.hostname = address.hostname.replace(/^\[(.*)\]$/, '$1');
+    this.port = address.port ? Number(address.port) : this.secure ? 443 : 80;
+    this.uriPrefix = config.address.replace(/\/$/, '');
+    this.basePath = address.pathname.replace(/\/+$/, '');
+    if (this.basePath !== '' && requestPathProblem(this.basePath)) throw new RangeError('the Vault address has a path that is not in canonical form');
   }
 
   /** node-vault's `request-promise` option. */
@@ -73,17 +109,17 @@ export class VaultTransport {
 
   send(request: TransportRequest): Promise<TransportResponse> {
     return new Promise<TransportResponse>((resolve, reject) => {
-      let url: URL;
-      try {
-        url = new URL(request.uri);
-      } catch {
-        reject(new VaultTransportError(undefined, 'EINVALIDURL'));
+      // The path is sent verbatim: no URL parser may rewrite it (`\` into `/`, `..` collapsed, `%2e` decoded).
+      const below = request.uri.startsWith(this.uriPrefix + '/') ? request.uri.slice(this.uriPrefix.length) : undefined;
+      if (below === undefined || requestPathProblem(below) !== undefined) {
+        reject(new VaultTransportError(undefined, 'ENONCANONICALPATH'));
         return;
       }
-      const secure = url.protocol === 'https:';
+      const path = this.basePath + below + (request.listQuery ? '?list=true' : '');
+      const secure = this.secure;
       const hasBody = request.json !== undefined && typeof request.json === 'object' && request.json !== null;
       const streamed = hasBody && request.streamBody === true;
-      const body = hasBody && !streamed ? Buffer.from(JSON.stringify(request.json)) : undefined;
+      const body = hasBody && !streamed ? Buffer.from([...jsonPieces(request.json)].join('')) : undefined;
       const headers: Record<string, string | number> = { ...request.headers, accept: 'application/json' };
       if (request.noToken) delete headers['X-Vault-Token'];
       if (hasBody) headers['content-type'] = 'application/json';
@@ -104,7 +140,7 @@ export class VaultTransport {
         clearTimeout(deadline);
         reject(error);
       };
-      const req = (secure ? https : http).request(url, { method: request.method, headers, agent: secure ? this.httpsAgent : this.httpAgent });
+      const req = (secure ? https : http).request({ hostname: this.hostname, port: this.port, path, method: request.method, headers, agent: secure ? this.httpsAgent : this.httpAgent });
       req.on('finish', reportSent); // the whole request is with the kernel
       const timeoutMs = request.timeout ?? this.config.timeoutMs;
       // One deadline for the whole exchange (a socket idle timeout would let a trickling response run forever).
@@ -141,7 +177,7 @@ export class VaultTransport {
           if (status === 200 || status === 204) {
             settled = true;
             clearTimeout(deadline);
-            resolve({ statusCode: status, body: parsed, headers: res.headers, request: { path: url.pathname } });
+            resolve({ statusCode: status, body: parsed, headers: res.headers, request: { path } });
             return;
           }
           const errors = Array.isArray(parsed?.errors) ? parsed.errors.filter((e: unknown): e is string => typeof e === 'string') : [];
@@ -171,7 +207,8 @@ function safeCode(code: string | undefined): string {
 
 /**
  * Writes `value` as JSON to the request piece by piece, honouring backpressure: no string or buffer of the
- * whole body is ever built, long strings go out in slices. Equal to JSON.stringify(value) byte for byte.
+ * whole body is ever built, long strings go out in slices. Equal to JSON.stringify(value) byte for byte,
+ * except that a Map is written as the JSON object of its entries (JSON.stringify writes `{}`).
  */
 export async function streamJson(out: NodeJS.WritableStream, value: unknown, onFirstWritten?: () => void): Promise<void> {
   let first = true;
@@ -187,6 +224,9 @@ export function* jsonPieces(value: unknown): Generator<string> {
     yield* stringPieces(value);
   } else if (value === null || typeof value !== 'object') {
     yield JSON.stringify(value) ?? 'null';
+  } else if (value instanceof Map) {
+    // Key-value data keyed by user input travels as a Map: `__proto__` is a key like any other.
+    yield* objectPieces(value.entries());
   } else if (Array.isArray(value)) {
     yield '[';
     for (let i = 0; i < value.length; i++) {
@@ -195,16 +235,20 @@ export function* jsonPieces(value: unknown): Generator<string> {
     }
     yield ']';
   } else {
-    yield '{';
-    let first = true;
-    for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
-      if (item === undefined || typeof item === 'function') continue;
-      yield `${first ? '' : ','}${JSON.stringify(key)}:`;
-      first = false;
-      yield* jsonPieces(item);
-    }
-    yield '}';
+    yield* objectPieces(Object.entries(value as Record<string, unknown>));
   }
+}
+
+function* objectPieces(entries: Iterable<[unknown, unknown]>): Generator<string> {
+  yield '{';
+  let first = true;
+  for (const [key, item] of entries) {
+    if (item === undefined || typeof item === 'function') continue;
+    yield `${first ? '' : ','}${JSON.stringify(String(key))}:`;
+    first = false;
+    yield* jsonPieces(item);
+  }
+  yield '}';
 }
 
 /** A JSON string literal in slices; a slice never ends between the two halves of a surrogate pair. */

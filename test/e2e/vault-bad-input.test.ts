@@ -58,7 +58,7 @@ test('a policy that may read but not write: each write fails on its own with HTT
   await stack.login();
   const key = uniquePrefix('read-only');
   const made = await requestsDuring(async () => {
-    const results = await Promise.allSettled([stack.vault.writeData({ mount: 'secret', key: `${key}/a` }, { v: '1' }), stack.vault.readMetadata({ mount: 'secret', key: `${key}/a` })]);
+    const results = await Promise.allSettled([stack.vault.writeData({ mount: 'secret', key: `${key}/a` }, new Map(Object.entries({ v: '1' }))), stack.vault.readMetadata({ mount: 'secret', key: `${key}/a` })]);
     expect(results[0]).toMatchObject({ status: 'rejected', reason: { kind: 'forbidden', statusCode: 403, message: `Vault write secret/${key}/a failed: HTTP 403: 1 error occurred: * permission denied` } });
     expect(results[1]).toMatchObject({ status: 'fulfilled', value: undefined }); // the read is allowed: not found
   });

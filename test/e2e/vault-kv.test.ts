@@ -30,15 +30,15 @@ test('the port on a KV v1 mount: data and marks in one entry; reads return the d
 
   expect(await vault.readMetadata(path)).toBeUndefined();
   await vault.writeMetadata(path, { 'managed-by': 'vault-sync-operator', 'content-hash': 'h1' }); // claim: nothing to write yet
-  expect(await vault.writeData(path, { user: 'app', pass: 'p1' }, { cas: 0 })).toEqual({ version: 0 });
+  expect(await vault.writeData(path, new Map(Object.entries({ user: 'app', pass: 'p1' })), { cas: 0 })).toEqual({ version: 0 });
   expect(await raw('team/app')).toEqual({ user: 'app', pass: 'p1', custom_metadata: { 'managed-by': 'vault-sync-operator', 'content-hash': 'h1' } });
 
-  await vault.writeData(path, { user: 'app', pass: 'p2' }, { cas: 0 }); // cas has no meaning on v1
+  await vault.writeData(path, new Map(Object.entries({ user: 'app', pass: 'p2' })), { cas: 0 }); // cas has no meaning on v1
   await vault.writeMetadata(path, { 'managed-by': 'vault-sync-operator', 'content-hash': 'h2' });
-  expect(await vault.readData(path)).toEqual({ user: 'app', pass: 'p2' });
+  expect(await vault.readData(path)).toEqual(new Map([['user', 'app'], ['pass', 'p2']]));
   expect(await vault.readMetadata(path)).toEqual({ currentVersion: 0, customMetadata: { 'managed-by': 'vault-sync-operator', 'content-hash': 'h2' } });
 
-  await expect(vault.writeData(path, { custom_metadata: 'x' })).rejects.toThrow(/the key "custom_metadata" is reserved on a KV version 1 mount/);
+  await expect(vault.writeData(path, new Map(Object.entries({ custom_metadata: 'x' })))).rejects.toThrow(/the key "custom_metadata" is reserved on a KV version 1 mount/);
   await vault.deleteAll(path);
   expect(await raw('team/app')).toBeUndefined();
   await stack.stop();

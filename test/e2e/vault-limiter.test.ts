@@ -27,7 +27,7 @@ test('a backlog of 100 writes: the burst of 20, then never more than 10 requests
   await stack.login(); // login + mount lookup: two requests, two tokens
   const prefix = uniquePrefix('limiter');
   const n = 100;
-  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, { i: String(i) })));
+  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ i: String(i) })))));
   const elapsedMs = performance.now() - t0;
   await stack.stop();
 
@@ -65,7 +65,7 @@ test('retries go through the limiter too: with 429s (Retry-After), 500s and rese
   const prefix = uniquePrefix('limiter-faults');
   const n = 50;
   try {
-    await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, { i: String(i) })));
+    await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ i: String(i) })))));
   } finally {
     proxy.setFaults({});
   }

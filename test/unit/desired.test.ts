@@ -10,6 +10,7 @@ const deployment = (annotations: Record<string, string>, podSpec = { containers:
 });
 const options = { allowedMounts: ['secret'] };
 const bytes = (text: string) => new Uint8Array(Buffer.from(text));
+const kv = <V>(record: Record<string, V>): ReadonlyMap<string, V> => new Map(Object.entries(record));
 
 describe('deriveTargets: where a source writes and from which Secrets', () => {
   test('auto-discovery writes each referenced Secret to <path>/<secretName>', () => {
@@ -81,15 +82,15 @@ describe('materialize: the data that lands in Vault', () => {
   const limits = { maxEntryBytes: 1024 };
 
   test('UTF-8 values are written as text; other bytes as base64 and listed as binary', () => {
-    const secrets = new Map([['s', { text: bytes('héllo'), blob: new Uint8Array([0xff, 0x00, 0xfe]) }]]);
+    const secrets = new Map([['s', kv({ text: bytes('héllo'), blob: new Uint8Array([0xff, 0x00, 0xfe]) })]]);
     const result = materialize([target([{ secretName: 's', prefix: '', optional: false }])], secrets, limits);
-    expect(result).toEqual({ ok: true, entries: [{ path: { mount: 'secret', key: 'x' }, data: { blob: '/wD+', text: 'héllo' }, binaryKeys: ['blob'], secretNames: ['s'], sizeBytes: 4 + 4 + 4 + 6 }] });
+    expect(result).toEqual({ ok: true, entries: [{ path: { mount: 'secret', key: 'x' }, data: new Map([['blob', '/wD+'], ['text', 'héllo']]), binaryKeys: ['blob'], secretNames: ['s'], sizeBytes: 4 + 4 + 4 + 6 }] });
   });
 
   test('keys and prefix select and rename', () => {
-    const secrets = new Map([['db', { user: bytes('u'), pass: bytes('p'), other: bytes('o') }]]);
+    const secrets = new Map([['db', kv({ user: bytes('u'), pass: bytes('p'), other: bytes('o') })]]);
     const result = materialize([target([{ secretName: 'db', keys: ['user', 'pass'], prefix: 'db_', optional: false }])], secrets, limits);
-    expect(result.ok && result.entries[0].data).toEqual({ db_user: 'u', db_pass: 'p' });
+    expect(result.ok && result.entries[0].data).toEqual(new Map([['db_user', 'u'], ['db_pass', 'p']]));
   });
 
   test('a missing optional Secret is skipped, and a target with nothing left is not written', () => {
@@ -108,7 +109,7 @@ describe('materialize: the data that lands in Vault', () => {
     {
       reason: 'a listed key that does not exist',
       selections: [{ secretName: 'db', keys: ['nope'], prefix: '', optional: false }],
-      secrets: new Map([['db', { user: bytes('u') }]]),
+      secrets: new Map([['db', kv({ user: bytes('u') })]]),
       code: 'KeyNotFound',
       says: 'no key "nope"',
     },
@@ -119,8 +120,8 @@ describe('materialize: the data that lands in Vault', () => {
         { secretName: 'b', prefix: '', optional: false },
       ],
       secrets: new Map([
-        ['a', { token: bytes('1') }],
-        ['b', { token: bytes('2') }],
+        ['a', kv({ token: bytes('1') })],
+        ['b', kv({ token: bytes('2') })],
       ]),
       code: 'KeyConflict',
       says: 'both Secret "a" and Secret "b"',
@@ -128,7 +129,7 @@ describe('materialize: the data that lands in Vault', () => {
     {
       reason: 'data over the size limit',
       selections: [{ secretName: 'big', prefix: '', optional: false }],
-      secrets: new Map([['big', { blob: bytes('x'.repeat(2000)) }]]),
+      secrets: new Map([['big', kv({ blob: bytes('x'.repeat(2000)) })]]),
       code: 'TooLarge',
       says: 'over the limit of 1024 bytes',
     },

@@ -1,7 +1,7 @@
 import { Fingerprinter } from '../../src/sync/fingerprint.js';
 import type { DesiredEntry } from '../../src/sync/desired.js';
 
-const entry = (data: Record<string, string>, binaryKeys: string[] = []): DesiredEntry => ({ path: { mount: 'secret', key: 'a' }, data, binaryKeys, secretNames: ['s'], sizeBytes: 0 });
+const entry = (data: Record<string, string>, binaryKeys: string[] = []): DesiredEntry => ({ path: { mount: 'secret', key: 'a' }, data: new Map(Object.entries(data)), binaryKeys, secretNames: ['s'], sizeBytes: 0 });
 
 describe('Fingerprinter: keyed content hashes', () => {
   const f = new Fingerprinter(Buffer.from('k'.repeat(32)));
@@ -21,6 +21,6 @@ describe('Fingerprinter: keyed content hashes', () => {
     expect(f.entry(entry({ a: '1' }))).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
   });
   test('no key loaded yet is an error, not an unkeyed hash', () => {
-    expect(() => new Fingerprinter().secretData({ a: 'MQ==' })).toThrow('key has not been loaded');
+    expect(() => new Fingerprinter().secretData(new Map([['a', 'MQ==']]))).toThrow('key has not been loaded');
   });
 });

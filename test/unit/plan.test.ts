@@ -1,7 +1,7 @@
 import type { DesiredEntry } from '../../src/sync/desired.js';
 import { planSync } from '../../src/sync/plan.js';
 
-const entry = (key: string): DesiredEntry => ({ path: { mount: 'secret', key }, data: { a: '1' }, binaryKeys: [], secretNames: ['s'], sizeBytes: 2 });
+const entry = (key: string): DesiredEntry => ({ path: { mount: 'secret', key }, data: new Map([['a', '1']]), binaryKeys: [], secretNames: ['s'], sizeBytes: 2 });
 const on = { changeDetection: true, force: false };
 
 describe('planSync: equal means no-op', () => {

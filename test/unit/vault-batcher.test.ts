@@ -25,7 +25,7 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     const { calls, execute } = controlledExecutor();
     const metrics = new Metrics({ processMetrics: false });
     const batcher = new VaultBatcher({ batchSize: 5, execute, metrics });
-    const results = Array.from({ length: 12 }, (_, i) => batcher.submit({ kind: 'write', path: path(`p${i}`), data: { v: String(i) } }));
+    const results = Array.from({ length: 12 }, (_, i) => batcher.submit({ kind: 'write', path: path(`p${i}`), data: new Map(Object.entries({ v: String(i) })) }));
     await tick();
     expect(calls).toHaveLength(5); // one batch; the rest waits in the batcher, where it can still be merged
     expect(batcher.waiting).toBe(12);
@@ -51,15 +51,15 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     const { calls, execute } = controlledExecutor();
     const metrics = new Metrics({ processMetrics: false });
     const batcher = new VaultBatcher({ batchSize: 1, execute, metrics });
-    const first = batcher.submit({ kind: 'write', path: path('busy'), data: { v: 'a' } }); // occupies the only slot
+    const first = batcher.submit({ kind: 'write', path: path('busy'), data: new Map(Object.entries({ v: 'a' })) }); // occupies the only slot
     await tick();
-    const older = batcher.submit({ kind: 'write', path: path('x'), data: { v: 'old' }, cas: 1 });
-    const newer = batcher.submit({ kind: 'write', path: path('x'), data: { v: 'new' }, cas: 1 });
-    const newest = batcher.submit({ kind: 'write', path: path('x'), data: { v: 'newest' }, cas: 1 });
+    const older = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: 'old' })), cas: 1 });
+    const newer = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: 'new' })), cas: 1 });
+    const newest = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: 'newest' })), cas: 1 });
     calls[0].start();
     await tick();
     expect(calls).toHaveLength(2);
-    expect(calls[1].operation).toEqual({ kind: 'write', path: path('x'), data: { v: 'newest' }, cas: 1 });
+    expect(calls[1].operation).toEqual({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: 'newest' })), cas: 1 });
     calls[1].start();
     calls[0].finish({ version: 7 });
     calls[1].finish({ version: 2 });
@@ -72,9 +72,9 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
   test('a write is not merged across another operation on the same path (order is kept)', async () => {
     const { calls, execute } = controlledExecutor();
     const batcher = new VaultBatcher({ batchSize: 5, execute });
-    const a = batcher.submit({ kind: 'write', path: path('x'), data: { v: '1' } });
+    const a = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: '1' })) });
     const m = batcher.submit({ kind: 'write-metadata', path: path('x'), customMetadata: { owner: 'me' } });
-    const b = batcher.submit({ kind: 'write', path: path('x'), data: { v: '2' } });
+    const b = batcher.submit({ kind: 'write', path: path('x'), data: new Map(Object.entries({ v: '2' })) });
     await tick();
     // One operation per path in flight: the metadata write and the second write wait, in order.
     expect(calls.map((c) => c.operation.kind)).toEqual(['write']);
@@ -86,7 +86,7 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
     calls[1].finish('m');
     await tick();
     expect(calls.map((c) => c.operation.kind)).toEqual(['write', 'write-metadata', 'write']);
-    expect((calls[2].operation as { data: unknown }).data).toEqual({ v: '2' });
+    expect((calls[2].operation as { data: unknown }).data).toEqual(new Map([['v', '2']]));
     calls[2].start();
     calls[2].finish('b');
     expect(await Promise.all([a, m, b])).toEqual(['a', 'm', 'b']);
@@ -104,7 +104,7 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
         return { version: 1 };
       },
     });
-    const results = await Promise.allSettled(['a', 'bad', 'c'].map((key) => batcher.submit({ kind: 'write', path: path(key), data: { v: key } })));
+    const results = await Promise.allSettled(['a', 'bad', 'c'].map((key) => batcher.submit({ kind: 'write', path: path(key), data: new Map(Object.entries({ v: key })) })));
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(VaultRequestError);
     await batcher.stop();
@@ -143,8 +143,8 @@ describe('VaultBatcher: groups, merges waiting writes to one path, keeps per-pat
   test('stop() rejects what still waits with a clear error and refuses new work', async () => {
     const { calls, execute } = controlledExecutor();
     const batcher = new VaultBatcher({ batchSize: 1, execute });
-    const inFlight = batcher.submit({ kind: 'write', path: path('a'), data: {} });
-    const waiting = batcher.submit({ kind: 'write', path: path('b'), data: {} });
+    const inFlight = batcher.submit({ kind: 'write', path: path('a'), data: new Map(Object.entries({})) });
+    const waiting = batcher.submit({ kind: 'write', path: path('b'), data: new Map(Object.entries({})) });
     await tick();
     const stopped = batcher.stop();
     calls[0].start();

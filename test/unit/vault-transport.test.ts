@@ -3,7 +3,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VaultTransportError } from '../../src/vault/errors.js';
+import fc from 'fast-check';
+import { kvApiPath, parseVaultPath } from '../../src/vault/path.js';
 import { jsonPieces, VaultTransport } from '../../src/vault/transport.js';
+import { hostilePath, nearlyValidPath } from './arbitraries.js';
 
 let server: Server;
 let base: string;
@@ -35,7 +38,10 @@ describe('jsonPieces: the streamed serialization', () => {
 });
 
 describe('VaultTransport', () => {
-  const transport = new VaultTransport({ timeoutMs: 2000 });
+  let transport: VaultTransport;
+  beforeAll(() => {
+    transport = new VaultTransport({ address: base, timeoutMs: 2000 });
+  });
   afterAll(() => transport.close());
 
   test('a streamed body arrives chunked and byte-for-byte equal to the JSON; a small one has a Content-Length', async () => {
@@ -64,7 +70,7 @@ describe('VaultTransport', () => {
 
   test('no answer within the deadline is a timeout (ETIMEDOUT)', async () => {
     handler = () => undefined; // never answers
-    const quick = new VaultTransport({ timeoutMs: 150 });
+    const quick = new VaultTransport({ address: base, timeoutMs: 150 });
     const started = performance.now();
     await expect(quick.send({ method: 'GET', uri: `${base}/v1/secret/data/slow` })).rejects.toMatchObject({ statusCode: undefined, code: 'ETIMEDOUT' });
     expect(performance.now() - started).toBeLessThan(1000);
@@ -83,6 +89,44 @@ describe('VaultTransport', () => {
   });
 
   test('a refused connection is a connection error with its code', async () => {
-    await expect(transport.send({ method: 'GET', uri: 'http://127.0.0.1:1/v1/sys/health' })).rejects.toMatchObject({ statusCode: undefined, code: 'ECONNREFUSED' });
+    const nowhere = new VaultTransport({ address: 'http://127.0.0.1:1', timeoutMs: 2000 });
+    await expect(nowhere.send({ method: 'GET', uri: 'http://127.0.0.1:1/v1/sys/health' })).rejects.toMatchObject({ statusCode: undefined, code: 'ECONNREFUSED' });
+    nowhere.close();
+  });
+
+  test('a request path that is not canonical is refused before anything is sent (no retry can fix it)', async () => {
+    const arrived: string[] = [];
+    handler = (req, _body, res) => {
+      arrived.push(req.url ?? '');
+      res.writeHead(200).end('{}');
+    };
+    for (const path of ['/v1/secret/data/team-a/x\\..\\..\\team-b/p', '/v1/secret/data/%2e%2e/%2e%2e/sys/policy/x', '/v1/secret/data/a/../../sys/policy/x', '/v1/sys/./policy']) {
+      await expect(transport.send({ method: 'GET', uri: `${base}${path}` })).rejects.toMatchObject({ statusCode: undefined, code: 'ENONCANONICALPATH' });
+    }
+    await expect(transport.send({ method: 'GET', uri: 'http://elsewhere.example/v1/secret/data/a' })).rejects.toMatchObject({ code: 'ENONCANONICALPATH' });
+    expect(arrived).toEqual([]);
+  });
+
+  test('property: for every accepted annotation, the path that arrives at the server is the validated path, byte for byte', async () => {
+    const arrived: string[] = [];
+    handler = (req, _body, res) => {
+      arrived.push(req.url ?? '');
+      res.writeHead(200).end('{}');
+    };
+    let accepted = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(hostilePath, nearlyValidPath), async (raw) => {
+        const parsed = parseVaultPath(raw, ['secret', 'kv']);
+        if (!parsed.ok) return true;
+        accepted++;
+        arrived.length = 0;
+        // node-vault builds `${endpoint}/v1/${path}`; the transport must send that path as it is.
+        await transport.send({ method: 'GET', uri: `${base}/v1/${kvApiPath(parsed.path, 'data')}` });
+        const expected = `/v1/${parsed.path.mount}/data/${parsed.path.key}`;
+        return arrived.length === 1 && arrived[0] === expected;
+      }),
+      { seed: 8_2026_11, numRuns: 1500 },
+    );
+    expect(accepted).toBeGreaterThan(100);
   });
 });
