@@ -17,7 +17,7 @@ async function main(): Promise<number> {
     return code;
   }
   if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(usage());
+    console.log(`${usage()}\n\nvault-sync-operator plan --help: what the operator would do, without doing it (read-only).`);
     return 0;
   }
   let config;

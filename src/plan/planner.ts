@@ -36,6 +36,8 @@ export interface PlannerDeps {
   maxSecretBytes: number;
   tenantPathTemplate?: string;
   deletePolicy: 'all-versions' | 'latest-version';
+  /** Injected for tests. */
+  now?: () => number;
   /** DRY_RUN keeps the Secret→source index up to date (as the reconciler does), so Secret changes re-plan. */
   index?: SecretIndex;
 }
@@ -85,7 +87,7 @@ export class Planner {
     const forceToken = object.annotations[Annotations.forceSync];
     const fingerprint = inputFingerprint(targets, secretNames, (secretName) => this.deps.sources.secret(namespace, secretName)?.dataHash, forceToken);
 
-    const now = Date.now();
+    const now = (this.deps.now ?? Date.now)();
     if (changeDetection && previous?.inputFingerprint === fingerprint && !(previous.failures ?? []).some((f) => failureDue(f, now))) {
       // Done (as the reconciler sees it), except for writes Vault refused terminally: they wait for a change.
       const failed = (previous.failures ?? []).map((f): PathPlan => ({ path: formatPath(f.path), action: 'refuse', reason: describeFailure(f) }));

@@ -4,7 +4,7 @@
 // the stale Planned condition goes away.
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { freshNamespace, kubeClients, vaultHttp, waitFor } from './helpers/env.js';
-import { createSecret, deploymentUsing, mergePatch, vaultExists, waitForVault } from './helpers/objects.js';
+import { createSecret, deploymentUsing, eventsOf, mergePatch, vaultExists, waitForVault } from './helpers/objects.js';
 import { runOperator } from './helpers/operator.js';
 import { sumMetric } from './helpers/ops.js';
 import { auditMark, requestsSince } from './helpers/vault-audit.js';
@@ -63,6 +63,7 @@ test('DRY_RUN reports the plan as a condition, a metric and a log line, and writ
   expect(operatorRequests.length).toBeGreaterThan(0); // it did look (metadata) before planning
   expect(operatorRequests.filter((r) => r.operation !== 'read' || !r.path.startsWith('secret/metadata/'))).toEqual([]);
   expect(await vaultExists(`${ns}/web/db`)).toBe(false);
+  expect(await eventsOf(ns, 'web')).toEqual([]); // a plan is reported in the VaultSync, not as Events
   expect((await apps.readNamespacedDeployment({ namespace: ns, name: 'web' })).metadata?.finalizers ?? []).toEqual([]);
   const planned = await vaultSyncStatus(ns, 'deployment-web');
   expect(planned?.inputFingerprint).toBeUndefined();
