@@ -181,6 +181,35 @@ test('plan of a source being deleted: its paths would be deleted, or kept with p
   expect(await vaultExists(`${ns}/gone/db`)).toBe(true);
 });
 
+test('plan of a source with drift checks (vault-sync.io/reconcile): a path changed in Vault out of band would be restored', async () => {
+  const ns = await freshNamespace('plan-drift');
+  await createSecret(ns, 'db', { password: 'x' });
+  await createSecret(ns, 'api', { token: 't' });
+  await apps.createNamespacedDeployment({ namespace: ns, body: deploymentUsing(ns, 'web', { 'vault-sync.io/path': `secret/${ns}/web`, 'vault-sync.io/reconcile': '1h' }, ['db', 'api']) });
+  const operator = await runOperator([ns]);
+  try {
+    await waitForVault(`${ns}/web/db`);
+    await waitForVault(`${ns}/web/api`);
+    await waitFor(async () => (await eventsOf(ns, 'web', 'Synced')).length > 0, { description: 'the Synced Event of web' });
+  } finally {
+    await operator.stop();
+  }
+  // Someone edits the data by hand (the marks stay: still ours).
+  expect((await vaultHttp(`secret/data/${ns}/web/db`, { body: { data: { password: 'by hand' } } })).status).toBe(200);
+
+  const mark = auditMark();
+  const run = await runPlan(['--output=json'], planEnv(kubeconfigPath, vaultToken, [ns]));
+  expect(run.code).toBe(2);
+  const web = sourceOf(run.report!, 'Deployment', 'web');
+  expect(web.reason).toBe('in sync with its inputs; drift checked in Vault');
+  expect(web.paths).toEqual([
+    { path: `secret/${ns}/web/api`, action: 'unchanged', reason: 'content unchanged; no drift in Vault' },
+    { path: `secret/${ns}/web/db`, action: 'update', reason: expect.stringMatching(/^changed in Vault out of band: restored; ours at version 2/) },
+  ]);
+  // One metadata read per recorded path, as the operator's drift check.
+  expect(expectOnlyMetadataReads(mark).filter((r) => r.path.startsWith(`secret/metadata/${ns}`)).map((r) => r.path).sort()).toEqual([`secret/metadata/${ns}/web/api`, `secret/metadata/${ns}/web/db`]);
+});
+
 test('plan fails fast, naming the flag, with exit code 3', async () => {
   const bad = await runPlan(['--output=yaml'], planEnv(kubeconfigPath, vaultToken, ['default']));
   expect(bad.code).toBe(3);
