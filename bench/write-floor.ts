@@ -99,17 +99,19 @@ export async function writeFloor(ctx: WriteFloorContext) {
   const ns2 = await namespace();
   const flaky = startOperator(await ctx.configFor([`--watch-namespaces=${ns2}`, '--vault-max-retries=1', '--vault-retry-max-delay=1s']), pino({ level: 'silent' }));
   await flaky.ready;
-  const many = Array.from({ length: 80 }, (_, i) => `m${i}`);
-  for (const name of many) await core.createNamespacedSecret({ namespace: ns2, body: { metadata: { name }, stringData: { value: name } } });
+  // Two Deployments of 40 Secrets (one source may sync at most 64).
+  const forty = Array.from({ length: 40 }, (_, i) => `m${i}`);
+  for (const name of forty) await core.createNamespacedSecret({ namespace: ns2, body: { metadata: { name }, stringData: { value: name } } });
+  const many = ['big', 'wide'].flatMap((d) => forty.map((n) => `${d}/${n}`));
   mark = proxy.requests.length;
-  await apps.createNamespacedDeployment({ namespace: ns2, body: deployment(ns2, 'big', many) });
+  for (const d of ['big', 'wide']) await apps.createNamespacedDeployment({ namespace: ns2, body: deployment(ns2, d, forty) });
   await until('30 data writes', async () => kvRequests(mark, ns2).filter((r) => r.method !== 'GET' && r.path.startsWith(`/v1/secret/data/`)).length >= 30);
   await proxy.stop();
   await sleep(3000); // the sync fails on every path still in flight, and is re-queued with backoff
   await proxy.start();
-  await until('80 paths after the reset', converged(many.map((n) => `${ns2}/big/${n}`), () => true));
+  await until('80 paths after the reset', converged(many.map((n) => `${ns2}/${n}`), () => true));
   await quiet(ns2);
-  const versions = await Promise.all(many.map(async (n) => Object.keys((await metadataOf(`${ns2}/big/${n}`))?.versions ?? {}).length));
+  const versions = await Promise.all(many.map(async (n) => Object.keys((await metadataOf(`${ns2}/${n}`))?.versions ?? {}).length));
   await flaky.stop();
 
   return {

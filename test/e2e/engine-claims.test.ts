@@ -5,6 +5,7 @@
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { freshNamespace, kubeClients, loadTestEnv, vaultHttp, waitFor } from './helpers/env.js';
 import { createSecret, deploymentUsing, eventsOf, mergePatch, vaultRead, waitForEvent, waitForVault } from './helpers/objects.js';
+import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { runOperator, type TestOperator } from './helpers/operator.js';
 import { auditMark, isWrite, kvRequestsSince, requestsSince } from './helpers/vault-audit.js';
 
@@ -203,21 +204,49 @@ describe('terminal Vault answers are terminal', () => {
     await settled(operator);
     expect(attempts()).toHaveLength(2);
   });
+});
 
-  test('400 from Vault (a body it refuses): reported once with Vault\'s message, no endless retry, no empty marked path', async () => {
-    const keys = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, 'v']));
-    await createSecret(ns, 'wide', keys, { 'vault-sync.io/path': `secret/${ns}/wide` });
-    const event = await waitForEvent(ns, 'wide', 'VaultRejected').catch(async () => {
-      // Refused before Vault instead (a key-count cap in the desired state): also terminal, also reported.
-      return waitForEvent(ns, 'wide', 'SyncFailed');
-    });
-    expect(event.message).toContain(`secret/${ns}/wide`);
+describe('terminal Vault answers: 400, 404 on a write, 413 (answered by a proxy in front of OpenBao)', () => {
+  let ns: string;
+  let operator: TestOperator;
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    ns = await freshNamespace('answers');
+    proxy = await startFaultProxy({ upstream: loadTestEnv().vaultAddr });
+    operator = await runOperator([ns], [`--vault-addr=${proxy.url}`]);
+  });
+  afterAll(async () => {
+    await operator?.stop();
+    await proxy?.close();
+  });
+
+  test.each([
+    { status: 400, kind: 'bad-request', said: 'invalid value "CANARY-4f1d" for key k' },
+    { status: 404, kind: 'not-found', said: 'no handler for route "CANARY-4f1d"' },
+    { status: 413, kind: 'too-large', said: 'http: request body too large' },
+  ])('$status: one Warning Event and Ready=False with Vault\'s message (echoed input redacted); no retry, nothing left at the path', async ({ status, kind, said }) => {
+    const name = `answer-${status}`;
+    const wire = `/v1/secret/data/${ns}/${name}`;
+    proxy.setFaults({ answer: { status, errors: [said], ratio: 1 }, match: (method, path) => method !== 'GET' && path === wire });
+    await createSecret(ns, name, { k: 'CANARY-4f1d' }, { 'vault-sync.io/path': `secret/${ns}/${name}` });
+    const event = await waitForEvent(ns, name, 'VaultRejected');
+    expect(event.type).toBe('Warning');
+    expect(event.message).toContain(`secret/${ns}/${name}: Vault refused the write (HTTP ${status}`);
+    expect(event.message).not.toContain('CANARY');
+    await waitFor(async () => ready(await vaultSyncStatus(ns, `secret-${name}`))?.reason === 'VaultRejected', { description: 'Ready=False VaultRejected' });
+    const recorded = await vaultSyncStatus(ns, `secret-${name}`);
+    expect(recorded.failures).toEqual([expect.objectContaining({ path: `secret/${ns}/${name}`, kind })]);
+    expect(recorded.failures[0].retryAt).toBeUndefined(); // only a change of the source retries it
+    expect(JSON.stringify(recorded)).not.toContain('CANARY');
+    expect((await vaultHttp(`secret/metadata/${ns}/${name}`)).status).toBe(404); // no empty marked path
+
     await settled(operator);
-    expect((await vaultHttp(`secret/metadata/${ns}/wide`)).status).toBe(404);
-    const quiet = auditMark();
+    const before = proxy.requests.filter((r) => r.path === wire).length;
+    expect(before).toBe(1);
     operator.resync();
     await settled(operator);
-    expect(requestsSince(quiet, (p) => p.includes(`${ns}/wide`)).filter((r) => !r.byRoot)).toEqual([]);
-    expect(ready(await vaultSyncStatus(ns, 'secret-wide'))).toMatchObject({ status: 'False' });
+    expect(proxy.requests.filter((r) => r.path === wire).length).toBe(before);
+    expect(await eventsOf(ns, name, 'VaultRejected')).toHaveLength(1);
   });
 });
+

@@ -88,6 +88,17 @@ describe('VaultTransport', () => {
     expect(tokens).toEqual([undefined, 'old']);
   });
 
+  test('a KV LIST goes as GET with the fixed query list=true; a query in the path itself is still refused', async () => {
+    const arrived: string[] = [];
+    handler = (req, _body, res) => {
+      arrived.push(`${req.method} ${req.url}`);
+      res.writeHead(200).end('{"data":{"keys":["a"]}}');
+    };
+    await transport.send({ method: 'GET', uri: `${base}/v1/secret/metadata/team/app`, listQuery: true });
+    await expect(transport.send({ method: 'GET', uri: `${base}/v1/secret/metadata/team/app?list=true` })).rejects.toMatchObject({ code: 'ENONCANONICALPATH' });
+    expect(arrived).toEqual(['GET /v1/secret/metadata/team/app?list=true']);
+  });
+
   test('a refused connection is a connection error with its code', async () => {
     const nowhere = new VaultTransport({ address: 'http://127.0.0.1:1', timeoutMs: 2000 });
     await expect(nowhere.send({ method: 'GET', uri: 'http://127.0.0.1:1/v1/sys/health' })).rejects.toMatchObject({ statusCode: undefined, code: 'ECONNREFUSED' });

@@ -13,7 +13,7 @@ export interface RecordedRequest {
   method: string;
   path: string;
   /** What the proxy did with it. */
-  outcome: 'forwarded' | '429' | '500' | 'reset';
+  outcome: 'forwarded' | '429' | '500' | 'reset' | 'answered';
 }
 
 /** A fault applies to the next `count` matching requests, or to a `ratio` of them (0..1), or both. */
@@ -27,6 +27,8 @@ export interface Faults {
   tooManyRequests?: FaultRule & { retryAfterSeconds?: number };
   serverError?: FaultRule;
   reset?: FaultRule;
+  /** A canned Vault answer (e.g. a 400 whose error string echoes the request) instead of forwarding. */
+  answer?: FaultRule & { status: number; errors: string[] };
   /** Which requests the faults apply to (default: all but /v1/sys/health). */
   match?: (method: string, path: string) => boolean;
 }
@@ -59,7 +61,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const sockets = new Set<Socket>();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   let faults: Faults = {};
-  const remaining = { tooManyRequests: 0, serverError: 0, reset: 0 };
+  const remaining = { tooManyRequests: 0, serverError: 0, reset: 0, answer: 0 };
 
   const applies = (rule: FaultRule | undefined, key: keyof typeof remaining): boolean => {
     if (!rule) return false;
@@ -88,6 +90,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       const retryAfter = f.tooManyRequests?.retryAfterSeconds;
       res.writeHead(429, { 'content-type': 'application/json', ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}) });
       res.end(JSON.stringify({ errors: [`request path "${entry.path}": rate limit quota exceeded`] }));
+      return;
+    }
+    if (faulty && f.answer && applies(f.answer, 'answer')) {
+      entry.outcome = 'answered';
+      res.writeHead(f.answer.status, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: f.answer.errors }));
       return;
     }
     if (faulty && applies(f.serverError, 'serverError')) {
@@ -146,6 +153,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       remaining.tooManyRequests = next.tooManyRequests?.count ?? 0;
       remaining.serverError = next.serverError?.count ?? 0;
       remaining.reset = next.reset?.count ?? 0;
+      remaining.answer = next.answer?.count ?? 0;
     },
     stop: unlisten,
     start: listen,
