@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { FINALIZER } from './annotations.js';
+import { boundMessage } from './message-bounds.js';
 import { secretDataOf, type SlimMeta, type SourceKind } from './objects.js';
 
 /** A Secret is at most 1 MiB of data; its JSON (base64, metadata) stays well under this. */
@@ -145,7 +146,7 @@ export class ClusterClient {
         },
         type,
         reason,
-        message: message.slice(0, 1024),
+        message: boundMessage(message),
         source: { component: 'vault-sync-operator' },
         reportingComponent: 'vault-sync.io/operator',
         reportingInstance: process.env.HOSTNAME ?? 'vault-sync-operator',

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { quoteForMessage, splitPath } from '../vault/path.js';
+import { boundMessage } from './message-bounds.js';
 import { sourceKey } from './objects.js';
 
 // What this store keeps, defined here (the sync layer adapts its state to it: src/sync/state-store.ts).
@@ -162,7 +164,7 @@ export class VaultSyncStore implements SyncRecordStore {
 
   async setCondition(key: string, source: RecordOwner, ready: StoredCondition): Promise<void> {
     const current = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
-    if (current && current.status === ready.status && current.reason === ready.reason && current.message === ready.message) return;
+    if (current && current.status === ready.status && current.reason === ready.reason && current.message === boundMessage(ready.message)) return;
     await this.writeStatus(key, source, { ...(this.records.get(key)?.status ?? {}), conditions: this.conditions(key, ready) });
   }
 
@@ -173,11 +175,12 @@ export class VaultSyncStore implements SyncRecordStore {
   async setPlanned(key: string, source: RecordOwner, planned: StoredCondition): Promise<void> {
     const conditions = this.records.get(key)?.status?.conditions ?? [];
     const current = conditions.find((c) => c.type === 'Planned');
-    if (current && current.status === planned.status && current.reason === planned.reason && current.message === planned.message) return;
+    const message = boundMessage(planned.message);
+    if (current && current.status === planned.status && current.reason === planned.reason && current.message === message) return;
     const lastTransitionTime = current && current.status === planned.status ? current.lastTransitionTime : new Date().toISOString();
     await this.writeStatus(key, source, {
       ...(this.records.get(key)?.status ?? {}),
-      conditions: [...conditions.filter((c) => c.type !== 'Planned'), { type: 'Planned', ...planned, lastTransitionTime }],
+      conditions: [...conditions.filter((c) => c.type !== 'Planned'), { type: 'Planned', ...planned, message, lastTransitionTime }],
     });
   }
 
@@ -195,7 +198,8 @@ export class VaultSyncStore implements SyncRecordStore {
   private conditions(key: string, ready: StoredCondition) {
     const previous = this.records.get(key)?.status?.conditions?.find((c) => c.type === 'Ready');
     const changed = !previous || previous.status !== ready.status;
-    return [{ type: 'Ready', ...ready, lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
+    // Bounded here, whoever wrote the message: one choke point for every condition.
+    return [{ type: 'Ready', ...ready, message: boundMessage(ready.message), lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
   }
 
   private async writeStatus(key: string, source: RecordOwner, status: Record<string, unknown>): Promise<void> {
@@ -228,7 +232,7 @@ export class VaultSyncStore implements SyncRecordStore {
         // Garbage-collected with its source in a real cluster, even if the operator is gone.
         ownerReferences: source.uid ? [{ apiVersion: source.kind === 'Deployment' ? 'apps/v1' : 'v1', kind: source.kind, name: source.name, uid: source.uid }] : undefined,
       } as VaultSyncObject['metadata'],
-      spec: { source: { kind: source.kind, name: source.name, uid: source.uid }, path: source.path },
+      spec: { source: { kind: source.kind, name: source.name, uid: source.uid }, path: shownAnnotation(source.path) },
     };
     try {
       return (await this.api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: source.namespace, plural: PLURAL, body })) as VaultSyncObject;
@@ -237,4 +241,13 @@ export class VaultSyncStore implements SyncRecordStore {
       return (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: source.namespace, plural: PLURAL, name: body.metadata.name })) as VaultSyncObject;
     }
   }
+}
+
+/**
+ * The path annotation as the VaultSync shows it (a kubectl column): as written when it is in the path
+ * grammar, else bounded and escaped (no bidi override or control character reaches a terminal).
+ */
+function shownAnnotation(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  return splitPath(path).ok ? path.trim() : quoteForMessage(path);
 }

@@ -52,9 +52,11 @@ export const InputLimits = {
   /** Longest key name and `prefix` (Kubernetes allows 253 for a Secret key). */
   maxKeyNameLength: 253,
   /**
-   * Keys in one Vault write. OpenBao 2.x refuses a request body whose JSON holds more than 500 entries in one
-   * object (its JSON parser's `max_json_object_entry_count` default, on the listener), so a Secret of 1,000
-   * keys gets a 400. Checked before sending, with room below it.
+   * Keys in one Vault write. OpenBao's listener refuses a JSON body holding more than 1,000 strings
+   * (`max_request_json_strings`, default 1000: "refused JSON input due to high complexity: exceeded maximum
+   * number of strings"); each key and each string value counts, and so do `data`, `options`, `cas`. Measured
+   * on OpenBao 2.7.2: 498 keys with cas pass, 499 fail; 499 without cas pass, 500 fail. 480 leaves room for
+   * the envelope and, on KV v1, for the ownership marks that ride in the data.
    */
   maxKeysPerPath: 480,
   /** Longest message of a status condition or an Event (the API server allows 32 KiB for conditions, 1 KiB shown by kubectl). */

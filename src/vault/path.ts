@@ -132,10 +132,16 @@ export function pathSegments(path: KvPath): string[] {
   return [path.mount, ...path.key.split('/')];
 }
 
-/** Parses a path this operator wrote itself (`mount/key`, from a VaultSync status), without policy checks. */
+/**
+ * Parses a path this operator wrote itself (formatPath's output, from a VaultSync status), without policy
+ * checks: the inverse of formatPath, so `secret/data/data/x` is the key `data/x`.
+ */
 export function parseKvPathLoose(text: string): KvPath {
   const slash = text.indexOf('/');
-  return { mount: text.slice(0, slash), key: text.slice(slash + 1) };
+  const mount = text.slice(0, slash);
+  const key = text.slice(slash + 1);
+  const apiForm = `${G.kvV2DataSegment}/`;
+  return { mount, key: key.startsWith(apiForm) ? key.slice(apiForm.length) : key };
 }
 
 /** The KV v2 endpoints a path is reached through. */

@@ -1,4 +1,5 @@
-import { deriveTargets, materialize, parseSecretsAnnotation, type SyncSource, type Target } from '../../src/sync/desired.js';
+import { deriveTargets, describeProblems, materialize, parseSecretsAnnotation, type SyncSource, type Target } from '../../src/sync/desired.js';
+import fc from 'fast-check';
 
 const deployment = (annotations: Record<string, string>, podSpec = { containers: [{ name: 'app', envFrom: [{ secretRef: { name: 'db' } }, { secretRef: { name: 'api', optional: true } }] }] }): SyncSource => ({
   kind: 'Deployment',
@@ -140,5 +141,50 @@ describe('materialize: the data that lands in Vault', () => {
       expect(result.problems[0]).toMatchObject({ code, message: expect.stringContaining(says) });
       for (const problem of result.problems) expect(problem.message).not.toMatch(/xxxx|"1"|"2"/);
     }
+  });
+});
+
+describe('bounds: every input has a limit, checked before any read or write', () => {
+  const names = (n: number) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ name: `s-${i}` })));
+
+  test.each([
+    { reason: 'more than 64 listed Secrets', annotation: names(65), code: 'TooManySecrets', says: 'lists 65 Secrets, more than the 64 one source may sync' },
+    { reason: 'an annotation over 32 KiB', annotation: names(10_000), code: 'TooManySecrets', says: 'characters long, more than the 32768 allowed' },
+    { reason: 'more than 256 keys in one item', annotation: JSON.stringify([{ name: 'db', keys: Array.from({ length: 257 }, (_, i) => `k${i}`) }]), code: 'TooManySecrets', says: '"keys" lists 257 keys, more than the 256 allowed' },
+    { reason: 'a listed key that no Secret can hold', annotation: JSON.stringify([{ name: 'db', keys: ['a\u202Eb'] }]), code: 'InvalidSecretsAnnotation', says: '"a\\u{202E}b" is not a Secret key name' },
+    { reason: 'the same Secret listed twice with the same prefix', annotation: JSON.stringify([{ name: 'db' }, { name: 'db' }]), code: 'InvalidSecretsAnnotation', says: 'lists the same Secret with the same prefix again' },
+  ])('refuses $reason', ({ annotation, code, says }) => {
+    const result = deriveTargets(deployment({ 'vault-sync.io/path': 'secret/team-a/web', 'vault-sync.io/secrets': annotation }), options);
+    expect(result).toEqual({ ok: false, problem: { code, message: expect.stringContaining(says) } });
+    if (!result.ok) expect(result.problem.message.length).toBeLessThan(300);
+  });
+
+  test('auto-discovery of more than 64 Secrets is refused, naming the way out', () => {
+    const podSpec = { containers: [{ name: 'app', envFrom: Array.from({ length: 65 }, (_, i) => ({ secretRef: { name: `s-${i}` } })) }] };
+    const result = deriveTargets(deployment({ 'vault-sync.io/path': 'secret/team-a/web' }, podSpec), options);
+    expect(result).toEqual({ ok: false, problem: { code: 'TooManySecrets', message: expect.stringContaining('uses 65 Secrets, more than the 64') } });
+  });
+
+  test('more keys than one Vault write may hold is refused before anything is sent', () => {
+    const secret = new Map(Array.from({ length: 1000 }, (_, i) => [`k${i}`, bytes('v')] as [string, Uint8Array]));
+    const target: Target = { path: { mount: 'secret', key: 'x' }, selections: [{ secretName: 's', prefix: '', optional: false }] };
+    const result = materialize([target], new Map([['s', secret]]), { maxEntryBytes: 1 << 20 });
+    expect(result).toEqual({ ok: false, problems: [{ code: 'TooManyKeys', message: 'the data for secret/x has 1000 keys, more than the 480 one Vault write may hold' }] });
+  });
+
+  test('describeProblems keeps the first five and counts the rest', () => {
+    const problems = Array.from({ length: 64 }, (_, i) => ({ code: 'SecretNotFound' as const, message: `Secret "s-${i}" does not exist` }));
+    expect(describeProblems(problems)).toBe(`${problems.slice(0, 5).map((p) => p.message).join('; ')}; …and 59 more`);
+  });
+
+  test('property: whatever the annotation text, deriveTargets answers with at most 64 targets or one bounded problem, and never throws', () => {
+    const item = fc.record({ name: fc.oneof(fc.stringMatching(/^[a-z0-9]{1,10}$/), fc.string()), keys: fc.option(fc.array(fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor')), { maxLength: 300 }), { nil: undefined }), prefix: fc.option(fc.string(), { nil: undefined }) });
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.array(item, { maxLength: 100 }).map((items) => JSON.stringify(items))), (annotation) => {
+        const result = deriveTargets(deployment({ 'vault-sync.io/path': 'secret/team-a/web', 'vault-sync.io/secrets': annotation }), options);
+        return result.ok ? result.targets.length <= 64 && result.targets.every((t) => t.selections.length <= 64) : result.problem.message.length < 500;
+      }),
+      { seed: 8_2026_11, numRuns: 3000 },
+    );
   });
 });

@@ -2,7 +2,7 @@
 // accepted is byte for byte what is shown and what is sent. Property tests are seeded: a failure prints the
 // seed and the shrunk counterexample, and re-running reproduces it.
 import fc from 'fast-check';
-import { childPath, formatPath, kvApiPath, parseVaultPath, quoteForMessage, splitPath } from '../../src/vault/path.js';
+import { childPath, formatPath, kvApiPath, parseKvPathLoose, parseVaultPath, quoteForMessage, splitPath } from '../../src/vault/path.js';
 import { VaultPathGrammar } from '../../src/vault/path-grammar.js';
 import { requestPathProblem } from '../../src/vault/transport.js';
 import { hostilePath, nearlyValidPath } from './arbitraries.js';
@@ -123,8 +123,9 @@ describe('property: accepted ⇒ canonical, inside an allowed mount, and sent by
           formatPath(result.path).length <= VaultPathGrammar.maxPathLength + 5 &&
           wire === [mount, 'data', ...segments].join('/') && // the request path is the validated segments, verbatim
           requestPathProblem(`/v1/${wire}`) === undefined &&
-          // what is shown parses back to the same place
-          JSON.stringify(parseVaultPath(formatPath(result.path), mounts)) === JSON.stringify(result)
+          // what is shown (Events, status) parses back to the same place, by the annotation parser and the status reader
+          JSON.stringify(parseVaultPath(formatPath(result.path), mounts)) === JSON.stringify(result) &&
+          JSON.stringify(parseKvPathLoose(formatPath(result.path))) === JSON.stringify(result.path)
         );
       }),
       { seed: SEED, numRuns: 20_000 },

@@ -2,7 +2,8 @@
 // path. Property tests are seeded and reproducible.
 import fc from 'fast-check';
 import { allowedPrefixes, checkTenancy, formatPrefix, isInside, parsePrefix } from '../../src/sync/tenancy.js';
-import { parseVaultPath, type KvPath } from '../../src/vault/path.js';
+import { kvApiPath, parseVaultPath, type KvPath } from '../../src/vault/path.js';
+import { requestPathProblem } from '../../src/vault/transport.js';
 import { hostilePath, nearlyValidPath } from './arbitraries.js';
 
 const SEED = 8_2026_11;
@@ -122,5 +123,20 @@ describe('property: no (namespace, path, grants) triple lets a path outside the 
       }),
       { seed: SEED, numRuns: 20_000 },
     );
+  });
+
+  test('the whole chain: parsed, then allowed by tenancy ⇒ the request path starts with <mount>/data/<namespace>/ and is canonical', () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(namespace.chain((n) => fc.tuple(fc.constant(n), fc.oneof(nearlyValidPath, hostilePath, fc.constantFrom(`secret/${n}/app`, `secret/data/${n}/x`, `secret/data/${n}/x\\..\\..\\b`, `secret/${n}/../b`, `secret/data/data/${n}`), fc.tuple(nearlyValidPath).map(([p]) => `secret/${n}/${p}`)))), ([ns, raw]) => {
+        const parsed = parseVaultPath(raw, mounts);
+        if (!parsed.ok || !checkTenancy(parsed.path, ns, template, []).ok) return true;
+        accepted++;
+        const wire = kvApiPath(parsed.path, 'data');
+        return (wire === `secret/data/${ns}` || wire.startsWith(`secret/data/${ns}/`)) && requestPathProblem(`/v1/${wire}`) === undefined;
+      }),
+      { seed: SEED, numRuns: 20_000 },
+    );
+    expect(accepted).toBeGreaterThan(1_000);
   });
 });

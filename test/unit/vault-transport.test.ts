@@ -2,7 +2,7 @@
 // streamed body is byte-for-byte the JSON, Retry-After survives, a deadline is a timeout, logins carry no token.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { VaultTransportError } from '../../src/vault/errors.js';
+import { toVaultError, VaultTransportError } from '../../src/vault/errors.js';
 import fc from 'fast-check';
 import { kvApiPath, parseVaultPath } from '../../src/vault/path.js';
 import { jsonPieces, VaultTransport } from '../../src/vault/transport.js';
@@ -105,6 +105,23 @@ describe('VaultTransport', () => {
     nowhere.close();
   });
 
+  test('a Map body (key names are user input) arrives as the JSON object of its entries, streamed or not', async () => {
+    const bodies: string[] = [];
+    const lengths: Array<string | undefined> = [];
+    handler = (req, body, res) => {
+      bodies.push(body.toString('utf8'));
+      lengths.push(req.headers['content-length']);
+      res.writeHead(200).end('{}');
+    };
+    const data = new Map([['__proto__', 'a'], ['constructor', 'b'], ['toString', 'c']]);
+    await transport.send({ method: 'POST', uri: `${base}/v1/secret/data/m`, json: { data } });
+    await transport.send({ method: 'POST', uri: `${base}/v1/secret/data/m`, json: { data }, streamBody: true });
+    const expected = '{"data":{"__proto__":"a","constructor":"b","toString":"c"}}';
+    expect(bodies).toEqual([expected, expected]);
+    expect(lengths[0]).toBe(String(Buffer.byteLength(expected)));
+    expect(Object.keys(JSON.parse(bodies[0]).data)).toEqual(['__proto__', 'constructor', 'toString']);
+  });
+
   test('a request path that is not canonical is refused before anything is sent (no retry can fix it)', async () => {
     const arrived: string[] = [];
     handler = (req, _body, res) => {
@@ -116,6 +133,8 @@ describe('VaultTransport', () => {
     }
     await expect(transport.send({ method: 'GET', uri: 'http://elsewhere.example/v1/secret/data/a' })).rejects.toMatchObject({ code: 'ENONCANONICALPATH' });
     expect(arrived).toEqual([]);
+    const error = toVaultError('write', 'secret/x', new VaultTransportError(undefined, 'ENONCANONICALPATH'));
+    expect({ kind: error.kind, retryable: error.retryable }).toEqual({ kind: 'bad-request', retryable: false });
   });
 
   test('property: for every accepted annotation, the path that arrives at the server is the validated path, byte for byte', async () => {

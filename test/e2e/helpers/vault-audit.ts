@@ -7,6 +7,8 @@ export interface AuditedRequest {
   operation: string;
   /** Made with the root token: the test itself, not the operator. */
   byRoot: boolean;
+  /** The token's display name (not HMAC'd in the audit log): tells one operator's requests from another's. */
+  displayName?: string;
 }
 
 /** A mark in the audit log; `requestsSince(mark)` returns what was logged after it. */
@@ -19,7 +21,7 @@ export function requestsSince(mark: number, pathFilter: (path: string) => boolea
   const requests: AuditedRequest[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
-    let entry: { type?: string; auth?: { policies?: string[] }; request?: { path?: string; operation?: string } };
+    let entry: { type?: string; auth?: { policies?: string[]; display_name?: string }; request?: { path?: string; operation?: string } };
     try {
       entry = JSON.parse(line);
     } catch {
@@ -27,7 +29,7 @@ export function requestsSince(mark: number, pathFilter: (path: string) => boolea
     }
     if (entry.type !== 'request' || !entry.request?.path) continue;
     if (pathFilter(entry.request.path)) {
-      requests.push({ path: entry.request.path, operation: entry.request.operation ?? '', byRoot: entry.auth?.policies?.includes('root') ?? false });
+      requests.push({ path: entry.request.path, operation: entry.request.operation ?? '', byRoot: entry.auth?.policies?.includes('root') ?? false, displayName: entry.auth?.display_name });
     }
   }
   return requests;
