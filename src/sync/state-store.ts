@@ -1,5 +1,5 @@
 import type { StoredSyncRecord, SyncRecordStore } from '../kube/vaultsync-store.js';
-import { parseKvPathLoose, type KvPath } from '../vault/path.js';
+import { formatPath, parseKvPathLoose, type KvPath } from '../vault/path.js';
 import type { SyncedEntry } from './plan.js';
 import type { WriteIntent } from './write-policy.js';
 
@@ -88,8 +88,8 @@ function fromRecord(record: StoredSyncRecord): SyncState {
   };
 }
 
-/** `mount/key`, as parseKvPathLoose reads it back (not the display form, which may add a `data/` segment). */
-const recordPath = (path: KvPath) => `${path.mount}/${path.key}`;
+/** formatPath's form (the one Events show), which parseKvPathLoose reads back: `secret/data/data/x` is the key `data/x`. */
+const recordPath = (path: KvPath) => formatPath(path);
 
 function toRecord(state: SyncState): StoredSyncRecord {
   return {
