@@ -19,6 +19,7 @@ export interface StoredIntent {
   version: number;
   hash: string;
   binaryKeys?: string[];
+  previousMetadata?: Record<string, string>;
 }
 
 export interface StoredFailure {

@@ -67,7 +67,10 @@ export interface ReconcileResult {
 
 /** Hooks of the work queue around one reconcile. */
 export interface ReconcileHooks {
-  /** Gives the worker slot back while the reconcile only waits for Vault (called once, before its first Vault request). */
+  /**
+   * Gives the worker slot back while the reconcile only waits for Vault (called once, before its first Vault
+   * request). A drift repair is the exception: its Vault metadata reads come first, the Secret values after.
+   */
   releaseSlot?(): void;
 }
 
@@ -87,9 +90,22 @@ interface WriteOutcome {
   retryable: Array<{ path: KvPath; error: unknown; message?: string }>;
 }
 
+/** The write answer shows marks that are not ours on a path we claimed as new (a lost race). */
+function raceLost(customMetadata: Record<string, string> | undefined, source: SyncSource, clusterName: string): boolean {
+  if (!customMetadata || Object.keys(customMetadata).length === 0) return false;
+  return ownershipOf(customMetadata, source, clusterName) !== 'ours';
+}
+
 function intentOf(entry: DesiredEntry, hash: string, decision: WriteDecision): WriteIntent {
   const cas = 'cas' in decision ? decision.cas : 0;
-  return { path: entry.path, version: cas + 1, hash, ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}) };
+  return {
+    path: entry.path,
+    version: cas + 1,
+    hash,
+    ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}),
+    // Kept until the marks landed, so marks written after a crash still carry the adopted path's old metadata.
+    ...(decision.action === 'adopt' ? { previousMetadata: decision.previousMetadata } : {}),
+  };
 }
 
 const MAX_LISTED = 20;
@@ -333,7 +349,7 @@ export class Reconciler {
         if (decision.action === 'lookup') throw new Error('unreachable: a looked-up path needs no second lookup');
         if (decision.action === 'recover') {
           progress.land({ path: entry.path, hash: progress.intent(entry.path)?.hash ?? hash, version: decision.version, ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}), ...(decision.markMissing ? { marksPending: true } : {}) });
-          if (decision.markMissing) await this.writeMarks(source, session, progress, entry.path, hash, entry.binaryKeys);
+          if (decision.markMissing) await this.writeMarks(source, session, progress, entry.path, hash, entry.binaryKeys, progress.intent(entry.path)?.previousMetadata);
           // Landed with other content than is desired now: one more write, on the version we now know.
           if (progress.intent(entry.path) === undefined && progress.entry(entry.path)?.hash !== hash) {
             decision = { action: 'update', cas: decision.version, reason: 'recovered an older write' };
@@ -345,7 +361,15 @@ export class Reconciler {
         }
         const before = progress.entry(entry.path);
         try {
-          const { version } = await vault.writeData(entry.path, entry.data, { cas: decision.cas }, session.context);
+          const { version, customMetadata } = await vault.writeData(entry.path, entry.data, { cas: decision.cas }, session.context);
+          if (decision.action === 'create' && raceLost(customMetadata, source, this.deps.clusterName)) {
+            // A claim appeared between the lookup and the write (cas=0 passes on metadata without a version):
+            // take our value out of their path again, and refuse it like any foreign path.
+            await vault.deleteLatest(entry.path, session.context);
+            progress.notLanded(entry.path);
+            outcome.refused.push(`refusing to overwrite ${formatPath(entry.path)}: it became ${describeOwner(customMetadata)} while it was being claimed; the version written (${version}) was deleted again`);
+            return;
+          }
           const needsMarks = decision.action === 'create' || decision.action === 'adopt' || before?.marksPending === true || this.contentHashInMetadata || (before?.binaryKeys ?? []).join(',') !== entry.binaryKeys.join(',');
           progress.land({ path: entry.path, hash, version, ...(entry.binaryKeys.length ? { binaryKeys: entry.binaryKeys } : {}), ...(needsMarks ? { marksPending: true } : {}) });
           if (decision.action === 'adopt') outcome.adopted.push(formatPath(entry.path));
@@ -368,7 +392,7 @@ export class Reconciler {
   /** Marks of a path whose data landed earlier but whose marks did not (a crash or failure in between). */
   private async markOne(source: SyncSource, session: VaultSession, progress: SyncProgress, entry: SyncedEntry, outcome: WriteOutcome): Promise<void> {
     try {
-      await this.writeMarks(source, session, progress, entry.path, entry.hash, entry.binaryKeys ?? []);
+      await this.writeMarks(source, session, progress, entry.path, entry.hash, entry.binaryKeys ?? [], progress.intent(entry.path)?.previousMetadata);
     } catch (error) {
       this.recordFailure(progress, entry.path, entry.hash, error, outcome);
     }

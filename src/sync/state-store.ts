@@ -81,14 +81,14 @@ function fromRecord(record: StoredSyncRecord): SyncState {
       ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),
       ...(e.marksPending ? { marksPending: true } : {}),
     })),
-    intents: record.intents?.map((i) => ({ path: parseKvPathLoose(i.path), version: i.version, hash: i.hash, ...(i.binaryKeys?.length ? { binaryKeys: i.binaryKeys } : {}) })),
+    intents: record.intents?.map((i) => ({ ...i, path: parseKvPathLoose(i.path) })),
     failures: record.failures?.map((f) => ({ ...f, path: parseKvPathLoose(f.path) })),
     lastSyncTime: record.lastSyncTime,
     lastDriftCheckTime: record.lastDriftCheckTime,
   };
 }
 
-/** formatPath's form (the one Events show), which parseKvPathLoose reads back: `secret/data/data/x` is the key `data/x`. */
+/** The form Events show; parseKvPathLoose is its inverse. */
 const recordPath = (path: KvPath) => formatPath(path);
 
 function toRecord(state: SyncState): StoredSyncRecord {
@@ -101,7 +101,7 @@ function toRecord(state: SyncState): StoredSyncRecord {
       ...(e.binaryKeys?.length ? { binaryKeys: e.binaryKeys } : {}),
       ...(e.marksPending ? { marksPending: true } : {}),
     })),
-    intents: (state.intents ?? []).map((i) => ({ path: recordPath(i.path), version: i.version, hash: i.hash, ...(i.binaryKeys?.length ? { binaryKeys: i.binaryKeys } : {}) })),
+    intents: (state.intents ?? []).map((i) => ({ ...i, path: recordPath(i.path) })),
     failures: (state.failures ?? []).map((f) => ({ ...f, path: recordPath(f.path) })),
     lastSyncTime: state.lastSyncTime,
     lastDriftCheckTime: state.lastDriftCheckTime,

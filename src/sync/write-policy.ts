@@ -14,6 +14,8 @@ export interface WriteIntent {
   /** Content hash of what is written. */
   hash: string;
   binaryKeys?: string[];
+  /** An adoption: the custom_metadata found there, written back under `previous-` with our marks. */
+  previousMetadata?: Record<string, string>;
 }
 
 /** What is known about a path in Vault before writing it. */

@@ -5,7 +5,7 @@ import { loginRequest, type VaultAuthConfig } from './auth.js';
 import { toVaultError, VaultRequestError } from './errors.js';
 import { LimiterStoppedError, Priority, type VaultRateLimiter } from './limiter.js';
 import { formatPath, kvApiPath, NonCanonicalPathError, quoteForMessage, type KvApi, type KvPath } from './path.js';
-import type { KvMetadata, RequestContext, VaultPort } from './port.js';
+import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './retry.js';
 import { VaultTransport } from './transport.js';
 
@@ -255,7 +255,7 @@ export class NodeVaultClient implements VaultPort {
     return version;
   }
 
-  async writeData(path: KvPath, data: ReadonlyMap<string, string>, options: WriteOptions = {}): Promise<{ version: number }> {
+  async writeData(path: KvPath, data: ReadonlyMap<string, string>, options: WriteOptions = {}): Promise<WriteResult> {
     const stream = options.stream === true;
     if (stream) this.metrics?.memoryOptimizations.inc();
     const requestOptions = stream ? { streamBody: true } : undefined;
@@ -270,7 +270,8 @@ export class NodeVaultClient implements VaultPort {
     }
     const body = options.cas === undefined ? { data } : { data, options: { cas: options.cas } };
     const result = await this.call('write', formatPath(path), (o) => this.client.write(this.apiPath(path, 'data'), body, { ...requestOptions, ...o }), options);
-    return { version: Number(result?.data?.version ?? 0) };
+    const customMetadata: unknown = result?.data?.custom_metadata;
+    return { version: Number(result?.data?.version ?? 0), ...(customMetadata && typeof customMetadata === 'object' ? { customMetadata: Object.fromEntries(stringEntries(customMetadata)) } : {}) };
   }
 
   async writeMetadata(path: KvPath, customMetadata: Record<string, string>, hooks?: RequestHooks): Promise<void> {

@@ -4,7 +4,7 @@ import { VaultBatcher, type VaultOperation } from './batcher.js';
 import { VaultRequestError } from './errors.js';
 import type { NodeVaultClient } from './node-vault-client.js';
 import { formatPath, type KvPath } from './path.js';
-import type { KvMetadata, VaultPort } from './port.js';
+import type { KvMetadata, VaultPort, WriteResult } from './port.js';
 
 export interface PipelineOptions {
   client: NodeVaultClient;
@@ -42,7 +42,7 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.waiting;
   }
 
-  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }): Promise<{ version: number }> {
+  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }): Promise<WriteResult> {
     const size = payloadBytes(data);
     if (size > this.options.maxSecretBytes) {
       // Refused here, terminally: Vault would reject it on every retry (or its storage would).

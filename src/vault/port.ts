@@ -8,6 +8,12 @@ export interface KvMetadata {
   currentVersionDeleted?: boolean;
 }
 
+export interface WriteResult {
+  version: number;
+  /** The path's custom_metadata in the write's answer (KV v2); undefined when Vault did not say. */
+  customMetadata?: Record<string, string>;
+}
+
 /**
  * On whose behalf a request is made: the rate limiter's waiting line is shared fairly between sources
  * (round-robin per source key), so one big source cannot hold back a small one.
@@ -22,9 +28,12 @@ export interface RequestContext {
  * Every method goes through the operator's single rate limiter.
  */
 export interface VaultPort {
-  /** Writes the data as a new version; `cas` makes it conditional (0 = only if the path is new). */
-  /** Key names are user input: a Map (serialized as a JSON object), never a plain object. */
-  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<{ version: number }>;
+  /**
+   * Writes the data as a new version; `cas` makes it conditional (0 = only if the path has no version). KV v2
+   * answers with the path's custom_metadata as it is: a claim that appeared since the ownership check shows.
+   * Key names are user input: a Map (serialized as a JSON object), never a plain object.
+   */
+  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<WriteResult>;
   /** Replaces the path's custom_metadata (ownership marks). */
   writeMetadata(path: KvPath, customMetadata: Record<string, string>, context?: RequestContext): Promise<void>;
   /** Undefined when nothing exists at the path. */

@@ -44,6 +44,8 @@ describe('requests per change (OpenBao audit log)', () => {
     expect(created.filter((r) => r.path.startsWith('secret/data/') && isWrite(r)).length).toBe(names.length);
     expect(created.filter((r) => r.path.startsWith('secret/metadata/') && isWrite(r)).length).toBe(names.length);
     expect(created.filter((r) => r.operation === 'read')).toEqual([]); // no metadata read, no data read
+    // Values first: every data write is issued at once, each path's marks only after its data landed.
+    expect(created.filter(isWrite).slice(0, names.length).every((r) => r.path.startsWith('secret/data/'))).toBe(true);
     for (const name of names) expect((await vaultRead(`${ns}/app/${name}`))?.metadata.version).toBe(1);
 
     const update = auditMark();
@@ -248,5 +250,18 @@ describe('terminal Vault answers: 400, 404 on a write, 413 (answered by a proxy 
     expect(proxy.requests.filter((r) => r.path === wire).length).toBe(before);
     expect(await eventsOf(ns, name, 'VaultRejected')).toHaveLength(1);
   });
-});
 
+  test('a claim that appears between the ownership check and the data write: the write answer shows it, our version is deleted again, the path is refused', async () => {
+    await vaultHttp(`secret/metadata/${ns}/race`, { body: { custom_metadata: { 'managed-by': 'someone-else' } } });
+    // The check is made to miss it (as if the claim came right after it): the proxy answers its read with 404.
+    proxy.setFaults({ answer: { status: 404, errors: [], ratio: 1 }, match: (method, path) => method === 'GET' && path === `/v1/secret/metadata/${ns}/race` });
+    await createSecret(ns, 'race', { k: 'ours' }, { 'vault-sync.io/path': `secret/${ns}/race` });
+    const event = await waitForEvent(ns, 'race', 'Refused');
+    proxy.setFaults({});
+    expect(event.message).toContain('became managed by "someone-else" while it was being claimed; the version written (1) was deleted again');
+    const metadata = (await vaultHttp(`secret/metadata/${ns}/race`)).json.data;
+    expect(metadata.custom_metadata).toEqual({ 'managed-by': 'someone-else' }); // their marks untouched
+    expect(metadata.versions['1'].deletion_time).not.toBe('');
+    expect((await vaultHttp(`secret/data/${ns}/race`)).status).toBe(404);
+  });
+});
