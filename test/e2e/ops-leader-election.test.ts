@@ -71,7 +71,8 @@ test('two replicas: one writes, the standby makes no Vault call, takes over when
   await createSecret(namespace, 'db', { value: 'v1' });
   await apps.createNamespacedDeployment({ namespace, body: deploymentUsing(namespace, 'web', { 'vault-sync.io/path': `secret/${namespace}/web` }, ['db']) });
   await waitForVault(`${namespace}/web/db`, (d) => d.data.value === 'v1');
-  expect(await a.metric('vault_sync_operations_total', { result: 'synced' })).toBeGreaterThanOrEqual(1);
+  // Values first: the value is in Vault before its reconcile ends (marks and record follow), so wait for the count.
+  await waitFor(async () => (await a.metric('vault_sync_operations_total', { result: 'synced' })) >= 1, { description: 'a counts the sync' });
   expect(await a.metric('vault_auth_total', { event: 'login', result: 'success' })).toBe(1);
   expect(await b.metric('vault_sync_operations_total')).toBe(0);
   expect(await b.metric('vault_rate_limit_requests_total')).toBe(0); // not even a login
@@ -94,7 +95,7 @@ test('two replicas: one writes, the standby makes no Vault call, takes over when
   expect((await lease(leaseNamespace, leaseName)).spec).toMatchObject({ holderIdentity: 'le-b', leaseTransitions: 1 });
   await setSecret(namespace, 'db', 'v2');
   await waitForVault(`${namespace}/web/db`, (d) => d.data.value === 'v2', 'the new leader writes the change');
-  expect(await b.metric('vault_sync_operations_total', { result: 'synced' })).toBeGreaterThanOrEqual(1);
+  await waitFor(async () => (await b.metric('vault_sync_operations_total', { result: 'synced' })) >= 1, { description: 'b counts the sync' });
 
   // A graceful stop (SIGTERM: a rollout, a drain) releases the lease at once: no wait for the lease duration.
   const c = await operator('le-c', leaseNamespace, leaseName, [namespace]);
@@ -150,6 +151,7 @@ test('shards: two shards over three replicas; each shard is synced by one replic
   }
   for (const ns of namespaces) await waitForVault(`${ns}/web/db`, (d) => d.data.value === 'one');
   // Each namespace was written by the holder of its shard only.
+  for (const shard of [0, 1]) await waitFor(async () => (await holderOf(shard).metric('vault_sync_operations_total', { kind: 'Deployment', result: 'synced' })) === 1, { description: `shard ${shard} counts its sync` });
   expect(await holderOf(0).metric('vault_sync_operations_total', { kind: 'Deployment', result: 'synced' })).toBe(1);
   expect(await holderOf(1).metric('vault_sync_operations_total', { kind: 'Deployment', result: 'synced' })).toBe(1);
   expect(await spare.metric('vault_sync_operations_total')).toBe(0);
@@ -165,7 +167,7 @@ test('shards: two shards over three replicas; each shard is synced by one replic
   await setSecret(namespaces[0], 'db', 'two');
   await setSecret(namespaces[1], 'db', 'two');
   for (const ns of namespaces) await waitForVault(`${ns}/web/db`, (d) => d.data.value === 'two');
-  expect(await spare.metric('vault_sync_operations_total', { kind: 'Deployment', result: 'synced' })).toBeGreaterThanOrEqual(1);
+  await waitFor(async () => (await spare.metric('vault_sync_operations_total', { kind: 'Deployment', result: 'synced' })) >= 1, { description: 'the spare counts the sync' });
   for (const op of [spare, survivor]) op.kill('SIGTERM');
   expect(await spare.exited).toEqual({ code: 0, signal: null });
   expect(await survivor.exited).toEqual({ code: 0, signal: null });
