@@ -57,6 +57,8 @@ export interface Config {
   deletePolicy: 'all-versions' | 'latest-version';
   /** How long cleanup on deletion retries against a failing Vault before the finalizer is released anyway. */
   cleanupTimeoutMs: number;
+  /** DRY_RUN: plan continuously (log, metric, VaultSync condition Planned) instead of writing to Vault. */
+  dryRun: boolean;
 }
 
 export class ConfigError extends Error {
@@ -111,6 +113,7 @@ const SETTINGS = {
   'tenant-path-template': 'prefix a namespace may write under; {namespace} is replaced; "none" lifts the restriction (default secret/{namespace}/)',
   'delete-policy': 'on source deletion: all-versions (delete the metadata and every version) | latest-version (soft-delete the latest)',
   'cleanup-timeout': 'how long deletion retries against a failing Vault before the finalizer is released and the data left behind (default 10m)',
+  'dry-run': 'true: write nothing to Vault and add no finalizer; log each source\'s plan, report it as the VaultSync condition Planned and the metric vault_sync_planned_operations (default false)',
 } as const;
 type SettingName = keyof typeof SETTINGS;
 
@@ -324,6 +327,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     tenantPathTemplate: template === 'none' ? undefined : template,
     deletePolicy: deletePolicy as Config['deletePolicy'],
     cleanupTimeoutMs,
+    dryRun: bool('dry-run', false),
   };
 }
 

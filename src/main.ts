@@ -1,13 +1,23 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig, usage } from './config.js';
 import { createLogger } from './observability/logger.js';
+import { runPlanCommand } from './plan/command.js';
 import { startSupervisor, type Supervisor } from './supervisor.js';
 
-/** Composition root: configuration, logger, the supervised operator (HTTP server, leader election); drain on SIGTERM. */
+/**
+ * Composition root: configuration, logger, the supervised operator (HTTP server, leader election); drain on
+ * SIGTERM. `vault-sync-operator plan ...` prints what the operator would do instead, and exits.
+ */
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
+  if (argv[0] === 'plan') {
+    const code = await runPlanCommand(argv.slice(1), process.env, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) });
+    // process.exit() would cut a piped stdout short: let the plan drain first.
+    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+    return code;
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(usage());
+    console.log(`${usage()}\n\nvault-sync-operator plan --help: what the operator would do, without doing it (read-only).`);
     return 0;
   }
   let config;

@@ -1,12 +1,15 @@
-// `npm run local`: the embedded default. A real kube-apiserver + etcd + OpenBao on loopback, the operator
-// (logged in with Vault's Kubernetes auth, as in a cluster), the example workload applied with kubectl,
-// and what landed in Vault printed. Ctrl-C stops everything. `--once` exits after the example synced.
+// `npm run local`: the embedded default. A real kube-apiserver + etcd + OpenBao on loopback, the example
+// workload applied with kubectl, the plan of it (what the operator will do), then the operator (logged in
+// with Vault's Kubernetes auth, as in a cluster) and what landed in Vault printed. Ctrl-C stops everything. `--once` exits after the example synced.
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
+import { makePlan } from '../src/plan/command.js';
+import { renderText } from '../src/plan/report.js';
 import { startSupervisor, type Supervisor } from '../src/supervisor.js';
 import { ensureBinaries, repoRoot } from './binaries.js';
 import { serviceAccountToken, startEnvironment } from './environment.js';
@@ -46,14 +49,23 @@ async function main(): Promise<number> {
       ],
       process.env,
     );
+    const example = join(repoRoot, 'examples', 'demo.yaml');
+    say(`Applying ${relative(process.cwd(), example)} with kubectl (the operator is not running yet)...`);
+    const applied = await execFileAsync(binaries.kubectl, ['--kubeconfig', env.kubeconfigPath, 'apply', '-f', example]);
+    say(applied.stdout.trimEnd().replace(/^/gm, '  '));
+
+    // What `vault-sync-operator plan` would print: the same reads and decisions as the operator, no write.
+    say();
+    say('The plan (vault-sync-operator plan: what the operator will do, and why; it writes nothing):');
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(env.kubeconfigPath);
+    const report = await makePlan(config, createLogger('warn'), kubeConfig, (warning) => say(`  warning: ${warning}`));
+    say(renderText(report).trimEnd().replace(/^/gm, '  '));
+    say();
+
     say('Starting the operator (Kubernetes auth with the vault-sync-system/vault-sync-operator service account)...');
     supervisor = await startSupervisor(config, createLogger(process.env.LOG_LEVEL ?? 'info'));
     await supervisor.started;
-
-    const example = join(repoRoot, 'examples', 'demo.yaml');
-    say(`Applying ${relative(process.cwd(), example)} with kubectl...`);
-    const applied = await execFileAsync(binaries.kubectl, ['--kubeconfig', env.kubeconfigPath, 'apply', '-f', example]);
-    say(applied.stdout.trimEnd().replace(/^/gm, '  '));
 
     say('Waiting for the example to reach Vault...');
     const landed = await waitForVault(env.vaultAddr, env.vaultRootToken, EXPECTED_PATHS, 30_000);
@@ -71,6 +83,7 @@ async function main(): Promise<number> {
     say(`  ${kubectl} get events -n demo`);
     say('  curl -s -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/secret/data/demo/web/db-credentials');
     say(`  ${kubectl} get vaultsyncs -A`);
+    say('  npm run plan   # what the operator would do now, and why (exit code 0: nothing to do)');
     if (supervisor.server) {
       say(`  open ${supervisor.server.url}/   # the dashboard; metrics at ${supervisor.server.url}/metrics, health at ${supervisor.server.url}/health`);
     }

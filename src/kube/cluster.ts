@@ -7,8 +7,6 @@ import { secretDataOf, type SlimMeta, type SourceKind } from './objects.js';
 
 /** A Secret is at most 1 MiB of data; its JSON (base64, metadata) stays well under this. */
 const MAX_SECRET_RESPONSE_BYTES = 8 * 1024 * 1024;
-/** A page of Secrets (the reflector asks for 50 at a time). */
-const MAX_LIST_RESPONSE_BYTES = 128 * 1024 * 1024;
 
 /** An API answer that is not 2xx, shaped like client-node's errors (`code`) so callers treat both alike. */
 export class KubeApiError extends Error {
@@ -38,19 +36,6 @@ export class ClusterClient {
       if ((error as { code?: number }).code === 404) return undefined;
       throw error;
     }
-  }
-
-  /**
-   * One page of Secrets, as the API sent them. Read raw (JSON.parse), not through client-node's model
-   * deserializer: that copies `data` key by key into a plain object, where a key named `__proto__` sets the
-   * prototype instead of becoming a key, and the key is silently lost.
-   */
-  async listSecretsPage(namespace: string | undefined, page: { limit: number; continueToken?: string }): Promise<{ items: V1Secret[]; resourceVersion: string; continueToken?: string }> {
-    const query = new URLSearchParams({ limit: String(page.limit) });
-    if (page.continueToken) query.set('continue', page.continueToken);
-    const base = namespace ? `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets` : '/api/v1/secrets';
-    const list = (await this.getJson(`${base}?${query}`, MAX_LIST_RESPONSE_BYTES)) as { items?: V1Secret[]; metadata?: { resourceVersion?: string; continue?: string } };
-    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?.continue || undefined };
   }
 
   /** GET a path of the API server with the kubeconfig's credentials and TLS settings; the body parsed by JSON.parse. */

@@ -7,18 +7,9 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
  * random bytes on first start; when two replicas race, the loser reads the winner's key.
  */
 export async function loadOrCreateHashKey(kubeConfig: KubeConfig, namespace: string, name: string): Promise<Buffer> {
+  const existing = await readHashKey(kubeConfig, namespace, name);
+  if (existing) return existing;
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  const read = async () => {
-    const secret = await core.readNamespacedSecret({ namespace, name });
-    const key = secret.data?.key;
-    if (!key) throw new Error(`Secret ${namespace}/${name} has no "key" entry; delete it to have a new key generated`);
-    return Buffer.from(key, 'base64');
-  };
-  try {
-    return await read();
-  } catch (error) {
-    if ((error as { code?: number }).code !== 404) throw error;
-  }
   try {
     await core.createNamespacedSecret({
       namespace,
@@ -31,5 +22,22 @@ export async function loadOrCreateHashKey(kubeConfig: KubeConfig, namespace: str
   } catch (error) {
     if ((error as { code?: number }).code !== 409) throw error;
   }
-  return read();
+  const created = await readHashKey(kubeConfig, namespace, name);
+  if (!created) throw new Error(`Secret ${namespace}/${name} vanished right after it was created`);
+  return created;
+}
+
+/** The key, read only (`plan` writes nothing); undefined when the operator has not created it yet. */
+export async function readHashKey(kubeConfig: KubeConfig, namespace: string, name: string): Promise<Buffer | undefined> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  let secret;
+  try {
+    secret = await core.readNamespacedSecret({ namespace, name });
+  } catch (error) {
+    if ((error as { code?: number }).code === 404) return undefined;
+    throw error;
+  }
+  const key = secret.data?.key;
+  if (!key) throw new Error(`Secret ${namespace}/${name} has no "key" entry; delete it to have a new key generated`);
+  return Buffer.from(key, 'base64');
 }

@@ -189,6 +189,22 @@ export class VaultSyncStore implements SyncRecordStore {
     await this.writeStatus(key, source, { ...(this.records.get(key)?.status ?? {}), conditions: this.conditions(key, ready) });
   }
 
+  /**
+   * DRY_RUN: records what the operator would do as a `Planned` condition beside Ready, changing nothing
+   * else of the status. The next real sync (set/setCondition) writes Ready alone, so a stale plan goes away.
+   */
+  async setPlanned(key: string, source: RecordOwner, planned: RecordCondition): Promise<void> {
+    const conditions = this.records.get(key)?.status?.conditions ?? [];
+    const current = conditions.find((c) => c.type === 'Planned');
+    const message = boundMessage(planned.message);
+    if (current && current.status === planned.status && current.reason === planned.reason && current.message === message) return;
+    const lastTransitionTime = current && current.status === planned.status ? current.lastTransitionTime : new Date().toISOString();
+    await this.writeStatus(key, source, {
+      ...(this.records.get(key)?.status ?? {}),
+      conditions: [...conditions.filter((c) => c.type !== 'Planned'), { type: 'Planned', ...planned, message, lastTransitionTime }],
+    });
+  }
+
   async delete(key: string): Promise<void> {
     const record = this.records.get(key);
     if (!record) return;

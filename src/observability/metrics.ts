@@ -139,6 +139,13 @@ export class Metrics {
     help: 'Out-of-band changes in Vault that were restored',
     registers: [this.registry],
   });
+  /** DRY_RUN only (absent otherwise): the plan of every source, summed. */
+  readonly plannedOperations = new Gauge({
+    name: 'vault_sync_planned_operations',
+    help: 'DRY_RUN: Vault path operations the current plan would do, by action (create, update, adopt, delete, refuse, unchanged, keep)',
+    labelNames: ['action'],
+    registers: [this.registry],
+  });
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry }); // standard names (process_*, nodejs_*) so stock dashboards work

@@ -1,15 +1,14 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
 import type { ClusterClient } from '../kube/cluster.js';
 import { parseSourceKey, type SlimDeployment, type SlimSecret } from '../kube/objects.js';
 import { describeKubeError } from '../kube/reflector.js';
 import type { Metrics } from '../observability/metrics.js';
-import { parseDurationMs } from '../config.js';
 import { VaultRequestError } from '../vault/errors.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { RequestContext, VaultPort } from '../vault/port.js';
-import { deriveTargets, describeProblems, materialize, secretNamesOf, type DesiredEntry, type SyncSource, type Target } from './desired.js';
+import { driftPeriodMs as driftPeriod, forceRequested, MIN_DRIFT_PERIOD_MS, hasDrifted, inputFingerprint as fingerprintInputs } from './change-detection.js';
+import { deriveTargets, describeProblems, materialize, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
 import type { Fingerprinter } from './fingerprint.js';
 import { describeOwner, ownershipOf } from './ownership.js';
 import { planSync, type PlannedOperation, type SyncedEntry } from './plan.js';
@@ -117,7 +116,6 @@ function boundedList(items: readonly string[], prefix = ''): string {
   return prefix + (items.length > MAX_LISTED ? `${shown}; …and ${items.length - MAX_LISTED} more` : shown);
 }
 
-const MIN_DRIFT_PERIOD_MS = 1_000; // the rate limiter protects Vault; this only stops a busy loop
 const EVENT_REPEAT_SUPPRESSION_MS = 10 * 60_000;
 
 /**
@@ -196,9 +194,9 @@ export class Reconciler {
 
     const changeDetection = object.annotations[Annotations.rotationCheck]?.trim().toLowerCase() !== 'disabled';
     const forceToken = object.annotations[Annotations.forceSync];
-    const inputFingerprint = this.inputFingerprint(targets, namespace, secretNames, forceToken);
+    const inputFingerprint = fingerprintInputs(targets, secretNames, (secretName) => this.deps.sources.secret(namespace, secretName)?.dataHash, forceToken);
     const previous = await this.deps.state.get(key);
-    const driftPeriodMs = this.driftPeriod(object.annotations[Annotations.reconcile]);
+    const driftPeriodMs = driftPeriod(object.annotations[Annotations.reconcile]);
 
     if (changeDetection && previous?.inputFingerprint === inputFingerprint) {
       // Done, except for writes Vault refused terminally: those wait for a change, or for their slow retry.
@@ -227,8 +225,7 @@ export class Reconciler {
     }
 
     const desired = materialized.entries.map((entry) => ({ entry, hash: this.deps.fingerprint.entry(entry) }));
-    const force = forceToken !== undefined && previous !== undefined && !previous.inputFingerprint.endsWith(`:${forceToken}`);
-    const operations = planSync(desired, previous?.entries ?? [], { changeDetection, force });
+    const operations = planSync(desired, previous?.entries ?? [], { changeDetection, force: forceRequested(forceToken, previous?.inputFingerprint) });
     return this.apply(key, source, ref, session, { operations, previous, inputFingerprint, driftPeriodMs });
   }
 
@@ -477,11 +474,7 @@ export class Reconciler {
     if (since < periodMs) return { outcome: 'unchanged', requeueAfterMs: periodMs - since };
     if (previous.entries.length > 0) session.beforeVault();
     const checks = await Promise.all(
-      previous.entries.map(async (entry) => {
-        const metadata = await this.deps.vault.readMetadata(entry.path, session.context);
-        const hashMoved = this.contentHashInMetadata && metadata?.customMetadata['content-hash'] !== entry.hash;
-        return !metadata || metadata.currentVersion !== entry.version || metadata.currentVersionDeleted || hashMoved;
-      }),
+      previous.entries.map(async (entry) => hasDrifted(entry, await this.deps.vault.readMetadata(entry.path, session.context), this.contentHashInMetadata)),
     );
     const drifted = previous.entries.filter((_, i) => checks[i]);
     const now = new Date(this.now()).toISOString();
@@ -567,20 +560,6 @@ export class Reconciler {
     );
     await this.event(source, 'Warning', reason, message);
     return { outcome: reason === 'Refused' ? 'refused' : 'invalid' };
-  }
-
-  private driftPeriod(annotation: string | undefined): number | undefined {
-    if (annotation === undefined) return undefined;
-    const ms = parseDurationMs(annotation);
-    return ms === undefined ? undefined : Math.max(ms, MIN_DRIFT_PERIOD_MS);
-  }
-
-  /** Hash of every input of the desired state; the force-sync token is appended so a new one is visible. */
-  private inputFingerprint(targets: Target[], namespace: string, secretNames: string[], forceToken: string | undefined): string {
-    const hash = createHash('sha256');
-    hash.update(JSON.stringify(targets));
-    for (const secretName of secretNames) hash.update(`\0${secretName}\0${this.deps.sources.secret(namespace, secretName)?.dataHash ?? 'absent'}`);
-    return hash.digest('hex') + (forceToken !== undefined ? `:${forceToken}` : '');
   }
 
   /** Records an Event on the source; the same reason and message is not repeated within 10 minutes. */

@@ -1,0 +1,37 @@
+import { createHash } from 'node:crypto';
+import { parseDurationMs } from '../config.js';
+import type { KvMetadata } from '../vault/port.js';
+import type { Target } from './desired.js';
+import type { SyncedEntry } from './plan.js';
+
+/**
+ * Pure pieces of "has anything changed?", shared by the reconciler and `plan` so both answer the same way.
+ */
+
+export const MIN_DRIFT_PERIOD_MS = 1_000; // the rate limiter protects Vault; this only stops a busy loop
+
+/** Hash of every input of the desired state; the force-sync token is appended so a new one is visible. */
+export function inputFingerprint(targets: Target[], secretNames: string[], dataHashOf: (secretName: string) => string | undefined, forceToken: string | undefined): string {
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify(targets));
+  for (const secretName of secretNames) hash.update(`\0${secretName}\0${dataHashOf(secretName) ?? 'absent'}`);
+  return hash.digest('hex') + (forceToken !== undefined ? `:${forceToken}` : '');
+}
+
+/** A force-sync token that has not been honoured yet (a first sync needs no forcing). */
+export function forceRequested(forceToken: string | undefined, previousFingerprint: string | undefined): boolean {
+  return forceToken !== undefined && previousFingerprint !== undefined && !previousFingerprint.endsWith(`:${forceToken}`);
+}
+
+/** The `vault-sync.io/reconcile` period; undefined = no drift checks (absent or not a duration). */
+export function driftPeriodMs(annotation: string | undefined): number | undefined {
+  if (annotation === undefined) return undefined;
+  const ms = parseDurationMs(annotation);
+  return ms === undefined ? undefined : Math.max(ms, MIN_DRIFT_PERIOD_MS);
+}
+
+/** Did a path change in Vault out of band since it was synced (one metadata read, no data read)? */
+export function hasDrifted(entry: SyncedEntry, metadata: KvMetadata | undefined, contentHashInMetadata: boolean): boolean {
+  if (!metadata || metadata.currentVersion !== entry.version || metadata.currentVersionDeleted) return true;
+  return contentHashInMetadata && metadata.customMetadata['content-hash'] !== entry.hash;
+}
