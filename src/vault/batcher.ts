@@ -9,6 +9,8 @@ export type VaultOperation =
   | { kind: 'write-metadata'; path: KvPath; customMetadata: Record<string, string> }
   | { kind: 'read-metadata'; path: KvPath }
   | { kind: 'read'; path: KvPath }
+  /** The names below a folder (`path` is the folder): the ownership pre-check of a source's new paths. */
+  | { kind: 'list'; path: KvPath }
   | { kind: 'delete-latest'; path: KvPath }
   | { kind: 'delete-all'; path: KvPath };
 
@@ -34,6 +36,14 @@ export interface Placement {
 export const LEVEL_COUNT = 3;
 /** The flow of requests made for no particular source; source keys (`Kind/namespace/name`) are never empty. */
 const NO_SOURCE_FLOW = '';
+
+/**
+ * What per-path order and merging key on: the path, or for a LIST the folder with a trailing `/` (no canonical
+ * path ends in one), so a folder's LIST neither waits for nor merges with an operation on a path of that name.
+ */
+function keyOf(operation: VaultOperation): string {
+  return operation.kind === 'list' ? `${formatPath(operation.path)}/` : formatPath(operation.path);
+}
 
 interface Waiter {
   resolve(value: unknown): void;
@@ -61,7 +71,7 @@ export function validateBatchSize(batchSize: number): void {
  *    and round-robin across sources within a level, so one change of a small source waits for about one
  *    round of the busy sources, not behind their whole backlog;
  *  - a write to a path that already has a write waiting here is merged into it: the newest content wins,
- *    and both callers get the one result (same for waiting metadata writes; equal reads and deletes share);
+ *    and both callers get the one result (same for waiting metadata writes; equal reads, lists and deletes share);
  *  - per path, operations run one at a time, in the order they were asked for; a batch never holds two
  *    operations for one path;
  *  - one failed operation fails only its own callers, never its batch.
@@ -102,7 +112,7 @@ export class VaultBatcher {
     if (this.stopped) {
       return Promise.reject(new VaultRequestError(operation.kind, formatPath(operation.path), undefined, 'stopped', 'the operator is shutting down'));
     }
-    const key = formatPath(operation.path);
+    const key = keyOf(operation);
     const newest = this.newestWaiting.get(key);
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = { resolve: resolve as (value: unknown) => void, reject };

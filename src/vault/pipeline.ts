@@ -21,7 +21,7 @@ export interface PipelineOptions {
  * Priority levels of the fair line, decided from the operation kind: values first. Auth requests (login,
  * renewal, token lookup, mount lookup) do not pass through the batcher: they go straight to the limiter
  * with its highest priority, so they are the top level in effect; level 0 is kept for them here too.
- * Data (writes, deletes, reads) comes next; the ownership marks of a new path may trail its data (the
+ * Data (writes, deletes, reads, folder lists) comes next; the ownership marks of a new path may trail its data (the
  * intent record covers the gap), so metadata writes wait while data waits.
  */
 export const Level = { auth: 0, data: 1, marks: 2 } as const;
@@ -82,9 +82,12 @@ export class VaultPipeline implements VaultPort {
     return this.submit({ kind: 'read-metadata', path }, context);
   }
 
-  /** Not batched (nothing to group or merge): straight to the client, which takes a limiter token for this source. */
+  /**
+   * Through the fair line like every KV operation (data level, the source's flow): sent straight to the
+   * limiter, each new source's LIST would go ahead of every waiting operation of the others.
+   */
   listFolder(folder: KvPath, context?: RequestContext): Promise<string[]> {
-    return this.options.client.listFolder(folder, { source: context?.source });
+    return this.submit({ kind: 'list', path: folder }, context);
   }
 
   readData(path: KvPath, context?: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
@@ -120,6 +123,8 @@ export class VaultPipeline implements VaultPort {
         return client.readMetadata(operation.path, hooks);
       case 'read':
         return client.readData(operation.path, hooks);
+      case 'list':
+        return client.listFolder(operation.path, hooks);
       case 'delete-latest':
         return client.deleteLatest(operation.path, hooks);
       case 'delete-all':
