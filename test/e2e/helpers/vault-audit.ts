@@ -9,6 +9,15 @@ export interface AuditedRequest {
   byRoot: boolean;
   /** The token's display name (not HMAC'd in the audit log): tells one operator's requests from another's. */
   displayName?: string;
+  /** When OpenBao logged it: ms since the epoch on Vault's clock, sub-millisecond digits kept. */
+  at: number;
+}
+
+/** An audit entry's RFC 3339 time (nanoseconds) in ms since the epoch, keeping the digits Date.parse drops. */
+function auditTime(time: string | undefined): number {
+  if (!time) return NaN;
+  const fraction = /\.(\d+)Z$/.exec(time);
+  return Date.parse(time.replace(/\.\d+Z$/, 'Z')) + (fraction ? Number(`0.${fraction[1]}`) * 1000 : 0);
 }
 
 /** A mark in the audit log; `requestsSince(mark)` returns what was logged after it. */
@@ -21,7 +30,7 @@ export function requestsSince(mark: number, pathFilter: (path: string) => boolea
   const requests: AuditedRequest[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
-    let entry: { type?: string; auth?: { policies?: string[]; display_name?: string }; request?: { path?: string; operation?: string } };
+    let entry: { time?: string; type?: string; auth?: { policies?: string[]; display_name?: string }; request?: { path?: string; operation?: string } };
     try {
       entry = JSON.parse(line);
     } catch {
@@ -29,7 +38,7 @@ export function requestsSince(mark: number, pathFilter: (path: string) => boolea
     }
     if (entry.type !== 'request' || !entry.request?.path) continue;
     if (pathFilter(entry.request.path)) {
-      requests.push({ path: entry.request.path, operation: entry.request.operation ?? '', byRoot: entry.auth?.policies?.includes('root') ?? false, displayName: entry.auth?.display_name });
+      requests.push({ path: entry.request.path, operation: entry.request.operation ?? '', byRoot: entry.auth?.policies?.includes('root') ?? false, displayName: entry.auth?.display_name, at: auditTime(entry.time) });
     }
   }
   return requests;
