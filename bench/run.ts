@@ -329,7 +329,7 @@ async function main() {
       results.callsPerSecretWithHashInMetadata = await callsPerSecret(work, ['--content-hash-in-metadata=true']);
     }
     if (!skip.has('floor')) results.writeFloor = await writeFloor({ env, proxy, configFor: (extra) => configFor(work, extra) });
-    if (!skip.has('fair')) results.fairShare = await fairShare({ newStack: async () => createVaultStack(await configFor(work), silent), say });
+    if (!skip.has('fair')) results.fairShare = await fairShare({ newStack: async () => createVaultStack(await configFor(work), silent), say, env, configFor: (extra) => configFor(work, extra) });
     if (!skip.has('memory')) {
       const count = quick ? 10 : 30;
       say(`memory: ${count} secrets of 1 MiB through the pipeline, streamed and buffered; then 20 Secrets of 768 KiB through the operator`);
