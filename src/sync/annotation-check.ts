@@ -2,7 +2,7 @@
 // the one rule set the chart's admission policy is generated from (annotationProblem, src/kube/annotation-rules.ts).
 // The admission policy may be off, Warn only, or younger than the object, so the operator reports them itself.
 import { Annotations } from '../kube/annotations.js';
-import { annotationProblem, type AnnotationContext } from '../kube/annotation-rules.js';
+import { annotationProblem, SWITCH_READ_ON_BAD_VALUE, type AnnotationContext } from '../kube/annotation-rules.js';
 
 /** One annotation the operator does not read as written: which, why, and what it does instead. */
 export interface AnnotationFinding {
@@ -23,18 +23,18 @@ const NO_PATH_CONTEXT: AnnotationContext = { namespace: '', allowedMounts: [], t
 const QUOTED_VALUE_LENGTH = 40;
 
 /**
- * What each annotation falls back to on a bad value. `preserve-on-delete` guards deletion: a value the user
- * wrote but that is not "false" is read as "keep the data" (reading it as off would delete what they meant
- * to keep). `adopt` stays off (on would take over paths nobody marked). The others keep today's reading.
+ * What the operator does on a bad value of each annotation. Switches are read as SWITCH_READ_ON_BAD_VALUE says
+ * (the safe side: a bad `preserve-on-delete` keeps the data); a bad `rotation-check` or `reconcile` keeps
+ * today's reading (change detection on, no drift check); an unknown key is ignored.
  */
 function meanwhileFor(key: string, kind: string): string {
   switch (key) {
     case Annotations.preserveOnDelete:
-      return `read as "true": the Vault data is kept when the ${kind} is deleted`;
+      return `read as "${SWITCH_READ_ON_BAD_VALUE[key]}": the Vault data is kept when the ${kind} is deleted`;
     case Annotations.suspend:
-      return 'read as "false": the source keeps syncing';
+      return `read as "${SWITCH_READ_ON_BAD_VALUE[key]}": the source keeps syncing`;
     case Annotations.adopt:
-      return 'read as "false": paths without ownership marks are not taken over';
+      return `read as "${SWITCH_READ_ON_BAD_VALUE[key]}": paths without ownership marks are not taken over`;
     case Annotations.rotationCheck:
       return 'read as "enabled"';
     case Annotations.reconcile:
@@ -65,7 +65,7 @@ export function annotationFindings(annotations: Readonly<Record<string, string>>
 export function preservesOnDelete(annotations: Readonly<Record<string, string>>): boolean {
   const value = annotations[Annotations.preserveOnDelete];
   if (value === undefined) return false;
-  if (annotationProblem(Annotations.preserveOnDelete, value, NO_PATH_CONTEXT) !== undefined) return true;
+  if (annotationProblem(Annotations.preserveOnDelete, value, NO_PATH_CONTEXT) !== undefined) return SWITCH_READ_ON_BAD_VALUE[Annotations.preserveOnDelete] === 'true';
   return value.trim().toLowerCase() === 'true';
 }
 

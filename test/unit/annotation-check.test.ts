@@ -1,7 +1,7 @@
 // The operator's own report of bad annotation values: it must agree with annotationProblem (the rules the
 // chart's admission policy is generated from) for every value, and fall back to the safe reading of each.
 import fc from 'fast-check';
-import { annotationProblem, KNOWN_ANNOTATIONS, type AnnotationContext } from '../../src/kube/annotation-rules.js';
+import { annotationProblem, BOOLEAN_ANNOTATIONS, KNOWN_ANNOTATIONS, SWITCH_READ_ON_BAD_VALUE, type AnnotationContext } from '../../src/kube/annotation-rules.js';
 import { Annotations, isTrue } from '../../src/kube/annotations.js';
 import { boundMessage } from '../../src/kube/message-bounds.js';
 import { annotationFindings, describeFinding, preservationReason, preservesOnDelete } from '../../src/sync/annotation-check.js';
@@ -102,6 +102,21 @@ describe('preservesOnDelete', () => {
     expect(preservesOnDelete({ [Annotations.preserveOnDelete]: ' FALSE ' })).toBe(false);
     expect(preservesOnDelete({ [Annotations.preserveOnDelete]: 'yes please' })).toBe(true);
     expect(preservesOnDelete({ [Annotations.preserveOnDelete]: 'x'.repeat(5000) })).toBe(true); // too long to judge: kept
+  });
+
+  test('every switch is read on a bad value as SWITCH_READ_ON_BAD_VALUE (and the admission policy) says, and the Event says the same', () => {
+    // How the operator reads each switch: preserve-on-delete through preservesOnDelete, the others through isTrue.
+    const operatorReads = (key: string, value: string) => (key === Annotations.preserveOnDelete ? preservesOnDelete({ [key]: value }) : isTrue(value));
+    expect(Object.keys(SWITCH_READ_ON_BAD_VALUE).sort()).toEqual([...BOOLEAN_ANNOTATIONS].sort());
+    fc.assert(
+      fc.property(fc.constantFrom(...BOOLEAN_ANNOTATIONS), annotationValue, (key, value) => {
+        const [finding] = annotationFindings({ [key]: value }, context, 'Deployment');
+        if (finding === undefined) return;
+        expect(operatorReads(key, value)).toBe(SWITCH_READ_ON_BAD_VALUE[key] === 'true');
+        expect(finding.meanwhile.startsWith(`read as "${SWITCH_READ_ON_BAD_VALUE[key]}"`)).toBe(true);
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   test('the Preserved Event says why: "true", or the bad value read as "true"', () => {
