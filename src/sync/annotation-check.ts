@@ -1,7 +1,7 @@
 // What the operator does with a source's vault-sync.io annotation values that break the rules, decided from
 // the one rule set the chart's admission policy is generated from (annotationProblem, src/kube/annotation-rules.ts).
 // The admission policy may be off, Warn only, or younger than the object, so the operator reports them itself.
-import { Annotations } from '../kube/annotations.js';
+import { Annotations, isTrue } from '../kube/annotations.js';
 import { annotationProblem, SWITCH_READ_ON_BAD_VALUE, type AnnotationContext } from '../kube/annotation-rules.js';
 
 /** One annotation the operator does not read as written: which, why, and what it does instead. */
@@ -66,13 +66,13 @@ export function preservesOnDelete(annotations: Readonly<Record<string, string>>)
   const value = annotations[Annotations.preserveOnDelete];
   if (value === undefined) return false;
   if (annotationProblem(Annotations.preserveOnDelete, value, NO_PATH_CONTEXT) !== undefined) return SWITCH_READ_ON_BAD_VALUE[Annotations.preserveOnDelete] === 'true';
-  return value.trim().toLowerCase() === 'true';
+  return isTrue(value);
 }
 
 /** Why the data is kept, for the Preserved Event (a bad value says so, quoted and cut like in describeFinding). */
 export function preservationReason(annotations: Readonly<Record<string, string>>): string {
   const value = annotations[Annotations.preserveOnDelete] ?? '';
-  if (value.trim().toLowerCase() === 'true') return `${Annotations.preserveOnDelete}: "true"`;
+  if (isTrue(value)) return `${Annotations.preserveOnDelete}: "true"`;
   return `${Annotations.preserveOnDelete}: ${quote(value)} is not "true" or "false" and is read as "true"`;
 }
 
