@@ -21,6 +21,7 @@ import {
   KNOWN_ANNOTATIONS,
   MAX_SHORT_VALUE_LENGTH,
   ROTATION_CHECK_WORDS,
+  SWITCH_READ_ON_BAD_VALUE,
 } from '../src/kube/annotation-rules.js';
 import { VaultPathGrammar as G } from '../src/vault/path-grammar.js';
 
@@ -182,7 +183,7 @@ function annotationValidations(): Validation[] {
     })),
     ...BOOLEAN_ANNOTATIONS.map((key) => ({
       expression: `!(${has(key)}) || size(${valueOf(key)}) > ${MAX_SHORT_VALUE_LENGTH} || ${valueOf(key)}.matches(${celRaw(wordPattern(BOOLEAN_WORDS, sources))})`,
-      message: `${key}: must be "true" or "false" (any other value is read as false)`,
+      message: `${key}: must be "true" or "false" (any other value is read as ${SWITCH_READ_ON_BAD_VALUE[key]})`,
       reason: 'Invalid' as const,
     })),
     {

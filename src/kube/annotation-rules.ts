@@ -14,12 +14,23 @@ export const ANNOTATION_PREFIX = 'vault-sync.io/';
 export const KNOWN_ANNOTATIONS: readonly string[] = Object.values(Annotations);
 
 /**
- * Annotations whose value is a switch. The operator reads them with isTrue(): "true" in any case, with
- * surrounding whitespace, is on; every other value is off. "false" is the only other value that says so
- * on purpose: `yes`, `1` or `ture` are off too, which is what a user who wrote them did not mean.
+ * Annotations whose value is a switch: "true" or "false", in any case, with surrounding whitespace. Any other
+ * value (`yes`, `1`, `ture`) is not what its user meant: the operator reports it (InvalidAnnotation) and reads
+ * it as SWITCH_READ_ON_BAD_VALUE says.
  */
 export const BOOLEAN_ANNOTATIONS: readonly string[] = switches(['preserveOnDelete', 'suspend', 'adopt']);
 export const BOOLEAN_WORDS: readonly string[] = ['true', 'false'];
+
+/**
+ * How the operator reads a bad switch value: the safe side of each. `preserve-on-delete` guards deletion, so a
+ * value that is not a clear "false" keeps the Vault data; `adopt` on would take over unmarked paths, so it
+ * stays off; `suspend` off keeps syncing, as before. The admission policy's messages say the same.
+ */
+export const SWITCH_READ_ON_BAD_VALUE: Readonly<Record<string, 'true' | 'false'>> = {
+  [Annotations.preserveOnDelete]: 'true',
+  [Annotations.suspend]: 'false',
+  [Annotations.adopt]: 'false',
+};
 
 /** The switches of the contract that exist (`adopt` arrives with the adoption work; listed here ahead of it). */
 function switches(names: readonly string[]): string[] {

@@ -2,14 +2,16 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
-import type { RequestContext } from '@kubernetes/client-node';
 import { ListSplitter } from './list-splitter.js';
 
 /**
- * A KubeConfig whose every request (generated API clients, and the list/watch requests below) goes through ONE
- * keep-alive agent. client-node 1.x builds a new https.Agent for every request (`applySecurityAuthentication`,
- * `applyToHTTPSOptions`), so every request paid a TCP and TLS handshake: 600 of them for a paged list of 30,000
- * Secrets. Credentials stay per request (the bearer token is a header, re-read each time, so rotation works);
+ * A KubeConfig whose raw requests (the list/watch requests below, ClusterClient's reads) go through ONE
+ * keep-alive agent. client-node 1.x builds a new https.Agent for every request (`applyToHTTPSOptions`), so
+ * every request paid a TCP and TLS handshake: 600 of them for a paged list of 30,000 Secrets.
+ * The generated API clients (patches, status writes, Events: a handful per sync) keep client-node's one-off
+ * agents: they read responses through node-fetch 2, which misreads a chunked response on a reused keep-alive
+ * socket as "Premature close" (node-fetch#1767) — seen here as every status write of the image failing after
+ * the first sync. Credentials stay per request (the bearer token is a header, re-read each time, so rotation works);
  * the agent is rebuilt only when the TLS material itself changes (CA, client certificate), and the old one is
  * then closed (its watches restart from their last resourceVersion on the new one).
  * A cluster reached through a proxy (`proxy-url`) keeps client-node's own agents.
@@ -29,11 +31,6 @@ export class PooledKubeConfig extends KubeConfig {
   override async applyToHTTPSOptions(opts: https.RequestOptions): Promise<void> {
     await super.applyToHTTPSOptions(opts);
     opts.agent = this.shared(opts.agent as http.Agent | undefined);
-  }
-
-  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    context.setAgent(this.shared(context.getAgent() as http.Agent | undefined) as https.Agent);
   }
 
   /** Closes the shared agent's connections (on stop). */

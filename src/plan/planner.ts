@@ -1,5 +1,6 @@
 import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
 import { parseSourceKey } from '../kube/objects.js';
+import { preservationReason, preservesOnDelete } from '../sync/annotation-check.js';
 import { deriveTargets, describeProblems, materialize, secretNamesOf, type SyncSource } from '../sync/desired.js';
 import { driftPeriodMs, forceRequested, hasDrifted, inputFingerprint } from '../sync/change-detection.js';
 import type { Fingerprinter } from '../sync/fingerprint.js';
@@ -146,8 +147,8 @@ export class Planner {
 
   private async planCleanup(key: string, source: SyncSource, why: string): Promise<SourcePlan> {
     const paths = await this.ownedPaths(key, source);
-    if (isTrue(source.annotations[Annotations.preserveOnDelete])) {
-      return sourcePlan(source, `${why}; Vault data kept (${Annotations.preserveOnDelete}: "true"), then the finalizer released`, paths.map((p) => ({ path: formatPath(p), action: 'keep', reason: 'preserve-on-delete' })));
+    if (preservesOnDelete(source.annotations)) {
+      return sourcePlan(source, `${why}; Vault data kept (${preservationReason(source.annotations)}), then the finalizer released`, paths.map((p) => ({ path: formatPath(p), action: 'keep', reason: 'preserve-on-delete' })));
     }
     const planned: PathPlan[] = [];
     for (const path of paths) planned.push(await this.planDelete(key, source, path, why));

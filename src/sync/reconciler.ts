@@ -7,6 +7,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { VaultRequestError } from '../vault/errors.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { RequestContext, VaultPort } from '../vault/port.js';
+import { annotationFindings, describeFinding, INVALID_ANNOTATION, preservationReason, preservesOnDelete } from './annotation-check.js';
 import { driftPeriodMs as driftPeriod, forceRequested, MIN_DRIFT_PERIOD_MS, hasDrifted, inputFingerprint as fingerprintInputs } from './change-detection.js';
 import { deriveTargets, describeProblems, materialize, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
 import type { Fingerprinter } from './fingerprint.js';
@@ -174,6 +175,8 @@ export class Reconciler {
       if (!object.finalizers.includes(FINALIZER)) return { outcome: 'ignored' };
       return this.finalize(key, source, session);
     }
+    // Reported, not refused: the sync goes on with each bad value read as annotation-check.ts says.
+    await this.reportBadAnnotations(source);
     if (isTrue(object.annotations[Annotations.suspend])) {
       await this.deps.state.setCondition(key, ref, { status: 'False', reason: 'Suspended', message: `${Annotations.suspend} is "true"` });
       return { outcome: 'suspended' };
@@ -517,8 +520,9 @@ export class Reconciler {
     const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name)! : this.deps.sources.secret(namespace, name)!;
     const why = object.deletionTimestamp ? 'source deleted' : `the ${Annotations.path} annotation was removed`;
     const paths = await this.ownedPaths(key, source);
-    if (isTrue(source.annotations[Annotations.preserveOnDelete])) {
-      await this.event(source, 'Normal', 'Preserved', `${why}; Vault data kept (${Annotations.preserveOnDelete}: "true"): ${paths.map(formatPath).join(', ') || 'nothing synced'}`);
+    if (preservesOnDelete(source.annotations)) {
+      const type = isTrue(source.annotations[Annotations.preserveOnDelete]) ? 'Normal' : 'Warning'; // kept on a bad value
+      await this.event(source, type, 'Preserved', `${why}; Vault data kept (${preservationReason(source.annotations)}): ${boundedList(paths.map(formatPath)) || 'nothing synced'}`);
     } else {
       const deleted: string[] = [];
       if (paths.length > 0) session.beforeVault();
@@ -553,6 +557,21 @@ export class Reconciler {
     return [...paths.values()];
   }
 
+  private annotationContext(source: SyncSource) {
+    return { namespace: source.namespace, allowedMounts: this.deps.kvMounts, tenantPathTemplate: this.deps.tenantPathTemplate };
+  }
+
+  /**
+   * One Warning Event naming every annotation value the operator does not read as written (the admission
+   * policy may be off, Warn only, or younger than the object). Counted once per Event actually recorded, so a
+   * source reconciled often does not inflate the metric while its Event is de-duplicated.
+   */
+  private async reportBadAnnotations(source: SyncSource): Promise<void> {
+    const findings = annotationFindings(source.annotations, this.annotationContext(source), source.kind);
+    if (findings.length === 0) return;
+    if (await this.event(source, 'Warning', INVALID_ANNOTATION, boundedList(findings.map(describeFinding)))) this.deps.metrics?.refusals.labels(INVALID_ANNOTATION).inc();
+  }
+
   private async reject(key: string, source: SyncSource, ref: SourceRef, reason: 'Refused' | 'SyncFailed', code: string, message: string): Promise<ReconcileResult> {
     this.deps.metrics?.refusals.labels(code).inc();
     await this.deps.state.setCondition(key, ref, { status: 'False', reason: code, message }).catch((error) =>
@@ -562,21 +581,25 @@ export class Reconciler {
     return { outcome: reason === 'Refused' ? 'refused' : 'invalid' };
   }
 
-  /** Records an Event on the source; the same reason and message is not repeated within 10 minutes. */
-  private async event(source: SyncSource, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  /**
+   * Records an Event on the source; the same reason and message is not repeated within 10 minutes.
+   * Says whether it was recorded this time (false when suppressed as a repeat).
+   */
+  private async event(source: SyncSource, type: 'Normal' | 'Warning', reason: string, message: string): Promise<boolean> {
     const sourceName = `${source.kind}/${source.namespace}/${source.name}`;
     (type === 'Warning' ? this.deps.log.warn : this.deps.log.info).call(this.deps.log, { source: sourceName, reason }, message);
     const dedupKey = `${sourceName}\0${reason}\0${message}`;
     const last = this.lastEvents.get(dedupKey);
-    if (last !== undefined && this.now() - last < EVENT_REPEAT_SUPPRESSION_MS) return;
+    if (last !== undefined && this.now() - last < EVENT_REPEAT_SUPPRESSION_MS) return false;
     this.lastEvents.set(dedupKey, this.now());
     if (this.lastEvents.size > 10_000) this.lastEvents.clear();
     const object = source.kind === 'Deployment' ? this.deps.sources.deployment(source.namespace, source.name) : this.deps.sources.secret(source.namespace, source.name);
-    if (!object) return;
+    if (!object) return true;
     try {
       await this.deps.cluster.createEvent(source.kind, object, type, reason, message);
     } catch (error) {
       this.deps.log.warn({ source: sourceName, reason, err: describeKubeError(error) }, 'could not record an Event');
     }
+    return true;
   }
 }

@@ -120,6 +120,9 @@ export class VaultRateLimiter {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private stopped = false;
+  /** Burst requests started and not yet answered; paced requests wait for them (see holdForWindow). */
+  private burstInFlight = 0;
+  private burstAnswered: Array<() => void> = [];
 
   constructor(options: LimiterOptions) {
     validateRateLimit(options);
@@ -156,6 +159,7 @@ export class VaultRateLimiter {
     const job = this.bottleneck.schedule({ priority: options.priority ?? Priority.normal }, async () => {
       this.accrue(this.now()); // up to here Bottleneck was still starting granted jobs: busy, not idle
       const paced = this.grantKinds.shift() !== 'burst';
+      if (!paced) this.burstInFlight++;
       const permit = paced ? await this.holdForWindow() : { sent: () => undefined };
       try {
         if (this.stopped) throw new LimiterStoppedError();
@@ -164,6 +168,7 @@ export class VaultRateLimiter {
         return await task(permit);
       } finally {
         permit.sent();
+        if (!paced && --this.burstInFlight === 0) for (const wake of this.burstAnswered.splice(0)) wake();
       }
     });
     this.pump();
@@ -244,6 +249,14 @@ export class VaultRateLimiter {
    * a full window ago: at most K paced requests leave in any window, on the times they really left.
    */
   private async holdForWindow(): Promise<LimiterPermit> {
+    // A burst is many requests at once, which Vault works through for a while: paced requests sent meanwhile
+    // would queue behind them and reach Vault's clock bunched together. So the pace starts once the burst has
+    // been answered (at most one window: a hanging request must not stall everything).
+    if (this.burstInFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((resolve) => this.burstAnswered.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.ceil(this.windowMs))))]);
+      clearTimeout(timer);
+    }
     const previous = this.lastPaced;
     let markSent!: () => void;
     const sent = new Promise<void>((resolve) => (markSent = resolve));

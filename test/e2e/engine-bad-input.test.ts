@@ -1,7 +1,8 @@
 // Bad input: each case gets an Event naming the object and the problem, nothing is written, the operator
 // does not crash, and the other sources keep syncing.
 import { freshNamespace, kubeClients, waitFor } from './helpers/env.js';
-import { createSecret, deploymentUsing, eventsOf, mergePatch, vaultExists, waitForEvent, waitForVault } from './helpers/objects.js';
+import { KNOWN_ANNOTATIONS } from '../../src/kube/annotation-rules.js';
+import { createSecret, deploymentUsing, eventsOf, mergePatch, vaultExists, vaultRead, waitForEvent, waitForVault } from './helpers/objects.js';
 import { runOperator, type TestOperator } from './helpers/operator.js';
 import { auditMark, isWrite, kvRequestsSince } from './helpers/vault-audit.js';
 
@@ -74,4 +75,52 @@ test('a Deployment annotated in a namespace that is being deleted: nothing writt
 
   await createSecret(ns, 'after-terminating', { k: 'v' }, { 'vault-sync.io/path': `secret/${ns}/after-terminating` });
   await waitForVault(`${ns}/after-terminating`);
+});
+
+// Bad annotation values: reported by the operator itself (the admission policy may be off, Warn only, or younger
+// than the object), one InvalidAnnotation Warning per source, and the sync goes on with the safe reading.
+const invalidAnnotationCount = async () => (await operator.metrics.refusals.get()).values.find((v) => v.labels.reason === 'InvalidAnnotation')?.value ?? 0;
+
+test('a bad preserve-on-delete gets one InvalidAnnotation Warning, still syncs, and keeps its Vault data when the Deployment is deleted', async () => {
+  const before = await invalidAnnotationCount();
+  await createSecret(ns, 'unsure-db', { k: 'value-of-unsure-2b8e' });
+  await apps.createNamespacedDeployment({
+    namespace: ns,
+    body: deploymentUsing(ns, 'unsure-keeper', { 'vault-sync.io/path': `secret/${ns}/unsure-keeper`, 'vault-sync.io/preserve-on-delete': 'yes please', 'vault-sync.io/typo': 'x' }, ['unsure-db']),
+  });
+  await waitForVault(`${ns}/unsure-keeper/unsure-db`);
+  await waitForEvent(ns, 'unsure-keeper', 'Synced');
+
+  const warnings = await eventsOf(ns, 'unsure-keeper', 'InvalidAnnotation');
+  expect(warnings.map((e) => ({ type: e.type, count: e.count, kind: e.involvedObject.kind }))).toEqual([{ type: 'Warning', count: 1, kind: 'Deployment' }]);
+  expect(warnings[0].message).toBe(
+    'vault-sync.io/preserve-on-delete: "yes please" must be "true" or "false" (read as "true": the Vault data is kept when the Deployment is deleted); ' +
+      `vault-sync.io/typo: "x" unknown annotation (known: ${KNOWN_ANNOTATIONS.join(', ')}) (ignored)`,
+  );
+  expect(await invalidAnnotationCount()).toBe(before + 1);
+
+  await apps.deleteNamespacedDeployment({ namespace: ns, name: 'unsure-keeper' });
+  await waitFor(async () => apps.readNamespacedDeployment({ namespace: ns, name: 'unsure-keeper' }).then(() => false, (e) => e.code === 404), { timeoutMs: 20000, description: 'the Deployment to be gone (finalizer released)' });
+  expect((await vaultRead(`${ns}/unsure-keeper/unsure-db`))?.data).toEqual({ k: 'value-of-unsure-2b8e' });
+  const preserved = await eventsOf(ns, 'unsure-keeper', 'Preserved');
+  expect(preserved.map((e) => e.type)).toEqual(['Warning']);
+  expect(preserved[0].message).toContain('vault-sync.io/preserve-on-delete: "yes please" is not "true" or "false" and is read as "true"');
+  expect(kvRequestsSince(mark, ns).filter((r) => r.path.includes('unsure-keeper') && r.operation === 'delete')).toEqual([]);
+});
+
+test('a bad reconcile duration gets the Warning once, and the source still syncs each change (the repeat is de-duplicated)', async () => {
+  const before = await invalidAnnotationCount();
+  await createSecret(ns, 'vague-db', { k: 'first' });
+  await apps.createNamespacedDeployment({ namespace: ns, body: deploymentUsing(ns, 'vague-drift', { 'vault-sync.io/path': `secret/${ns}/vague-drift`, 'vault-sync.io/reconcile': '5 minutes' }, ['vague-db']) });
+  await waitForVault(`${ns}/vague-drift/vague-db`, (d) => d.data.k === 'first');
+  const warning = await waitForEvent(ns, 'vague-drift', 'InvalidAnnotation');
+  expect(warning.type).toBe('Warning');
+  expect(warning.message).toBe('vault-sync.io/reconcile: "5 minutes" must be a duration like 30s, 5m or 1h (ignored: no periodic drift check)');
+
+  // A change reconciles the source again (its Warning is reported before its write): it syncs, and the same
+  // Warning is not repeated.
+  await core.patchNamespacedSecret({ namespace: ns, name: 'vague-db', body: { stringData: { k: 'second' } } }, mergePatch);
+  await waitForVault(`${ns}/vague-drift/vague-db`, (d) => d.data.k === 'second');
+  expect((await eventsOf(ns, 'vague-drift', 'InvalidAnnotation')).map((e) => e.count)).toEqual([1]);
+  expect(await invalidAnnotationCount()).toBe(before + 1);
 });

@@ -284,8 +284,8 @@ describe('the image running as the chart runs it', () => {
     expect(sumMetric(metrics, 'vault_auth_total', { event: 'login', result: 'success' })).toBeGreaterThanOrEqual(1);
     expect(sumMetric(metrics, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
 
-    // SIGTERM while a Deployment of 12 Secrets is being written (3 requests a new path: the ownership read,
-    // the data, the marks; at the chart's 10 requests/s after a burst of 20: under 2 s of work): what is in
+    // SIGTERM while a Deployment of 12 Secrets is being written (one LIST of their folder, then per path the
+    // data and the marks; at the chart's 10 requests/s after a burst of 20: under 2 s of work): what is in
     // flight lands, then the process exits 0.
     const secrets = Array.from({ length: 12 }, (_, i) => `s${String(i).padStart(2, '0')}`);
     for (const s of secrets) await createSecret(appNamespace, s, { value: `v-${s}` });
