@@ -4,6 +4,18 @@ import { hostname } from 'node:os';
 import type { VaultAuthConfig } from './vault/auth.js';
 
 /** Everything the operator can be told, typed and validated. */
+/** The settings the sync decisions read (reconciler, plan, DRY_RUN): taken from Config in one place. */
+export function syncSettings(config: Config) {
+  return {
+    clusterName: config.clusterName,
+    contentHashInMetadata: config.contentHashInMetadata,
+    kvMounts: config.vault.kvMounts,
+    maxSecretBytes: config.maxSecretBytes,
+    tenantPathTemplate: config.tenantPathTemplate,
+    deletePolicy: config.deletePolicy,
+  };
+}
+
 export interface Config {
   vault: {
     addr: string;

@@ -1,6 +1,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import { syncSettings, type Config } from './config.js';
 import { ClusterClient } from './kube/cluster.js';
 import { PooledKubeConfig } from './kube/kube-http.js';
 import { loadOrCreateHashKey } from './kube/hash-key.js';
@@ -85,12 +85,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     fingerprint,
     log,
     metrics,
-    clusterName: config.clusterName,
-    contentHashInMetadata: config.contentHashInMetadata,
-    kvMounts: config.vault.kvMounts,
-    maxSecretBytes: config.maxSecretBytes,
-    tenantPathTemplate: config.tenantPathTemplate,
-    deletePolicy: config.deletePolicy,
+    ...syncSettings(config),
     cleanupTimeoutMs: config.cleanupTimeoutMs,
   });
 
@@ -104,12 +99,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
           vault: vaultStack.vault,
           fingerprint,
           index,
-          clusterName: config.clusterName,
-          contentHashInMetadata: config.contentHashInMetadata,
-          kvMounts: config.vault.kvMounts,
-          maxSecretBytes: config.maxSecretBytes,
-          tenantPathTemplate: config.tenantPathTemplate,
-          deletePolicy: config.deletePolicy,
+          ...syncSettings(config),
         }),
         sources: reflectors,
         state,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfig, usage, type Config } from '../config.js';
+import { ConfigError, loadConfig, syncSettings, usage, type Config } from '../config.js';
 import { ClusterClient } from '../kube/cluster.js';
 import { readHashKey } from '../kube/hash-key.js';
 import { sourceKey } from '../kube/objects.js';
@@ -141,12 +141,7 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
       vault: vaultStack.vault,
       kvVersion: (mount) => vaultStack.client.kvVersion(mount),
       fingerprint,
-      clusterName: config.clusterName,
-      contentHashInMetadata: config.contentHashInMetadata,
-      kvMounts: config.vault.kvMounts,
-      maxSecretBytes: config.maxSecretBytes,
-      tenantPathTemplate: config.tenantPathTemplate,
-      deletePolicy: config.deletePolicy,
+      ...syncSettings(config),
     });
     const keys = [...reflectors.managedSources()].map((object) => sourceKey(object.kind, object.namespace, object.name));
     const plans = await mapConcurrently(keys, config.workers, (key) => planner.planSource(key));

@@ -1,7 +1,7 @@
 import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
 import { parseSourceKey } from '../kube/objects.js';
 import { preservationReason, preservesOnDelete } from '../sync/annotation-check.js';
-import { deriveTargets, describeProblems, materialize, secretNamesOf, type SyncSource } from '../sync/desired.js';
+import { deriveTargets, pathsOfSource, describeProblems, materialize, secretNamesOf, type SyncSource } from '../sync/desired.js';
 import { driftPeriodMs, forceRequested, hasDrifted, inputFingerprint } from '../sync/change-detection.js';
 import type { Fingerprinter } from '../sync/fingerprint.js';
 import type { SecretIndex } from '../sync/secret-index.js';
@@ -186,13 +186,9 @@ export class Planner {
     return { path: shown, action: 'delete', reason: `${why} (${this.deps.deletePolicy === 'latest-version' ? 'latest version soft-deleted' : 'every version and the metadata'})` };
   }
 
-  /** The paths this source wrote: from its record, and from its annotations (as the reconciler's ownedPaths). */
+  /** The paths this source wrote: from its record, and (after losing it) from its annotations. */
   private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
-    const paths = new Map<string, KvPath>();
-    for (const entry of (await this.deps.state.get(key))?.entries ?? []) paths.set(formatPath(entry.path), entry.path);
-    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
-    if (derived.ok) for (const target of derived.targets) paths.set(formatPath(target.path), target.path);
-    return [...paths.values()];
+    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts });
   }
 
   private async readMetadata(key: string, path: KvPath): Promise<KvMetadata | undefined | 'unchecked'> {

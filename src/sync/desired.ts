@@ -235,6 +235,18 @@ export function describeProblems(problems: readonly Problem[], shown = 5): strin
   return problems.length > shown ? `${head}; …and ${problems.length - shown} more` : head;
 }
 
+/**
+ * Pure: the paths a source may have written, for cleanup: those its record names, and (a record may be lost)
+ * those its annotations derive now. Each path once.
+ */
+export function pathsOfSource(recorded: readonly { path: KvPath }[], source: SyncSource, options: SpecOptions): KvPath[] {
+  const paths = new Map<string, KvPath>();
+  for (const entry of recorded) paths.set(formatPath(entry.path), entry.path);
+  const derived = deriveTargets(source, options);
+  if (derived.ok) for (const target of derived.targets) paths.set(formatPath(target.path), target.path);
+  return [...paths.values()];
+}
+
 /** Every Secret name a set of targets reads: what the Secret→source index is built from. */
 export function secretNamesOf(targets: Target[]): string[] {
   return [...new Set(targets.flatMap((t) => t.selections.map((s) => s.secretName)))].sort();

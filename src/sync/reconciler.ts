@@ -9,7 +9,7 @@ import { formatPath, type KvPath } from '../vault/path.js';
 import type { RequestContext, VaultPort } from '../vault/port.js';
 import { annotationFindings, describeFinding, INVALID_ANNOTATION, preservationReason, preservesOnDelete } from './annotation-check.js';
 import { driftPeriodMs as driftPeriod, forceRequested, MIN_DRIFT_PERIOD_MS, hasDrifted, inputFingerprint as fingerprintInputs } from './change-detection.js';
-import { deriveTargets, describeProblems, materialize, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
+import { deriveTargets, pathsOfSource, describeProblems, materialize, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
 import type { Fingerprinter } from './fingerprint.js';
 import { describeOwner, ownershipOf } from './ownership.js';
 import { planSync, type PlannedOperation, type SyncedEntry } from './plan.js';
@@ -550,11 +550,7 @@ export class Reconciler {
 
   /** The paths this source wrote: from its record, and (after losing it) from its annotations. */
   private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
-    const paths = new Map<string, KvPath>();
-    for (const entry of (await this.deps.state.get(key))?.entries ?? []) paths.set(formatPath(entry.path), entry.path);
-    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
-    if (derived.ok) for (const target of derived.targets) paths.set(formatPath(target.path), target.path);
-    return [...paths.values()];
+    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts });
   }
 
   private annotationContext(source: SyncSource) {
