@@ -12,6 +12,7 @@ import { Metrics } from './observability/metrics.js';
 import { vaultMetricsOf } from './observability/vault-metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
+import { createDecisionPipeline } from './sync/gather.js';
 import { Reconciler } from './sync/reconciler.js';
 import { syncStateStore } from './sync/state-store.js';
 import { SecretIndex } from './sync/secret-index.js';
@@ -76,31 +77,33 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     onError: () => metrics.errors.labels('watch').inc(),
   });
 
+  // One factory for both: the reconciler carries its verdicts out, DRY_RUN prints them (read-only reads).
+  const pipelineFor = (readOnly: boolean) =>
+    createDecisionPipeline({
+      sources: reflectors,
+      state: syncStateStore(state),
+      cluster,
+      vault: vaultStack.vault,
+      kvVersion: (mount) => vaultStack.kvVersion(mount),
+      fingerprint,
+      settings: syncSettings(config),
+      readOnly,
+    });
   const reconciler = new Reconciler({
-    sources: reflectors,
+    pipeline: pipelineFor(false),
     cluster,
     vault: vaultStack.vault,
     state: syncStateStore(state),
     index,
-    fingerprint,
     log,
     metrics,
-    ...syncSettings(config),
     cleanupTimeoutMs: config.cleanupTimeoutMs,
   });
 
   // DRY_RUN: the plan of each source (the Planner of `vault-sync-operator plan`) in place of its reconcile.
   const dryRun = config.dryRun
     ? new DryRunReporter({
-        planner: new Planner({
-          sources: reflectors,
-          state: syncStateStore(state),
-          cluster,
-          vault: vaultStack.vault,
-          fingerprint,
-          index,
-          ...syncSettings(config),
-        }),
+        planner: new Planner({ pipeline: pipelineFor(true), index }),
         sources: reflectors,
         state,
         metrics,

@@ -10,6 +10,7 @@ import { SourceReflectors } from '../kube/source-reflectors.js';
 import { VaultSyncStore } from '../kube/vaultsync-store.js';
 import { createLogger } from '../observability/logger.js';
 import { Fingerprinter } from '../sync/fingerprint.js';
+import { createDecisionPipeline } from '../sync/gather.js';
 import { syncStateStore } from '../sync/state-store.js';
 import { createVaultStack } from '../vault/stack.js';
 import { Planner } from './planner.js';
@@ -135,13 +136,16 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
     reflectors.stop();
 
     const planner = new Planner({
-      sources: reflectors,
-      state: syncStateStore(state),
-      cluster,
-      vault: vaultStack.vault,
-      kvVersion: (mount) => vaultStack.client.kvVersion(mount),
-      fingerprint,
-      ...syncSettings(config),
+      pipeline: createDecisionPipeline({
+        sources: reflectors,
+        state: syncStateStore(state),
+        cluster,
+        vault: vaultStack.vault,
+        kvVersion: (mount) => vaultStack.kvVersion(mount),
+        fingerprint,
+        settings: syncSettings(config),
+        readOnly: true,
+      }),
     });
     const keys = [...reflectors.managedSources()].map((object) => sourceKey(object.kind, object.namespace, object.name));
     const plans = await mapConcurrently(keys, config.workers, (key) => planner.planSource(key));

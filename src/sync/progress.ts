@@ -91,6 +91,18 @@ export class SyncProgress {
     if (this.intents.delete(formatPath(path))) this.changed();
   }
 
+  /**
+   * A check-and-set write met another version: someone else wrote. Nothing landed, and what the record says
+   * of the path (its content, its version) is no longer known: the next decision looks the path up.
+   */
+  conflict(path: KvPath): void {
+    const shown = formatPath(path);
+    const entry = this.entries.get(shown);
+    if (entry) this.entries.set(shown, { path: entry.path, hash: '', ...(entry.binaryKeys ? { binaryKeys: entry.binaryKeys } : {}) });
+    this.intents.delete(shown);
+    this.changed();
+  }
+
   fail(failure: WriteFailure): void {
     this.failures.set(formatPath(failure.path), failure);
     this.notLanded(failure.path);

@@ -58,7 +58,7 @@ export function isInside(path: KvPath, prefix: PathPrefix): boolean {
   return mount === prefix.mount && prefix.key.length <= key.length && prefix.key.every((segment, i) => key[i] === segment);
 }
 
-function namespaceMatches(pattern: string, namespace: string): boolean {
+export function namespaceMatches(pattern: string, namespace: string): boolean {
   if (pattern === '*') return true;
   return pattern.endsWith('*') ? namespace.startsWith(pattern.slice(0, -1)) : pattern === namespace;
 }

@@ -5,6 +5,7 @@ import type { KvMetadata } from '../vault/port.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { SyncSource } from './desired.js';
 import { describeOwner, ownershipMetadata, ownershipOf } from './ownership.js';
+import { isInside, namespaceMatches, parsePrefix } from './tenancy.js';
 
 /** A write about to be made, recorded in VaultSync status BEFORE it is sent: what version it will create. */
 export interface WriteIntent {
@@ -58,9 +59,10 @@ export type WriteDecision =
 export function decideWrite(input: WriteInput): WriteDecision {
   const { vault } = input;
   if (vault.state === 'unknown') {
+    // A write recorded as intended may have landed with its answer lost: Vault is asked first, so a landed
+    // write is recorded from its intent (no second version) and a version that moved is never overwritten.
+    if (input.intent) return { action: 'lookup', reason: 'an intended write may have landed: Vault is asked before anything is sent' };
     if (input.recordedVersion !== undefined) return { action: 'update', cas: input.recordedVersion, reason: `ours at version ${input.recordedVersion} (recorded)` };
-    // The pre-check of the previous attempt passed and nothing foreign can be claimed by cas on that version.
-    if (input.intent) return input.intent.version <= 1 ? { action: 'create', cas: 0, reason: 'an intended claim that may not have landed' } : { action: 'update', cas: input.intent.version - 1, reason: `an intended write on version ${input.intent.version - 1}` };
     return { action: 'lookup', reason: 'not recorded: who owns it must be known before any write reaches it' };
   }
   if (vault.state === 'absent') return { action: 'create', cas: 0, reason: 'a new path' };
@@ -81,11 +83,6 @@ export function decideWrite(input: WriteInput): WriteDecision {
     return { action: 'refuse', reason: `it is ${describeOwner(metadata.customMetadata)} (adopt it with vault-sync.io/adopt: "true" or a VaultSyncPolicy's adoptPathPrefixes)` };
   }
   return { action: 'refuse', reason: `it is ${describeOwner(metadata.customMetadata)}` };
-}
-
-/** Pure: after a check-and-set mismatch the path moved under us; what was known is stale, look it up again. */
-export function afterCasMismatch(): WriteDecision {
-  return { action: 'lookup', reason: 'the version moved since it was recorded' };
 }
 
 /** How new paths are checked before a data write with cas=0 may be sent. */
@@ -146,16 +143,19 @@ export interface AdoptionGrant {
   adoptPathPrefixes?: readonly string[];
 }
 
-/** Pure: prefixes compare on whole segments (`secret/legacy` covers `secret/legacy/x`, not `secret/legacy-2`). */
+/**
+ * Pure: may an unmarked path be adopted? The source asks for it, or a VaultSyncPolicy grants it for a prefix.
+ * The prefixes are parsed and matched like the tenancy grants (parsePrefix, isInside): whole segments, and
+ * `secret/data/legacy/` names the same place as `secret/legacy/`.
+ */
 export function adoptionAllowed(path: KvPath, namespace: string, sourceAsks: boolean, grants: readonly AdoptionGrant[]): boolean {
   if (sourceAsks) return true;
-  const segments = formatPath(path).split('/');
   return grants.some(
     (grant) =>
-      grant.namespaces.some((pattern) => pattern === '*' || (pattern.endsWith('*') ? namespace.startsWith(pattern.slice(0, -1)) : pattern === namespace)) &&
-      (grant.adoptPathPrefixes ?? []).some((prefix) => {
-        const wanted = prefix.replaceAll('{namespace}', namespace).split('/').filter((s) => s !== '');
-        return wanted.length > 0 && wanted.length <= segments.length && wanted.every((segment, i) => segments[i] === segment);
+      grant.namespaces.some((pattern) => namespaceMatches(pattern, namespace)) &&
+      (grant.adoptPathPrefixes ?? []).some((text) => {
+        const parsed = parsePrefix(text, namespace);
+        return parsed.ok && parsed.prefix.key.length > 0 && isInside(path, parsed.prefix);
       }),
   );
 }

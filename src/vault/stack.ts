@@ -18,6 +18,8 @@ export interface VaultStack {
   login(): Promise<void>;
   /** Whether the client holds a usable token now (a failed re-login or an expired token makes it false). */
   authenticated(): boolean;
+  /** The KV version of a mount (asked once per mount): a read-only plan reads no data, so on KV v1 it checks no marks. */
+  kvVersion(mount: string): Promise<1 | 2>;
   /** Rejects what still waits, stops renewing the token, closes connections. */
   stop(): Promise<void>;
 }
@@ -77,6 +79,7 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
       await client.checkMounts(config.vault.kvMounts);
     },
     authenticated: () => client.authenticated,
+    kvVersion: (mount) => client.kvVersion(mount),
     stop: () =>
       (stopped ??= (async () => {
         await vault.stop();

@@ -1,5 +1,6 @@
 import { parsePlanArgs, PlanUsageError } from '../../src/plan/command.js';
-import { describeWrite, predictWrite } from '../../src/plan/planner.js';
+import { describeWrite } from '../../src/plan/planner.js';
+import { decideWrite } from '../../src/sync/write-policy.js';
 import { buildReport, cleanText, exitCodeOf, renderJson, renderText, sourcePlan, type PathPlan } from '../../src/plan/report.js';
 import { forceRequested, hasDrifted, inputFingerprint } from '../../src/sync/change-detection.js';
 
@@ -89,22 +90,21 @@ describe('what anyone may write (annotations, Vault custom_metadata) is shown bo
   });
 });
 
-describe('the write decision at one path: the reconciler\'s decideWrite, with what Vault says now', () => {
+describe('the write decision at one path nobody recorded: decideWrite with what Vault says (the verdict\'s lookup)', () => {
   const source = { kind: 'Deployment' as const, namespace: 'team', name: 'web' };
   const base = { source, clusterName: 'c', adoptAllowed: false };
   const ours = { 'managed-by': 'vault-sync-operator', cluster: 'c', 'source-kind': 'Deployment', 'source-namespace': 'team', 'source-name': 'web' };
   const meta = (currentVersion: number, customMetadata: Record<string, string>) => ({ currentVersion, customMetadata });
   test.each([
     { why: 'a path nobody recorded and nothing in Vault is created with cas 0', input: base, metadata: undefined, expected: { action: 'create', cas: 0 } },
-    { why: 'a recorded path at the recorded version is updated on it', input: { ...base, recordedVersion: 3 }, metadata: meta(3, ours), expected: { action: 'update', cas: 3 } },
-    { why: 'a recorded path whose version moved is decided again from its marks (a cas mismatch)', input: { ...base, recordedVersion: 3 }, metadata: meta(5, ours), expected: { action: 'update', cas: 5 } },
-    { why: 'a recorded path taken over by another manager is refused', input: { ...base, recordedVersion: 3 }, metadata: meta(4, { 'managed-by': 'external-secrets' }), expected: { action: 'refuse' } },
+    { why: 'ours (the record was lost, or a version conflict forgot its version) is updated on the current version', input: base, metadata: meta(5, ours), expected: { action: 'update', cas: 5 } },
+    { why: 'a path taken over by another manager is refused', input: base, metadata: meta(4, { 'managed-by': 'external-secrets' }), expected: { action: 'refuse' } },
     { why: 'an unmarked path is refused without adoption', input: base, metadata: meta(2, {}), expected: { action: 'refuse' } },
     { why: 'an unmarked path is adopted when allowed', input: { ...base, adoptAllowed: true }, metadata: meta(2, { owner: 'script' }), expected: { action: 'adopt', cas: 2, previousMetadata: { owner: 'script' } } },
     { why: 'a path marked by another manager is never adopted', input: { ...base, adoptAllowed: true }, metadata: meta(2, { 'managed-by': 'other' }), expected: { action: 'refuse' } },
     { why: 'an intended write that landed is recovered, not written again', input: { ...base, intent: { version: 4, hash: 'h' } }, metadata: meta(4, ours), expected: { action: 'recover', version: 4, markMissing: false } },
   ] as const)('$why', ({ input, metadata, expected }) => {
-    expect(predictWrite(input, metadata)).toMatchObject(expected);
+    expect(decideWrite({ ...input, vault: metadata ? { state: 'present', metadata } : { state: 'absent' } })).toMatchObject(expected);
   });
 
   test('as plan lines: the reason says why the path is written and on what grounds', () => {
