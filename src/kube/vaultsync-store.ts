@@ -56,6 +56,8 @@ export interface RecordOwner {
 
 export interface SyncRecordStore {
   get(sourceKey: string): StoredSyncRecord | undefined;
+  /** The record as the API server has it now; the cached copy is replaced with it. */
+  refresh(sourceKey: string): Promise<StoredSyncRecord | undefined>;
   /** Without `ready` the Ready condition stays as it is (progress of a sync still running). */
   set(sourceKey: string, source: RecordOwner, record: StoredSyncRecord, ready?: RecordCondition): Promise<void>;
   setCondition(sourceKey: string, source: RecordOwner, ready: RecordCondition): Promise<void>;
@@ -78,6 +80,14 @@ interface VaultSyncObject {
     lastDriftCheckTime?: string;
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }>;
   };
+}
+
+/**
+ * The record changed on the API server since this copy was read (another writer, or a hand edit): nothing was
+ * written, the cached copy is replaced with the current one, and the caller decides again from it.
+ */
+export class RecordConflictError extends Error {
+  override readonly name = 'RecordConflictError';
 }
 
 /** `deployment-web`; names too long for Kubernetes keep a readable head and a hash of the whole. */
@@ -154,16 +164,19 @@ export class VaultSyncStore implements SyncRecordStore {
   }
 
   get(key: string): StoredSyncRecord | undefined {
-    const status = this.records.get(key)?.status;
-    if (!status?.inputFingerprint) return undefined;
-    return {
-      inputFingerprint: status.inputFingerprint,
-      entries: status.entries ?? [],
-      intents: status.intents,
-      failures: status.failures,
-      lastSyncTime: status.lastSyncTime ?? '',
-      lastDriftCheckTime: status.lastDriftCheckTime,
-    };
+    return recordOf(this.records.get(key));
+  }
+
+  async refresh(key: string): Promise<StoredSyncRecord | undefined> {
+    const [kind, namespace, name] = key.split('/');
+    try {
+      const current = (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: vaultSyncName(kind, name) })) as VaultSyncObject;
+      this.records.set(key, current);
+    } catch (error) {
+      if ((error as { code?: number }).code !== 404) throw error;
+      this.records.delete(key);
+    }
+    return this.get(key);
   }
 
   async set(key: string, source: RecordOwner, record: StoredSyncRecord, ready?: RecordCondition): Promise<void> {
@@ -247,19 +260,27 @@ export class VaultSyncStore implements SyncRecordStore {
     return [{ type: 'Ready', ...ready, message: boundMessage(ready.message), lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
   }
 
+  /**
+   * A merge patch of the status that carries the copy's resourceVersion: a record changed since (another
+   * writer, a hand edit) is never overwritten from a stale copy (RecordConflictError, the copy refreshed).
+   */
   private async writeStatus(key: string, source: RecordOwner, status: Record<string, unknown>): Promise<void> {
     let record = this.records.get(key) ?? (await this.create(source));
-    const body = { status };
     const patch = () =>
       this.api.patchNamespacedCustomObjectStatus(
-        { group: GROUP, version: VERSION, namespace: record.metadata.namespace, plural: PLURAL, name: record.metadata.name, body },
+        { group: GROUP, version: VERSION, namespace: record.metadata.namespace, plural: PLURAL, name: record.metadata.name, body: { metadata: { resourceVersion: record.metadata.resourceVersion }, status } },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       ) as Promise<VaultSyncObject>;
     let updated: VaultSyncObject;
     try {
       updated = await patch();
     } catch (error) {
-      if ((error as { code?: number }).code !== 404) throw error;
+      const code = (error as { code?: number }).code;
+      if (code === 409) {
+        await this.refresh(key);
+        throw new RecordConflictError(`the VaultSync of ${key} changed since it was read; nothing was written, decided again from the current one`);
+      }
+      if (code !== 404) throw error;
       record = await this.create(source); // deleted by hand: recreate it
       updated = await patch();
     }
@@ -287,6 +308,19 @@ export class VaultSyncStore implements SyncRecordStore {
       return (await this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: source.namespace, plural: PLURAL, name: body.metadata.name })) as VaultSyncObject;
     }
   }
+}
+
+function recordOf(object: VaultSyncObject | undefined): StoredSyncRecord | undefined {
+  const status = object?.status;
+  if (!status?.inputFingerprint) return undefined;
+  return {
+    inputFingerprint: status.inputFingerprint,
+    entries: status.entries ?? [],
+    intents: status.intents,
+    failures: status.failures,
+    lastSyncTime: status.lastSyncTime ?? '',
+    lastDriftCheckTime: status.lastDriftCheckTime,
+  };
 }
 
 /**

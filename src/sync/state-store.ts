@@ -40,6 +40,8 @@ export interface Condition {
 /** Where the sync record of each source lives. The source is passed so a record can name and own it. */
 export interface SyncStateStore {
   get(sourceKey: string): Promise<SyncState | undefined>;
+  /** The record as the API server has it now (not a cached copy): after a version conflict. */
+  refresh?(sourceKey: string): Promise<SyncState | undefined>;
   /** Records a sync (complete, partial or in progress); with `ready`, also its Ready condition. */
   set(sourceKey: string, source: SourceRef, state: SyncState, ready?: Condition): Promise<void>;
   /** Records a problem without changing what was synced. */
@@ -63,6 +65,10 @@ export function syncStateStore(records: SyncRecordStore): SyncStateStore {
   return {
     async get(key) {
       const record = records.get(key);
+      return record ? fromRecord(record) : undefined;
+    },
+    async refresh(key) {
+      const record = await records.refresh(key);
       return record ? fromRecord(record) : undefined;
     },
     set: (key, source, state, ready) => records.set(key, source, toRecord(state), ready),
