@@ -1,12 +1,13 @@
 // The I/O side of the decision pipeline, in one place: it gathers what decide() (src/sync/verdict.ts) asks for
 // (the caches, the record, Secret values, Vault metadata) and calls it again until it has a Verdict. Built by
 // one factory for the reconciler, `plan` and DRY_RUN, so all three decide from the same reads.
+import { Annotations, FINALIZER } from '../kube/annotations.js';
 import { parseSourceKey, type SlimDeployment, type SlimSecret } from '../kube/objects.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { KvMetadata, RequestContext } from '../vault/port.js';
 import type { Fingerprinter } from './fingerprint.js';
 import type { SyncState } from './state-store.js';
-import { decide, type DecisionInput, type DecisionSettings, type PathView, type PolicyGrant, type ReadRequest, type Reads, type Verdict } from './verdict.js';
+import { decide, inScope, scopeOf, type DecisionInput, type DecisionSettings, type PathView, type PolicyGrant, type ReadRequest, type Reads, type Verdict } from './verdict.js';
 import { leafName, planLookups } from './write-policy.js';
 
 /** The caches the decisions read (the operator's reflectors). */
@@ -75,6 +76,22 @@ export class DecisionPipeline {
       input = { ...input, reads: await this.read(decision, input.reads, options) };
     }
     throw new Error(`the decision for ${key} asked for more than ${MAX_STAGES} stages of reads`);
+  }
+
+  /**
+   * A source being finalized (deleted, or its path annotation removed, with our finalizer), with the paths its
+   * record names inside its scope: what a cleanup that cannot reach Vault leaves behind. Undefined otherwise.
+   */
+  finalizing(key: string): { object: SlimDeployment | SlimSecret; why: string; recorded(): Promise<KvPath[]> } | undefined {
+    const { kind, namespace, name } = parseSourceKey(key);
+    const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name) : this.deps.sources.secret(namespace, name);
+    if (!object || !object.finalizers.includes(FINALIZER) || (!object.deletionTimestamp && Annotations.path in object.annotations)) return undefined;
+    const scope = scopeOf(namespace, this.deps.settings, this.deps.sources.tenancyGrants());
+    return {
+      object,
+      why: object.deletionTimestamp ? 'source deleted' : `the ${Annotations.path} annotation was removed`,
+      recorded: async () => ((await this.deps.state.get(key))?.entries ?? []).map((e) => e.path).filter((path) => inScope(path, scope)),
+    };
   }
 
   /** What the caches and the record say: stage 0 of every decision. */

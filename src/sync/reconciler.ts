@@ -136,7 +136,9 @@ export class Reconciler {
   private async reconcileOnce(key: string, beforeVault: () => void): Promise<ReconcileResult> {
     const context: RequestContext = { source: key };
     const fresh = this.freshNext.delete(key);
-    const { verdict, input } = await this.deps.pipeline.verdict(key, { context, fresh, beforeVault });
+    const decided = await this.deps.pipeline.verdict(key, { context, fresh, beforeVault }).catch((error: unknown) => this.cleanupBlocked(key, error));
+    if (!('verdict' in decided)) return decided;
+    const { verdict, input } = decided;
     const object = input.object;
     if (verdict.type === 'ignore' || !object) {
       if (verdict.index === 'forget') this.deps.index.forget(key);
@@ -385,6 +387,26 @@ export class Reconciler {
         await this.event(object, 'Normal', 'Deleted', `${why}; deleted from Vault: ${boundedList(deleted) || 'nothing was synced'}`);
       }
     }
+    this.cleanupFailingSince.delete(key);
+    await this.deps.cluster.removeFinalizer(object.kind, object);
+    this.deps.index.forget(key);
+    await this.deps.state.delete(key);
+    return { outcome: 'deleted' };
+  }
+
+  /**
+   * A source being finalized whose Vault reads fail: retried with backoff until cleanupTimeout, then the
+   * finalizer goes with an Event naming what its record says was left (a namespace deletion is never held forever).
+   */
+  private async cleanupBlocked(key: string, error: unknown): Promise<ReconcileResult> {
+    const finalizing = this.deps.pipeline.finalizing(key);
+    if (!finalizing) throw error;
+    const failingSince = this.cleanupFailingSince.get(key) ?? this.now();
+    this.cleanupFailingSince.set(key, failingSince);
+    if (this.now() - failingSince < this.deps.cleanupTimeoutMs) throw error; // retried with backoff by the queue
+    const { object, why, recorded } = finalizing;
+    this.deps.metrics?.errors.labels('cleanup_abandoned').inc();
+    await this.event(object, 'Warning', 'DataLeftBehind', `${why}; Vault failed for ${Math.round((this.now() - failingSince) / 1000)}s (${error instanceof Error ? error.message : 'error'}); releasing the finalizer and leaving in Vault: ${boundedList((await recorded()).map(formatPath)) || 'nothing recorded'}`);
     this.cleanupFailingSince.delete(key);
     await this.deps.cluster.removeFinalizer(object.kind, object);
     this.deps.index.forget(key);

@@ -88,6 +88,22 @@ describe('the reconciler carries out the verdict', () => {
   });
 });
 
+test('finalize with Vault down: retried until the cleanup timeout, then the finalizer goes with a DataLeftBehind Event', async () => {
+  const world = worldWithWeb();
+  await world.reconciler.reconcile(KEY);
+  world.vault.readMetadata = async (path: KvPath) => {
+    throw new VaultRequestError('read-metadata', formatPath(path), undefined, 'connection', 'no response (ECONNREFUSED)');
+  };
+  world.cluster.deleteObject('Deployment', 'team-a', 'web');
+  await expect(world.reconciler.reconcile(KEY)).rejects.toBeInstanceOf(VaultRequestError);
+  expect(world.cluster.deployment('team-a', 'web')).toBeDefined();
+  world.clock.now += 61_000;
+  expect(await world.reconciler.reconcile(KEY)).toEqual({ outcome: 'deleted' });
+  expect(world.cluster.deployment('team-a', 'web')).toBeUndefined();
+  expect(world.cluster.events.at(-1)).toMatchObject({ type: 'Warning', reason: 'DataLeftBehind' });
+  expect(world.cluster.events.at(-1)!.message).toMatch(/^source deleted; Vault failed for 61s \(.*\); releasing the finalizer and leaving in Vault: secret\/team-a\/web\/db$/);
+});
+
 describe('a version conflict is a fence', () => {
   test('a cas mismatch sends no second write; the source is requeued and decides again from the record read from the API', async () => {
     const world = worldWithWeb();

@@ -265,6 +265,8 @@ export interface SyncWorld {
   cluster: FakeCluster;
   records: FakeRecords;
   settings: DecisionSettings;
+  /** The clock every decision and record reads (ms); tests move it. */
+  clock: { now: number };
   reconciler: Reconciler;
   planner: Planner;
   /** A new Reconciler over the same world (a restarted operator: its memory gone, Vault and the records kept). */
@@ -278,13 +280,16 @@ export function syncWorld(overrides: Partial<DecisionSettings> = {}): SyncWorld 
   const cluster = new FakeCluster(fingerprint);
   const records = new FakeRecords();
   const settings: DecisionSettings = { clusterName: 'test', kvMounts: ['secret'], tenantPathTemplate: 'secret/{namespace}/', maxSecretBytes: 1024 * 1024, contentHashInMetadata: false, deletePolicy: 'all-versions', ...overrides };
-  const pipeline = (readOnly: boolean) => createDecisionPipeline({ sources: cluster, state: records, cluster, vault, kvVersion: async () => 2, fingerprint, settings, readOnly, now: () => 1_800_000_000_000 });
-  const reconcilerOf = () => new Reconciler({ pipeline: pipeline(false), cluster, vault, state: records, index: new SecretIndex(), log: silentLog, cleanupTimeoutMs: 60_000, now: () => 1_800_000_000_000 });
+  const clock = { now: 1_800_000_000_000 };
+  const now = () => clock.now;
+  const pipeline = (readOnly: boolean) => createDecisionPipeline({ sources: cluster, state: records, cluster, vault, kvVersion: async () => 2, fingerprint, settings, readOnly, now });
+  const reconcilerOf = () => new Reconciler({ pipeline: pipeline(false), cluster, vault, state: records, index: new SecretIndex(), log: silentLog, cleanupTimeoutMs: 60_000, now });
   const world: SyncWorld = {
     vault,
     cluster,
     records,
     settings,
+    clock,
     reconciler: reconcilerOf(),
     planner: new Planner({ pipeline: pipeline(true) }),
     restart: () => {
