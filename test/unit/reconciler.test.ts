@@ -183,6 +183,22 @@ describe('the record proves a path ours when its marks did not follow', () => {
   });
 });
 
+test("a source re-pointed at another tenant's prefix, then deleted, cleans up only its own path and never reads theirs", async () => {
+  const world = worldWithWeb();
+  await world.reconciler.reconcile(KEY);
+  world.vault.writeOutOfBand({ mount: 'secret', key: 'team-b/web/db' }, { theirs: 'x' });
+  world.cluster.putDeployment('team-a', 'web', { 'vault-sync.io/path': 'secret/team-b/web' }, ['db']);
+  expect(await world.reconciler.reconcile(KEY)).toEqual({ outcome: 'refused' });
+  world.cluster.deleteObject('Deployment', 'team-a', 'web');
+  const requests = await requestsOf(world, () => world.reconciler.reconcile(KEY));
+  expect(requests).toEqual([`read-metadata ${DB}`, `delete-all ${DB}`]);
+  expect(world.vault.value('secret/team-b/web/db')).toEqual({ theirs: 'x' });
+  // Only the refusal of the annotation itself names their prefix; nothing says who owns their path, or that it exists.
+  expect(world.cluster.events.filter((e) => e.message.includes('team-b')).map((e) => e.message)).toEqual([
+    'the Vault path "secret/team-b/web/db" is outside what namespace "team-a" may write to (secret/team-a/); a cluster admin can grant more with a VaultSyncPolicy',
+  ]);
+});
+
 describe('a record edited to name paths outside the scope', () => {
   test('is never acted on: the paths are not read nor deleted, and the Event names only the source', async () => {
     const world = worldWithWeb();

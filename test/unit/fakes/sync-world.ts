@@ -274,7 +274,7 @@ export interface SyncWorld {
 }
 
 /** The operator's wiring (src/operator.ts) over fakes: the same factory for the reconciler and the planner. */
-export function syncWorld(overrides: Partial<DecisionSettings> = {}): SyncWorld {
+export function syncWorld(overrides: Partial<DecisionSettings> = {}, kvVersion: 1 | 2 = 2): SyncWorld {
   const fingerprint = new Fingerprinter(new Uint8Array(32).fill(7));
   const vault = new FakeVault();
   const cluster = new FakeCluster(fingerprint);
@@ -282,7 +282,7 @@ export function syncWorld(overrides: Partial<DecisionSettings> = {}): SyncWorld 
   const settings: DecisionSettings = { clusterName: 'test', kvMounts: ['secret'], tenantPathTemplate: 'secret/{namespace}/', maxSecretBytes: 1024 * 1024, contentHashInMetadata: false, deletePolicy: 'all-versions', ...overrides };
   const clock = { now: 1_800_000_000_000 };
   const now = () => clock.now;
-  const pipeline = (readOnly: boolean) => createDecisionPipeline({ sources: cluster, state: records, cluster, vault, kvVersion: async () => 2, fingerprint, settings, readOnly, now });
+  const pipeline = (readOnly: boolean) => createDecisionPipeline({ sources: cluster, state: records, cluster, vault, kvVersion: async () => kvVersion, fingerprint, settings, readOnly, now });
   const reconcilerOf = () => new Reconciler({ pipeline: pipeline(false), cluster, vault, state: records, index: new SecretIndex(), log: silentLog, cleanupTimeoutMs: 60_000, now });
   const world: SyncWorld = {
     vault,
