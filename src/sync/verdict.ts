@@ -406,21 +406,18 @@ function decideFinalize(input: DecisionInput, source: SyncSource, scope: Scope, 
   const paths = new Map<string, { path: KvPath; why: string; recorded: boolean }>();
   for (const entry of record?.entries ?? []) paths.set(formatPath(entry.path), { path: entry.path, why, recorded: true });
   for (const intent of record?.intents ?? []) if (!paths.has(formatPath(intent.path))) paths.set(formatPath(intent.path), { path: intent.path, why, recorded: false });
-  let outside = outsideScope;
   const derived = deriveTargets(source, { allowedMounts: input.settings.kvMounts });
-  if (derived.ok) {
-    for (const target of derived.targets) {
-      // The annotation is read now, without the record: only what its scope covers (never another tenant's prefix).
-      if (!inScope(target.path, scope)) outside += paths.has(formatPath(target.path)) ? 0 : 1;
-      else if (!paths.has(formatPath(target.path))) paths.set(formatPath(target.path), { path: target.path, why, recorded: true });
-    }
+  // The annotation (read now, for a record that was lost) adds only what the scope covers: a path it names
+  // in another tenant's prefix was refused for syncing, so nothing of this source is there; it is not read.
+  for (const target of derived.ok ? derived.targets : []) {
+    if (inScope(target.path, scope) && !paths.has(formatPath(target.path))) paths.set(formatPath(target.path), { path: target.path, why, recorded: true });
   }
   const all = [...paths.values()].sort(byPath((p) => p.path));
   const recorded = all.map((p) => p.path);
-  if (preservesOnDelete(source.annotations)) return { type: 'finalize', why, preserved: preservationReason(source.annotations), recorded, deletes: [], index: 'forget', outsideScope: outside };
+  if (preservesOnDelete(source.annotations)) return { type: 'finalize', why, preserved: preservationReason(source.annotations), recorded, deletes: [], index: 'forget', outsideScope };
   const deletes = decideDeletes(all, input, source, record);
   if (!Array.isArray(deletes)) return deletes;
-  return { type: 'finalize', why, recorded, deletes, index: 'forget', outsideScope: outside };
+  return { type: 'finalize', why, recorded, deletes, index: 'forget', outsideScope };
 }
 
 /** The metadata of a view (undefined when absent or not read). */
