@@ -22,6 +22,7 @@ export class SyncProgress {
   private lastWriteAt = -Infinity;
   private dirty = false;
   private landedCount = 0;
+  private recordConflict: Error | undefined;
 
   constructor(
     private readonly options: {
@@ -151,8 +152,13 @@ export class SyncProgress {
 
   private enqueue(write: () => Promise<void>): Promise<void> {
     const run = this.chain.then(async () => {
+      // The record changed under this reconcile (another writer): none of its later writes may overwrite it.
+      if (this.recordConflict) throw this.recordConflict;
       this.lastWriteAt = this.options.now();
-      await write();
+      await write().catch((error: unknown) => {
+        if (error instanceof Error && error.name === 'RecordConflictError') this.recordConflict = error;
+        throw error;
+      });
     });
     this.chain = run.catch(() => undefined);
     return run;

@@ -189,7 +189,11 @@ export class Reconciler {
     const outcome: WriteOutcome = { written: [], adopted: [], deleted: [], refused: [], terminal: [...verdict.heldBack], retryable: [], conflicts: [] };
 
     const sending = verdict.writes.filter((w) => w.decision.action !== 'refuse');
-    for (const w of verdict.writes) if (w.decision.action === 'refuse') outcome.refused.push(`refusing to overwrite ${formatPath(w.entry.path)}: ${w.decision.reason}`);
+    for (const w of verdict.writes) {
+      if (w.decision.action !== 'refuse') continue;
+      progress.notLanded(w.entry.path); // an intent the lookup found not ours: nothing of ours there
+      outcome.refused.push(`refusing to overwrite ${formatPath(w.entry.path)}: ${w.decision.reason}`);
+    }
     if (sending.length + verdict.marks.length + verdict.deletes.length > 0) {
       await this.deps.cluster.addFinalizer(run.object.kind, run.object);
       run.beforeVault();
