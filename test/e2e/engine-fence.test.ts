@@ -1,0 +1,56 @@
+// The record is written compare-and-swap, and what it names is checked against the source's scope (ADR 0007):
+// a VaultSync status edited while the operator runs is never overwritten from the operator's stale copy, and
+// the paths it was edited to name outside the namespace's prefix are never requested (OpenBao's audit log).
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { freshNamespace, kubeClients, vaultHttp, waitFor } from './helpers/env.js';
+import { createSecret, deploymentUsing, eventsOf, mergePatch, waitForEvent, waitForVault } from './helpers/objects.js';
+import { runOperator } from './helpers/operator.js';
+import { auditMark, requestsSince } from './helpers/vault-audit.js';
+
+const { kc, core, apps } = kubeClients();
+const custom = kc.makeApiClient(CustomObjectsApi);
+const vaultSync = { group: 'vault-sync.io', version: 'v1alpha1', plural: 'vaultsyncs' };
+
+test("a status edited to name another tenant's path and sys/: the operator's stale write is refused (409), it decides again from the edited record, and never requests those paths", async () => {
+  const ns = await freshNamespace('fence');
+  const other = await freshNamespace('fence-other');
+  expect((await vaultHttp(`secret/data/${other}/x`, { body: { data: { theirs: 'x' } } })).status).toBe(200);
+  const log: string[] = [];
+  const operator = await runOperator([ns], [], (line) => void log.push(line));
+  try {
+    await createSecret(ns, 'db', { value: 'v1' });
+    await apps.createNamespacedDeployment({ namespace: ns, body: deploymentUsing(ns, 'web', { 'vault-sync.io/path': `secret/${ns}/web` }, ['db']) });
+    await waitForVault(`${ns}/web/db`, (d) => d.data.value === 'v1');
+    await waitFor(() => operator.queue.depth === 0 && operator.queue.inFlight === 0, { description: 'the work queue idle' });
+
+    // The edit: anyone with write on vaultsyncs/status can make it.
+    const current = (await custom.getNamespacedCustomObject({ ...vaultSync, namespace: ns, name: 'deployment-web' })) as { status: { entries: unknown[] } };
+    const tampered = [
+      { path: `secret/${other}/x`, hash: 'h', version: 1 },
+      { path: 'sys/policies/acl/default', hash: 'h', version: 1 },
+    ];
+    await custom.patchNamespacedCustomObjectStatus(
+      { ...vaultSync, namespace: ns, name: 'deployment-web', body: { status: { entries: [...current.status.entries, ...tampered], intents: [{ path: `secret/${other}/y`, version: 1, hash: 'h' }] } } },
+      mergePatch,
+    );
+    const mark = auditMark();
+    await core.patchNamespacedSecret({ namespace: ns, name: 'db', body: { stringData: { value: 'v2' } } }, mergePatch);
+    await waitForVault(`${ns}/web/db`, (d) => d.data.value === 'v2');
+    await waitForEvent(ns, 'web', 'RecordOutsideScope');
+    expect(log.filter((line) => line.includes('changed since it was read')).length).toBeGreaterThanOrEqual(1);
+
+    await apps.deleteNamespacedDeployment({ namespace: ns, name: 'web' });
+    await waitFor(() => apps.readNamespacedDeployment({ namespace: ns, name: 'web' }).then(() => false, (e) => e.code === 404), { description: 'the Deployment gone' });
+
+    const operatorRequests = requestsSince(mark).filter((r) => !r.byRoot);
+    expect(operatorRequests.filter((r) => r.path.includes(other) || r.path.startsWith('sys/policies'))).toEqual([]);
+    expect(operatorRequests.filter((r) => r.path === `secret/data/${ns}/web/db` && r.operation === 'update').length).toBe(1); // v2, once
+    expect((await vaultHttp(`secret/data/${other}/x`)).json.data.data).toEqual({ theirs: 'x' });
+    expect((await vaultHttp(`secret/metadata/${ns}/web/db`)).status).toBe(404); // its own path cleaned up
+    const messages = (await eventsOf(ns, 'web')).map((e) => e.message ?? '');
+    expect(messages.filter((m) => m.includes(other))).toEqual([]);
+    expect(messages).toContain(`3 path(s) recorded for this source are outside what namespace "${ns}" may write to; they are left alone (its vault-sync.io/path: "secret/${ns}/web")`);
+  } finally {
+    await operator.stop();
+  }
+});
