@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { VaultAuthConfig } from './vault/auth.js';
 
 /** Everything the operator can be told, typed and validated. */
 /** The settings the sync decisions read (reconciler, plan, DRY_RUN): taken from Config in one place. */
@@ -15,6 +14,15 @@ export function syncSettings(config: Config) {
     deletePolicy: config.deletePolicy,
   };
 }
+
+/**
+ * How the operator proves itself to Vault: plain settings, owned here; the Vault layer turns them into its
+ * login request (src/vault/auth.ts).
+ */
+export type VaultAuthConfig =
+  | { method: 'token'; token: string }
+  | { method: 'kubernetes'; role: string; mount: string; tokenPath: string }
+  | { method: 'approle'; roleId: string; secretIdPath: string; mount: string };
 
 export interface Config {
   vault: {

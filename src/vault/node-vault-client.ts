@@ -1,6 +1,7 @@
 import nodeVault from 'node-vault';
 import type { Logger } from 'pino';
-import { loginRequest, type VaultAuthConfig } from './auth.js';
+import type { VaultAuthConfig } from '../config.js';
+import { loginRequest } from './auth.js';
 import { toVaultError, VaultRequestError } from './errors.js';
 import { LimiterStoppedError, Priority, type VaultRateLimiter } from './limiter.js';
 import type { VaultMetrics } from './metrics.js';
