@@ -1,8 +1,9 @@
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { syncSettings, type Config } from './config.js';
 import { ClusterClient } from './kube/cluster.js';
 import { PooledKubeConfig } from './kube/kube-http.js';
+import { loadKubeConfig } from './kube/kube-config.js';
 import { loadOrCreateHashKey } from './kube/hash-key.js';
 import { isManaged, parseSourceKey, sourceKey } from './kube/objects.js';
 import { describeKubeError } from './kube/reflector.js';
@@ -170,10 +171,4 @@ function ownSources(listener: ConditionListener | undefined, accepts: ((namespac
     },
     onDeleted: (key) => listener.onDeleted(key),
   };
-}
-
-function loadKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or in-cluster
-  return kubeConfig;
 }

@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { loadKubeConfig } from './kube/kube-config.js';
 import { shardLeaseName, shardOf, shardRateLimit, ShardElector } from './kube/leader-election.js';
 import { NOT_READY_ROWS } from './observability/dashboard.js';
 import { buildHealthReport, Heartbeat, RateWindow, readinessText, snapshotOf, type LeadershipView, type ReadinessCheck, type Role } from './observability/health.js';
@@ -70,7 +71,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
   const problems = new ProblemTracker();
   const shards = config.leaderElection.enabled ? config.shards : 1;
   const shardConfig: Config = { ...config, rateLimit: shardRateLimit(config.rateLimit, shards) };
-  const kubeConfig = options.kubeConfig ?? defaultKubeConfig();
+  const kubeConfig = options.kubeConfig ?? loadKubeConfig();
 
   let role: Role = 'starting';
   let operator: RunningOperator | undefined;
@@ -260,10 +261,3 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
       })()),
   };
 }
-
-function defaultKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or in-cluster
-  return kubeConfig;
-}
-
