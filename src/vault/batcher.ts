@@ -136,15 +136,27 @@ export class VaultBatcher {
 
   /** Rejects what still waits for a batch; waits for the batches in flight. */
   async stop(): Promise<void> {
+    this.rejectWaiting('stopped', 'the operator is shutting down');
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /**
+   * The Lease is lost: what still waits is rejected at once as 'fenced' (never sent), and nothing more is
+   * taken; the batches already handed to the limiter are the limiter's to refuse. Does not wait.
+   */
+  abort(reason: string): void {
+    this.rejectWaiting('fenced', `not sent: ${reason}`);
+  }
+
+  private rejectWaiting(kind: 'stopped' | 'fenced', detail: string): void {
     this.stopped = true;
     for (const entry of this.pending.drain()) {
-      const error = new VaultRequestError(entry.operation.kind, entry.key, undefined, 'stopped', 'the operator is shutting down');
+      const error = new VaultRequestError(entry.operation.kind, entry.key, undefined, kind, detail);
       for (const waiter of entry.waiters) waiter.reject(error);
     }
     this.newestWaiting.clear();
     this.waitingByPath.clear();
     this.updateGauge();
-    await Promise.allSettled([...this.inFlight]);
   }
 
   private scheduleDispatch(): void {

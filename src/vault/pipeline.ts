@@ -111,6 +111,11 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.stop();
   }
 
+  /** Rejects operations still waiting for a batch as not sent ('fenced'), at once; takes no more. */
+  abort(reason: string): void {
+    this.batcher.abort(reason);
+  }
+
   private execute(operation: VaultOperation, hooks: { onStart(): void; source?: string }): Promise<unknown> {
     const { client } = this.options;
     switch (operation.kind) {
