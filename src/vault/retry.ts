@@ -12,7 +12,7 @@ export interface RetryPolicy {
   maxRetryAfterMs: number;
   /**
    * Cancels every retry of the requests made with this policy: a backoff in progress ends at once and no
-   * further attempt is made (the stack's abort when the Lease is lost). Its reason is a VaultRequestError.
+   * further attempt is made (the stack's abort when the Lease is lost). Abort it with a RetriesCancelled.
    */
   signal?: AbortSignal;
 }
@@ -51,9 +51,20 @@ function sleepUnlessAborted(sleep: (ms: number) => Promise<void>, ms: number, si
   });
 }
 
+/** Why the retries of a policy were cancelled: the abort reason of its signal. */
+export class RetriesCancelled extends Error {
+  override readonly name = 'RetriesCancelled';
+  constructor(
+    readonly kind: 'fenced' | 'stopped',
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
 /** The error a cancelled retry ends with: the request's own operation and target, the abort's kind and reason. */
 function cancelled(last: VaultRequestError, signal: AbortSignal): VaultRequestError {
-  const reason = signal.reason instanceof VaultRequestError ? signal.reason : undefined;
+  const reason = signal.reason instanceof RetriesCancelled ? signal.reason : undefined;
   return new VaultRequestError(last.operation, last.target, undefined, reason?.kind ?? 'stopped', `not retried after ${last.kind}: ${reason?.message ?? 'cancelled'}`);
 }
 

@@ -1,13 +1,12 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { validateBatchSize } from './batcher.js';
-import { VaultRequestError } from './errors.js';
 import { VaultRateLimiter, type LimiterStart, type SendGate } from './limiter.js';
 import type { VaultMetrics } from './metrics.js';
 import { NodeVaultClient } from './node-vault-client.js';
 import { VaultPipeline } from './pipeline.js';
 import type { VaultPort } from './port.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY_POLICY, RetriesCancelled, type RetryPolicy } from './retry.js';
 
 /** The Vault side as the operator sees it: one port (batched, rate limited, retried), login, stop. */
 export interface VaultStack {
@@ -108,7 +107,7 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
         await close();
       })()),
     abort: (reason) => {
-      cancelRetries.abort(new VaultRequestError('request', 'vault', undefined, 'fenced', reason));
+      cancelRetries.abort(new RetriesCancelled('fenced', reason));
       vault.abort(reason);
       client.close(); // no token renewal or login of a term that is over
       return close();
