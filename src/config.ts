@@ -63,6 +63,11 @@ export interface Config {
     leaseDurationMs: number;
     renewDeadlineMs: number;
     retryPeriodMs: number;
+    /**
+     * A Lease taken over from another holder (not released by it): the new holder waits the old lease
+     * duration plus this before it sends anything, so that a request the old holder let through has landed.
+     */
+    takeoverMarginMs: number;
   };
   /** Namespaces are split into this many shards; a replica works on at most one (leader election per shard). */
   shards: number;
@@ -125,6 +130,7 @@ const SETTINGS = {
   'leader-election-lease-duration': 'how long a standby waits after the last renewal before it takes over (default 15s)',
   'leader-election-renew-deadline': 'the leader stops syncing when it could not renew for this long (default 10s)',
   'leader-election-retry-period': 'how often candidates try to acquire and the leader renews (default 2s)',
+  'leader-election-takeover-margin': 'a Lease taken over from a holder that did not release it: wait its lease duration plus this before sending anything (default 2s)',
   'shards': 'split namespaces into this many shards, one Lease each; each replica syncs at most one shard with 1/shards of the Vault budget (default 1; > 1 needs --leader-elect)',
   'resync-interval': 're-check every synced source this often (no Vault call when nothing changed); /health reports a stale heartbeat after 3x (default 10m)',
   'log-level': 'trace | debug | info | warn | error (default info)',
@@ -290,6 +296,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const leaseDurationMs = duration('leader-election-lease-duration', '15s');
   const renewDeadlineMs = duration('leader-election-renew-deadline', '10s');
   const retryPeriodMs = duration('leader-election-retry-period', '2s');
+  const takeoverMarginMs = duration('leader-election-takeover-margin', '2s');
   if (renewDeadlineMs >= leaseDurationMs) fail('leader-election-renew-deadline', 'must be shorter than --leader-election-lease-duration');
   if (retryPeriodMs >= renewDeadlineMs) fail('leader-election-retry-period', 'must be shorter than --leader-election-renew-deadline');
   const shards = number('shards', 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, 'a whole number from 1 to 256');
@@ -310,6 +317,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     leaseDurationMs,
     renewDeadlineMs,
     retryPeriodMs,
+    takeoverMarginMs,
   };
   const resyncIntervalMs = duration('resync-interval', '10m');
 
