@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { quoteForMessage, splitPath } from '../vault/path.js';
+import type { WriteFence } from './lease-fence.js';
 import { boundMessage } from './message-bounds.js';
 import { sourceKey } from './objects.js';
 
@@ -64,6 +65,21 @@ export interface SyncRecordStore {
   delete(sourceKey: string): Promise<void>;
 }
 
+/** A record write refused because this replica does not hold its Lease now (another replica may be writing). */
+export class FencedStatusWriteError extends Error {
+  override readonly name = 'FencedStatusWriteError';
+  constructor(key: string, reason: string) {
+    super(`the VaultSync record of ${key} was not written: ${reason}`);
+  }
+}
+
+export interface VaultSyncStoreOptions {
+  /** Asked immediately before each write (status, create, delete): a replica not holding its Lease writes nothing. */
+  fence?: WriteFence;
+  /** A write the fence refused (metrics). */
+  onFenced?(): void;
+}
+
 const GROUP = 'vault-sync.io';
 const VERSION = 'v1alpha1';
 const PLURAL = 'vaultsyncs';
@@ -124,6 +140,7 @@ export class VaultSyncStore implements SyncRecordStore {
     kubeConfig: KubeConfig,
     private readonly namespaces: readonly string[],
     private readonly listener?: ConditionListener,
+    private readonly options: VaultSyncStoreOptions = {},
   ) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
   }
@@ -221,6 +238,7 @@ export class VaultSyncStore implements SyncRecordStore {
   async delete(key: string): Promise<void> {
     const record = this.records.get(key);
     if (!record) return;
+    this.passFence(key);
     try {
       await this.api.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: record.metadata.namespace, plural: PLURAL, name: record.metadata.name });
     } catch (error) {
@@ -260,12 +278,22 @@ export class VaultSyncStore implements SyncRecordStore {
     return [{ type: 'Ready', ...ready, message: boundMessage(ready.message), lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
   }
 
+  /** Records Vault outcomes only while this replica may act as the holder: checked right before each write. */
+  private passFence(key: string): void {
+    const fence = this.options.fence;
+    if (!fence || fence.holds()) return;
+    this.options.onFenced?.();
+    throw new FencedStatusWriteError(key, fence.reason() ?? 'this replica does not hold the Lease');
+  }
+
   /**
    * A merge patch of the status that carries the copy's resourceVersion: a record changed since (another
    * writer, a hand edit) is never overwritten from a stale copy (RecordConflictError, the copy refreshed).
    */
   private async writeStatus(key: string, source: RecordOwner, status: Record<string, unknown>): Promise<void> {
+    this.passFence(key);
     let record = this.records.get(key) ?? (await this.create(source));
+    this.passFence(key); // creating it took a round trip
     const patch = () =>
       this.api.patchNamespacedCustomObjectStatus(
         { group: GROUP, version: VERSION, namespace: record.metadata.namespace, plural: PLURAL, name: record.metadata.name, body: { metadata: { resourceVersion: record.metadata.resourceVersion }, status } },

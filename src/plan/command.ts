@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, syncSettings, usage, type Config } from '../config.js';
 import { ClusterClient } from '../kube/cluster.js';
 import { readHashKey } from '../kube/hash-key.js';
+import { loadKubeConfig } from '../kube/kube-config.js';
 import { sourceKey } from '../kube/objects.js';
 import { describeKubeError } from '../kube/reflector.js';
 import { SourceReflectors } from '../kube/source-reflectors.js';
@@ -168,10 +169,4 @@ async function mapConcurrently<T, R>(items: readonly T[], limit: number, fn: (it
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-function loadKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or in-cluster
-  return kubeConfig;
 }

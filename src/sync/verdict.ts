@@ -13,7 +13,7 @@ import { describeOwner, ownershipOf } from './ownership.js';
 import { planSync, type SyncedEntry } from './plan.js';
 import { notDoneFingerprint } from './progress.js';
 import type { SyncState, WriteFailure } from './state-store.js';
-import { allowedPrefixes, checkTenancy, isInside, type PathPrefix, type TenancyGrant } from './tenancy.js';
+import { allowedPrefixes, checkTenancy, isInside, type PathPrefix, type TenancyGrant } from '../vault/tenancy.js';
 import { adoptionAllowed, decideWrite, type AdoptionGrant, type VaultView, type WriteDecision, type WriteIntent } from './write-policy.js';
 
 /** The operator settings the decisions depend on. */

@@ -1,5 +1,5 @@
-import { VaultPathGrammar as G } from '../vault/path-grammar.js';
-import { formatPath, keySegmentsBelowMount, pathSegments, quoteForMessage, segmentProblem, type KvPath } from '../vault/path.js';
+import { VaultPathGrammar as G } from './path-grammar.js';
+import { formatPath, keySegmentsBelowMount, pathSegments, quoteForMessage, segmentProblem, type KvPath } from './path.js';
 
 /** A cluster-scoped VaultSyncPolicy: more path prefixes for some namespaces. */
 export interface TenancyGrant {
