@@ -7,8 +7,9 @@ import { formatPath, type KvPath } from '../vault/path.js';
 import type { KvMetadata, RequestContext } from '../vault/port.js';
 import type { Fingerprinter } from './fingerprint.js';
 import type { SyncState } from './state-store.js';
-import { decide, inScope, scopeOf, type DecisionInput, type DecisionSettings, type PathView, type PolicyGrant, type ReadRequest, type Reads, type Verdict } from './verdict.js';
-import { leafName, planLookups } from './write-policy.js';
+import { inScope, scopeOf } from './source-scope.js';
+import { decide, type DecisionInput, type DecisionSettings, type PolicyGrant, type ReadRequest, type Reads, type Verdict } from './verdict.js';
+import { leafName, planLookups, type PathView } from './write-policy.js';
 
 /** The caches the decisions read (the operator's reflectors). */
 export interface SourceLookup {

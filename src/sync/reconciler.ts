@@ -9,7 +9,7 @@ import { formatPath, quoteForMessage, type KvPath } from '../vault/path.js';
 import type { RequestContext, VaultPort } from '../vault/port.js';
 import { describeFinding, INVALID_ANNOTATION, type AnnotationFinding } from './annotation-check.js';
 import { MIN_DRIFT_PERIOD_MS } from './change-detection.js';
-import type { DecisionPipeline, SourceLookup } from './gather.js';
+import type { DecisionPipeline } from './gather.js';
 import { describeOwner, ownershipOf } from './ownership.js';
 import type { SyncedEntry } from './plan.js';
 import { notDoneFingerprint, SyncProgress } from './progress.js';
@@ -347,7 +347,7 @@ export class Reconciler {
     return { outcome: changed ? 'synced' : 'unchanged', requeueAfterMs: driftPeriodMs };
   }
 
-  /** Carries out one decided delete (verdict.ts decideDelete: only a path provably ours is deleted). */
+  /** Carries out one decided delete (delete-policy.ts: only a path provably ours is deleted). */
   private async deleteDecided(run: Run, op: DeleteOp): Promise<boolean> {
     const { decision } = op;
     if (decision.action === 'unchecked') throw new Error(`unreachable: a delete decided without Vault's view reached the reconciler (${formatPath(op.path)})`);

@@ -4,17 +4,17 @@
 // metadata), decide() answers with a ReadRequest and is called again with the reads added (src/sync/gather.ts).
 import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
 import type { SlimDeployment, SlimSecret } from '../kube/objects.js';
-import { formatPath, segmentProblem, type KvPath } from '../vault/path.js';
-import type { KvMetadata } from '../vault/port.js';
+import { formatPath, type KvPath } from '../vault/path.js';
 import { annotationFindings, preservationReason, preservesOnDelete, type AnnotationFinding } from './annotation-check.js';
 import { driftPeriodMs as driftPeriodOf, forceRequested, hasDrifted, inputFingerprint, MIN_DRIFT_PERIOD_MS } from './change-detection.js';
 import { deriveTargets, describeProblems, materialize, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
-import { describeOwner, ownershipOf } from './ownership.js';
 import { planSync, type SyncedEntry } from './plan.js';
 import { notDoneFingerprint } from './progress.js';
 import type { SyncState, WriteFailure } from './state-store.js';
-import { allowedPrefixes, checkTenancy, isInside, type PathPrefix, type TenancyGrant } from '../vault/tenancy.js';
-import { adoptionAllowed, decideWrite, type AdoptionGrant, type VaultView, type WriteDecision, type WriteIntent } from './write-policy.js';
+import { checkTenancy, type TenancyGrant } from '../vault/tenancy.js';
+import { decideDelete, deleteProofs, type DeleteAction } from './delete-policy.js';
+import { inScope, scopedRecord, scopeOf, type Scope } from './source-scope.js';
+import { adoptionAllowed, decideWrite, type AdoptionGrant, type PathView, type WriteDecision, type WriteIntent } from './write-policy.js';
 
 /** The operator settings the decisions depend on. */
 export interface DecisionSettings {
@@ -28,9 +28,6 @@ export interface DecisionSettings {
 }
 
 export type PolicyGrant = TenancyGrant & Partial<AdoptionGrant>;
-
-/** What Vault says about a path as the gatherer read it; `unchecked`: a read-only plan on KV v1 (the marks live in the data, never read). */
-export type PathView = VaultView | { state: 'unchecked' };
 
 /** What the gatherer read for the stages decide() asked for. */
 export interface Reads {
@@ -68,26 +65,6 @@ export interface ReadRequest {
   metadata?: KvPath[];
 }
 
-/** The scope a source's requests stay in: its namespace's prefixes (default template + grants) on the allowed mounts. */
-export interface Scope {
-  namespace: string;
-  mounts: readonly string[];
-  /** 'any': no tenant path template, every path on the mounts. */
-  prefixes: readonly PathPrefix[] | 'any';
-}
-
-export function scopeOf(namespace: string, settings: Pick<DecisionSettings, 'kvMounts' | 'tenantPathTemplate'>, grants: readonly TenancyGrant[]): Scope {
-  const prefixes = settings.tenantPathTemplate === undefined ? 'any' : allowedPrefixes(namespace, settings.tenantPathTemplate, grants).prefixes;
-  return { namespace, mounts: settings.kvMounts, prefixes };
-}
-
-/** Pure: is the path canonical (every segment in the grammar), on an allowed mount, and inside the scope? */
-export function inScope(path: KvPath, scope: Scope): boolean {
-  if (!scope.mounts.includes(path.mount) || path.key === '') return false;
-  if ([path.mount, ...path.key.split('/')].some((segment) => segmentProblem(segment) !== undefined)) return false;
-  return scope.prefixes === 'any' || scope.prefixes.some((prefix) => isInside(path, prefix));
-}
-
 /** One data write (with its marks when due). */
 export interface WriteOp {
   entry: DesiredEntry;
@@ -103,15 +80,6 @@ export interface WriteOp {
   /** `plan` on KV v1: decided from the record alone (ownership not checked). */
   unchecked?: true;
 }
-
-export type DeleteAction =
-  | { action: 'delete'; proof: 'marks' | 'intent' }
-  | { action: 'gone' }
-  /** Recorded by this source but not provably ours now: an Event, never a delete. */
-  | { action: 'refuse'; reason: string }
-  /** Only an intent named it, and that write never landed: nothing of ours is there. */
-  | { action: 'drop' }
-  | { action: 'unchecked' };
 
 export interface DeleteOp {
   path: KvPath;
@@ -164,44 +132,10 @@ export function failureDue(failure: WriteFailure, now: number): boolean {
   return failure.retryAt !== undefined && Date.parse(failure.retryAt) <= now;
 }
 
-/** The record with every path checked against the scope: what is outside is counted, never used. */
-function scopedRecord(record: SyncState | undefined, scope: Scope): { record: SyncState | undefined; outside: number } {
-  if (!record) return { record: undefined, outside: 0 };
-  const outside = new Set<string>();
-  const keep = <T extends { path: KvPath }>(items: readonly T[] | undefined): T[] =>
-    (items ?? []).filter((item) => (inScope(item.path, scope) ? true : (outside.add(formatPath(item.path)), false)));
-  const scoped = { ...record, entries: keep(record.entries), intents: keep(record.intents), failures: keep(record.failures) };
-  return { record: scoped, outside: outside.size };
-}
-
 /** Intents whose write is not recorded as landed (an entry at that version): it may have landed or not. */
 function pendingIntents(record: SyncState | undefined): Map<string, WriteIntent> {
   const landed = new Map((record?.entries ?? []).map((e) => [formatPath(e.path), e.version]));
   return new Map((record?.intents ?? []).filter((i) => landed.get(formatPath(i.path)) !== i.version).map((i) => [formatPath(i.path), i]));
-}
-
-/**
- * Pure, the one delete-ownership check: a path is deleted only when it is ours — by its marks, or, with no
- * marks at all, by this source's record: its data landed at exactly the version an intent or a
- * marks-pending entry names (the marks had not followed yet).
- */
-export function decideDelete(view: PathView, source: Pick<SyncSource, 'kind' | 'namespace' | 'name'>, clusterName: string, proofVersions: ReadonlySet<number>, recorded: boolean): DeleteAction {
-  if (view.state === 'unchecked') return { action: 'unchecked' };
-  if (view.state !== 'present') return { action: 'gone' };
-  const { metadata } = view;
-  const owner = ownershipOf(metadata.customMetadata, source, clusterName);
-  if (owner === 'ours') return { action: 'delete', proof: 'marks' };
-  if (owner === 'unowned' && !metadata.currentVersionDeleted && proofVersions.has(metadata.currentVersion)) return { action: 'delete', proof: 'intent' };
-  return recorded ? { action: 'refuse', reason: `it is ${describeOwner(metadata.customMetadata)}` } : { action: 'drop' };
-}
-
-/** The versions this source's record says it wrote at a path without the marks (yet). */
-function proofs(record: SyncState | undefined, path: KvPath): Set<number> {
-  const shown = formatPath(path);
-  const versions = new Set<number>();
-  for (const e of record?.entries ?? []) if (e.marksPending && e.version !== undefined && formatPath(e.path) === shown) versions.add(e.version);
-  for (const i of record?.intents ?? []) if (formatPath(i.path) === shown) versions.add(i.version);
-  return versions;
 }
 
 /** Deletes of these paths, or the read of their metadata first. */
@@ -209,7 +143,7 @@ function decideDeletes(paths: Array<{ path: KvPath; why: string; recorded: boole
   const views = input.reads.views ?? new Map<string, PathView>();
   const missing = paths.filter((p) => !views.has(formatPath(p.path))).map((p) => p.path);
   if (missing.length > 0) return { type: 'read', metadata: missing };
-  return paths.map((p) => ({ path: p.path, why: p.why, decision: decideDelete(views.get(formatPath(p.path))!, source, input.settings.clusterName, proofs(record, p.path), p.recorded) }));
+  return paths.map((p) => ({ path: p.path, why: p.why, decision: decideDelete(views.get(formatPath(p.path))!, source, input.settings.clusterName, deleteProofs(record, p.path), p.recorded) }));
 }
 
 function sourceOf(object: SlimDeployment | SlimSecret): SyncSource {
@@ -418,9 +352,4 @@ function decideFinalize(input: DecisionInput, source: SyncSource, scope: Scope, 
   const deletes = decideDeletes(all, input, source, record);
   if (!Array.isArray(deletes)) return deletes;
   return { type: 'finalize', why, recorded, deletes, index: 'forget', outsideScope };
-}
-
-/** The metadata of a view (undefined when absent or not read). */
-export function metadataOf(view: PathView | undefined): KvMetadata | undefined {
-  return view?.state === 'present' ? view.metadata : undefined;
 }

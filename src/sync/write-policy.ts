@@ -27,6 +27,9 @@ export type VaultView =
   | { state: 'absent' }
   | { state: 'present'; metadata: KvMetadata };
 
+/** What Vault says about a path as a gatherer read it; `unchecked`: a read-only plan on KV v1 (the marks live in the data, never read). */
+export type PathView = VaultView | { state: 'unchecked' };
+
 export interface WriteInput {
   source: Pick<SyncSource, 'kind' | 'namespace' | 'name'>;
   clusterName: string;

@@ -1,7 +1,9 @@
-// The pure pieces of the decision pipeline (src/sync/verdict.ts) that every verdict relies on: the scope of a
+// The pure pieces every verdict (src/sync/verdict.ts) relies on: the scope of a
 // source, and the one delete-ownership check.
 import { ownershipMetadata } from '../../src/sync/ownership.js';
-import { decideDelete, inScope, scopeOf, type PathView } from '../../src/sync/verdict.js';
+import { decideDelete } from '../../src/sync/delete-policy.js';
+import { inScope, scopeOf } from '../../src/sync/source-scope.js';
+import type { PathView } from '../../src/sync/write-policy.js';
 import { syncWorld } from './fakes/sync-world.js';
 
 const source = { kind: 'Deployment' as const, namespace: 'team-a', name: 'web', uid: 'u' };
