@@ -73,7 +73,8 @@ test('two replicas: one writes, the standby makes no Vault call, takes over when
   await createSecret(namespace, 'db', { value: 'v1' });
   await apps.createNamespacedDeployment({ namespace, body: deploymentUsing(namespace, 'web', { 'vault-sync.io/path': `secret/${namespace}/web` }, ['db']) });
   await waitForVault(`${namespace}/web/db`, (d) => d.data.value === 'v1');
-  expect(await a.metric('vault_sync_operations_total', { result: 'synced' })).toBeGreaterThanOrEqual(1);
+  // The data lands before the reconcile ends (marks, the record): its count follows, waited for, not raced.
+  await waitFor(async () => (await a.metric('vault_sync_operations_total', { result: 'synced' })) >= 1, { description: 'a counts its sync' });
   expect(await a.metric('vault_auth_total', { event: 'login', result: 'success' })).toBe(1);
   expect(await b.metric('vault_sync_operations_total')).toBe(0);
   expect(await b.metric('vault_rate_limit_requests_total')).toBe(0); // not even a login
@@ -100,7 +101,8 @@ test('two replicas: one writes, the standby makes no Vault call, takes over when
   process.stderr.write(`[ops-leader-election] syncing after SIGKILL: ${Date.now() - killedAt} ms (failover plus the wait-out of ${LEASE_MS + MARGIN_MS} ms)\n`);
   await setSecret(namespace, 'db', 'v2');
   await waitForVault(`${namespace}/web/db`, (d) => d.data.value === 'v2', 'the new leader writes the change');
-  expect(await b.metric('vault_sync_operations_total', { result: 'synced' })).toBeGreaterThanOrEqual(1);
+  // The data lands before the reconcile ends (marks, the record): its count follows, waited for, not raced.
+  await waitFor(async () => (await b.metric('vault_sync_operations_total', { result: 'synced' })) >= 1, { description: 'b counts its sync' });
 
   // A graceful stop (SIGTERM: a rollout, a drain) releases the lease at once: no wait for the lease duration.
   const c = await operator('le-c', leaseNamespace, leaseName, [namespace]);
