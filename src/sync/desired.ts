@@ -3,6 +3,7 @@ import { Annotations } from '../kube/annotations.js';
 import { referencedSecrets } from '../kube/references.js';
 import { InputLimits } from '../vault/path-grammar.js';
 import { childPath, formatPath, parseVaultPath, quoteForMessage, type KvPath } from '../vault/path.js';
+import { sortedTexts } from '../vault/path-order.js';
 
 /** The annotated object a sync is for: a Deployment or a Secret. Its key is `Kind/namespace/name`. */
 export interface SyncSource {
@@ -227,11 +228,12 @@ function decodeUtf8(bytes: Uint8Array): string | undefined {
 }
 
 /**
- * One message for many problems, bounded: the first few in full, then how many more. The problems name
- * objects and keys only (never values); a key name is user input, so each is quoted bounded and escaped.
+ * One message for many problems, sorted (byte order) and bounded: the first few in full, then how many more.
+ * The problems name objects and keys only (never values); a key name is user input, so each is quoted
+ * bounded and escaped.
  */
 export function describeProblems(problems: readonly Problem[], shown = 5): string {
-  const head = problems.slice(0, shown).map((p) => p.message).join('; ');
+  const head = sortedTexts(problems.map((p) => p.message)).slice(0, shown).join('; ');
   return problems.length > shown ? `${head}; …and ${problems.length - shown} more` : head;
 }
 

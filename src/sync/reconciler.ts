@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
 import type { ClusterClient } from '../kube/cluster.js';
+import { boundedList } from '../kube/message-bounds.js';
 import { parseSourceKey, type SlimDeployment, type SlimSecret } from '../kube/objects.js';
 import { describeKubeError } from '../kube/reflector.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -107,14 +108,6 @@ function intentOf(entry: DesiredEntry, hash: string, decision: WriteDecision): W
     // Kept until the marks landed, so marks written after a crash still carry the adopted path's old metadata.
     ...(decision.action === 'adopt' ? { previousMetadata: decision.previousMetadata } : {}),
   };
-}
-
-const MAX_LISTED = 20;
-
-/** Names in a message, at most MAX_LISTED of them ("…and N more"): messages have a bound. */
-function boundedList(items: readonly string[], prefix = ''): string {
-  const shown = items.slice(0, MAX_LISTED).join('; ');
-  return prefix + (items.length > MAX_LISTED ? `${shown}; …and ${items.length - MAX_LISTED} more` : shown);
 }
 
 const EVENT_REPEAT_SUPPRESSION_MS = 10 * 60_000;
@@ -435,7 +428,7 @@ export class Reconciler {
     // Terminal answers are recorded against the content: the inputs count as done, the failure is retried on a change.
     const incomplete = refused.length > 0 || retryable.length > 0;
     const state = progress.snapshot(incomplete ? notDoneFingerprint('incomplete', inputFingerprint) : inputFingerprint, times);
-    if (adopted.length > 0) await this.event(source, 'Normal', 'Adopted', `took over ${adopted.join(', ')} (no ownership marks before; the previous custom_metadata is kept under "previous-")`);
+    if (adopted.length > 0) await this.event(source, 'Normal', 'Adopted', `took over ${boundedList(adopted)} (no ownership marks before; the previous custom_metadata is kept under "previous-")`);
 
     const problems = [
       ...refused,

@@ -172,9 +172,9 @@ describe('bounds: every input has a limit, checked before any read or write', ()
     expect(result).toEqual({ ok: false, problems: [{ code: 'TooManyKeys', message: 'the data for secret/x has 1000 keys, more than the 480 one Vault write may hold' }] });
   });
 
-  test('describeProblems keeps the first five and counts the rest', () => {
-    const problems = Array.from({ length: 64 }, (_, i) => ({ code: 'SecretNotFound' as const, message: `Secret "s-${i}" does not exist` }));
-    expect(describeProblems(problems)).toBe(`${problems.slice(0, 5).map((p) => p.message).join('; ')}; …and 59 more`);
+  test('describeProblems keeps the first five in byte order and counts the rest', () => {
+    const problems = Array.from({ length: 64 }, (_, i) => ({ code: 'SecretNotFound' as const, message: `Secret "s-${String(63 - i).padStart(2, '0')}" does not exist` }));
+    expect(describeProblems(problems)).toBe(`${['00', '01', '02', '03', '04'].map((n) => `Secret "s-${n}" does not exist`).join('; ')}; …and 59 more`);
   });
 
   test('property: whatever the annotation text, deriveTargets answers with at most 64 targets or one bounded problem, and never throws', () => {
