@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { tokenFromFile } from './observability/bearer-token.js';
 import type { VaultAuthConfig } from './vault/auth.js';
 
 /** Everything the operator can be told, typed and validated. */
@@ -277,7 +278,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (certFile !== undefined) readable('metrics-tls-cert-file', certFile);
   if (keyFile !== undefined) readable('metrics-tls-key-file', keyFile);
   const bearerTokenFile = get('metrics-bearer-token-file');
-  if (bearerTokenFile !== undefined && readable('metrics-bearer-token-file', bearerTokenFile).trim() === '') fail('metrics-bearer-token-file', `"${bearerTokenFile}" is empty`);
+  if (bearerTokenFile !== undefined) {
+    // Checked here to fail fast; the server checks again on every request (the file may change).
+    const held = tokenFromFile(readable('metrics-bearer-token-file', bearerTokenFile));
+    if (!held.ok) fail('metrics-bearer-token-file', `"${bearerTokenFile}" ${held.reason}`);
+  }
   const leaderElect = bool('leader-elect', false);
   const leaseDurationMs = duration('leader-election-lease-duration', '15s');
   const renewDeadlineMs = duration('leader-election-renew-deadline', '10s');
