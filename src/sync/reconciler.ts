@@ -52,6 +52,8 @@ export interface ReconcilerDeps {
   contentHashInMetadata?: boolean;
   kvMounts: readonly string[];
   maxSecretBytes: number;
+  /** Secrets one source may sync (--max-secrets-per-source). */
+  maxSecretsPerSource: number;
   tenantPathTemplate?: string;
   deletePolicy: 'all-versions' | 'latest-version';
   cleanupTimeoutMs: number;
@@ -175,7 +177,7 @@ export class Reconciler {
       return { outcome: 'suspended' };
     }
 
-    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
+    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts, maxSecretsPerSource: this.deps.maxSecretsPerSource });
     if (!derived.ok) {
       this.deps.index.forget(key);
       return this.reject(key, source, ref, derived.problem.code === 'InvalidPath' ? 'Refused' : 'SyncFailed', derived.problem.code, derived.problem.message);
@@ -543,7 +545,7 @@ export class Reconciler {
 
   /** The paths this source wrote: from its record, and (after losing it) from its annotations. */
   private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
-    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts });
+    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts, maxSecretsPerSource: this.deps.maxSecretsPerSource });
   }
 
   private annotationContext(source: SyncSource) {
