@@ -118,13 +118,15 @@ class FileWatch {
   }
 }
 
-/**
- * What the bearer-token file says now: a matcher for its token, or why protected requests are refused. Read
- * on every protected request (a stat, and the file when it changed), so a rotation, a blank file or a
- * missing one takes effect at once. Fails closed: no usable token means no protected request is served.
- */
+/** A matcher for the token of the file, or why protected requests are refused. */
 type TokenState = { usable: true; matches: (credential: string | undefined) => boolean } | { usable: false; problem: string };
 
+/**
+ * What the bearer-token file says now. Read on every protected request (a stat, and the file when it
+ * changed), so a rotation, a blank file or a missing one takes effect at once. Fails closed: no usable token
+ * means no protected request is served (the last good token is not kept: a file emptied or removed on
+ * purpose must not leave the old token working).
+ */
 function bearerTokenState(path: string, log: Logger): () => TokenState {
   const file = new FileWatch(path);
   let state: TokenState = { usable: false, problem: 'not read yet' };
