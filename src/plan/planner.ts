@@ -35,6 +35,7 @@ export interface PlannerDeps {
   contentHashInMetadata: boolean;
   kvMounts: readonly string[];
   maxSecretBytes: number;
+  maxSecretsPerSource: number;
   tenantPathTemplate?: string;
   deletePolicy: 'all-versions' | 'latest-version';
   /** Injected for tests. */
@@ -72,7 +73,7 @@ export class Planner {
       return sourcePlan(id, `suspended (${Annotations.suspend}: "true"): nothing is written or deleted`, recorded('suspended'));
     }
 
-    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
+    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts, maxSecretsPerSource: this.deps.maxSecretsPerSource });
     if (!derived.ok) {
       this.deps.index?.forget(key);
       return sourcePlan(id, `${derived.problem.code}: ${derived.problem.message}`, [], true);
@@ -188,7 +189,7 @@ export class Planner {
 
   /** The paths this source wrote: from its record, and (after losing it) from its annotations. */
   private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
-    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts });
+    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts, maxSecretsPerSource: this.deps.maxSecretsPerSource });
   }
 
   private async readMetadata(key: string, path: KvPath): Promise<KvMetadata | undefined | 'unchecked'> {

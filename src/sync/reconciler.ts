@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
 import type { ClusterClient } from '../kube/cluster.js';
+import { boundedList } from '../kube/message-bounds.js';
 import { parseSourceKey, type SlimDeployment, type SlimSecret } from '../kube/objects.js';
 import { describeKubeError } from '../kube/reflector.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -51,6 +52,8 @@ export interface ReconcilerDeps {
   contentHashInMetadata?: boolean;
   kvMounts: readonly string[];
   maxSecretBytes: number;
+  /** Secrets one source may sync (--max-secrets-per-source). */
+  maxSecretsPerSource: number;
   tenantPathTemplate?: string;
   deletePolicy: 'all-versions' | 'latest-version';
   cleanupTimeoutMs: number;
@@ -107,14 +110,6 @@ function intentOf(entry: DesiredEntry, hash: string, decision: WriteDecision): W
     // Kept until the marks landed, so marks written after a crash still carry the adopted path's old metadata.
     ...(decision.action === 'adopt' ? { previousMetadata: decision.previousMetadata } : {}),
   };
-}
-
-const MAX_LISTED = 20;
-
-/** Names in a message, at most MAX_LISTED of them ("…and N more"): messages have a bound. */
-function boundedList(items: readonly string[], prefix = ''): string {
-  const shown = items.slice(0, MAX_LISTED).join('; ');
-  return prefix + (items.length > MAX_LISTED ? `${shown}; …and ${items.length - MAX_LISTED} more` : shown);
 }
 
 const EVENT_REPEAT_SUPPRESSION_MS = 10 * 60_000;
@@ -182,7 +177,7 @@ export class Reconciler {
       return { outcome: 'suspended' };
     }
 
-    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
+    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts, maxSecretsPerSource: this.deps.maxSecretsPerSource });
     if (!derived.ok) {
       this.deps.index.forget(key);
       return this.reject(key, source, ref, derived.problem.code === 'InvalidPath' ? 'Refused' : 'SyncFailed', derived.problem.code, derived.problem.message);
@@ -435,7 +430,7 @@ export class Reconciler {
     // Terminal answers are recorded against the content: the inputs count as done, the failure is retried on a change.
     const incomplete = refused.length > 0 || retryable.length > 0;
     const state = progress.snapshot(incomplete ? notDoneFingerprint('incomplete', inputFingerprint) : inputFingerprint, times);
-    if (adopted.length > 0) await this.event(source, 'Normal', 'Adopted', `took over ${adopted.join(', ')} (no ownership marks before; the previous custom_metadata is kept under "previous-")`);
+    if (adopted.length > 0) await this.event(source, 'Normal', 'Adopted', `took over ${boundedList(adopted)} (no ownership marks before; the previous custom_metadata is kept under "previous-")`);
 
     const problems = [
       ...refused,
@@ -550,7 +545,7 @@ export class Reconciler {
 
   /** The paths this source wrote: from its record, and (after losing it) from its annotations. */
   private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
-    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts });
+    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts, maxSecretsPerSource: this.deps.maxSecretsPerSource });
   }
 
   private annotationContext(source: SyncSource) {
