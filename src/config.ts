@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { tokenFromFile } from './observability/bearer-token.js';
 
 /** Everything the operator can be told, typed and validated. */
 /** The settings the sync decisions read (reconciler, plan, DRY_RUN): taken from Config in one place. */
@@ -10,6 +11,7 @@ export function syncSettings(config: Config) {
     contentHashInMetadata: config.contentHashInMetadata,
     kvMounts: config.vault.kvMounts,
     maxSecretBytes: config.maxSecretBytes,
+    maxSecretsPerSource: config.maxSecretsPerSource,
     tenantPathTemplate: config.tenantPathTemplate,
     deletePolicy: config.deletePolicy,
   };
@@ -39,6 +41,11 @@ export interface Config {
   vaultRetry: { retries: number; maxDelayMs: number };
   largeSecretThresholdBytes: number;
   maxSecretBytes: number;
+  /**
+   * Secrets one source may sync (one Vault path each when its pod template is used). It bounds the work and
+   * memory of one reconcile and the size of its VaultSync status, not what a workload may use.
+   */
+  maxSecretsPerSource: number;
   /** Empty = every namespace. */
   watchNamespaces: string[];
   clusterName: string;
@@ -86,6 +93,16 @@ export interface Config {
   dryRun: boolean;
 }
 
+/**
+ * Secrets per source: the default and the highest value accepted, from what one source costs
+ * (bench/source-size.ts; PERFORMANCE.md "Secrets per source"). Deciding a reconcile of 1,000 Secrets takes
+ * ~0.25 s of CPU and ~15 MiB of heap; its VaultSync status is ~145 KiB with 35-character paths and ~1.1 MiB
+ * with the longest paths the grammar allows while every write is intended, under etcd's 1.5 MiB per object.
+ * Above 5,000 even short paths no longer fit. Reads of Secrets are bounded elsewhere: only cached ones are read.
+ */
+export const DEFAULT_MAX_SECRETS_PER_SOURCE = 1000;
+export const MAX_SECRETS_PER_SOURCE_LIMIT = 5000;
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -115,6 +132,7 @@ const SETTINGS = {
   'vault-retry-max-delay': 'longest backoff between two retries (default 30s; a longer Retry-After from Vault is honoured up to 2m)',
   'large-secret-threshold': 'payload size above which a secret counts as large (default 1Mi)',
   'max-secret-size': 'payload size above which a write is refused (default 32Mi, Vault\'s default max request size)',
+  'max-secrets-per-source': `Secrets one source may sync, listed in vault-sync.io/secrets or used by its pod template; more is refused with an Event (default ${DEFAULT_MAX_SECRETS_PER_SOURCE}, at most ${MAX_SECRETS_PER_SOURCE_LIMIT}: each is a path recorded in the source's VaultSync status)`,
   'watch-namespaces': 'comma-separated namespaces to watch (default: all)',
   'cluster-name': 'this cluster\'s name, recorded in Vault custom_metadata (default: default)',
   'content-hash-in-metadata': 'true: also record the content hash in each path\'s custom_metadata, costing a second Vault write per change; false: one write per change, drift detected by KV version alone (default false; docs/adr/0003)',
@@ -291,7 +309,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (certFile !== undefined) readable('metrics-tls-cert-file', certFile);
   if (keyFile !== undefined) readable('metrics-tls-key-file', keyFile);
   const bearerTokenFile = get('metrics-bearer-token-file');
-  if (bearerTokenFile !== undefined && readable('metrics-bearer-token-file', bearerTokenFile).trim() === '') fail('metrics-bearer-token-file', `"${bearerTokenFile}" is empty`);
+  if (bearerTokenFile !== undefined) {
+    // Checked here to fail fast; the server checks again on every request (the file may change).
+    const held = tokenFromFile(readable('metrics-bearer-token-file', bearerTokenFile));
+    if (!held.ok) fail('metrics-bearer-token-file', `"${bearerTokenFile}" ${held.reason}`);
+  }
   const leaderElect = bool('leader-elect', false);
   const leaseDurationMs = duration('leader-election-lease-duration', '15s');
   const renewDeadlineMs = duration('leader-election-renew-deadline', '10s');
@@ -341,6 +363,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     },
     largeSecretThresholdBytes,
     maxSecretBytes,
+    maxSecretsPerSource: number('max-secrets-per-source', DEFAULT_MAX_SECRETS_PER_SOURCE, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_SECRETS_PER_SOURCE_LIMIT, `a whole number from 1 to ${MAX_SECRETS_PER_SOURCE_LIMIT}`),
     watchNamespaces: list('watch-namespaces', []),
     clusterName: get('cluster-name') ?? 'default',
     contentHashInMetadata: bool('content-hash-in-metadata', false),

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { quoteForMessage, splitPath } from '../vault/path.js';
+import { sortedByPath } from '../vault/path-order.js';
 import type { WriteFence } from './lease-fence.js';
 import { boundMessage } from './message-bounds.js';
 import { sourceKey } from './objects.js';
@@ -113,6 +114,27 @@ export function vaultSyncName(kind: string, name: string): string {
   return `${full.slice(0, 240)}-${createHash('sha256').update(full).digest('hex').slice(0, 12)}`;
 }
 
+/**
+ * Pure: the status fields of a sync record as written. Entries, intents and failures are sorted by path
+ * here, the one place status is written, so the same record always reads the same whatever order its writes
+ * landed in.
+ */
+export function recordStatus(record: StoredSyncRecord) {
+  const entries = sortedByPath(record.entries, (e) => e.path);
+  const first = entries[0];
+  return {
+    inputFingerprint: record.inputFingerprint,
+    entries,
+    // Sent even when empty: a merge patch leaves out-of-date lists in place when a field is omitted.
+    intents: sortedByPath(record.intents ?? [], (i) => i.path),
+    failures: sortedByPath(record.failures ?? [], (f) => f.path),
+    shortHash: first ? first.hash.replace(/^hmac-sha256:/, '').slice(0, 12) : undefined,
+    vaultVersion: first?.version,
+    lastSyncTime: record.lastSyncTime,
+    lastDriftCheckTime: record.lastDriftCheckTime,
+  };
+}
+
 /** A Ready condition as stored, with the time its status last changed. */
 export type StoredCondition = RecordCondition & { lastTransitionTime: string };
 
@@ -197,20 +219,8 @@ export class VaultSyncStore implements SyncRecordStore {
   }
 
   async set(key: string, source: RecordOwner, record: StoredSyncRecord, ready?: RecordCondition): Promise<void> {
-    const first = record.entries[0];
     const conditions = ready ? this.conditions(key, ready) : this.records.get(key)?.status?.conditions;
-    await this.writeStatus(key, source, {
-      inputFingerprint: record.inputFingerprint,
-      entries: record.entries,
-      // Sent even when empty: a merge patch leaves out-of-date lists in place when a field is omitted.
-      intents: record.intents ?? [],
-      failures: record.failures ?? [],
-      shortHash: first ? first.hash.replace(/^hmac-sha256:/, '').slice(0, 12) : undefined,
-      vaultVersion: first?.version,
-      lastSyncTime: record.lastSyncTime,
-      lastDriftCheckTime: record.lastDriftCheckTime,
-      ...(conditions ? { conditions } : {}),
-    });
+    await this.writeStatus(key, source, { ...recordStatus(record), ...(conditions ? { conditions } : {}) });
   }
 
   async setCondition(key: string, source: RecordOwner, ready: RecordCondition): Promise<void> {

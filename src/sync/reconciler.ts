@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Annotations, isTrue } from '../kube/annotations.js';
+import { boundedList } from '../kube/message-bounds.js';
 import type { SlimDeployment, SlimMeta, SlimSecret, SourceKind } from '../kube/objects.js';
 import { parseSourceKey } from '../kube/objects.js';
 import { describeKubeError } from '../kube/reflector.js';
@@ -81,14 +82,6 @@ interface WriteOutcome {
   terminal: WriteFailure[];
   retryable: Array<{ path: KvPath; error: unknown; message?: string }>;
   conflicts: string[];
-}
-
-const MAX_LISTED = 20;
-
-/** Names in a message, at most MAX_LISTED of them ("…and N more"): messages have a bound. */
-function boundedList(items: readonly string[], prefix = ''): string {
-  const shown = items.slice(0, MAX_LISTED).join('; ');
-  return prefix + (items.length > MAX_LISTED ? `${shown}; …and ${items.length - MAX_LISTED} more` : shown);
 }
 
 const EVENT_REPEAT_SUPPRESSION_MS = 10 * 60_000;
@@ -309,7 +302,7 @@ export class Reconciler {
     // Terminal answers are recorded against the content: the inputs count as done, the failure is retried on a change.
     const incomplete = refused.length > 0 || retryable.length > 0 || conflicts.length > 0;
     const state = progress.snapshot(incomplete ? notDoneFingerprint('incomplete', inputFingerprint) : inputFingerprint, times);
-    if (adopted.length > 0) await this.event(run.object, 'Normal', 'Adopted', `took over ${adopted.join(', ')} (no ownership marks before; the previous custom_metadata is kept under "previous-")`);
+    if (adopted.length > 0) await this.event(run.object, 'Normal', 'Adopted', `took over ${boundedList(adopted)} (no ownership marks before; the previous custom_metadata is kept under "previous-")`);
 
     const problems = [
       ...refused,

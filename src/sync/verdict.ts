@@ -22,6 +22,8 @@ export interface DecisionSettings {
   kvMounts: readonly string[];
   tenantPathTemplate?: string;
   maxSecretBytes: number;
+  /** Secrets one source may sync (--max-secrets-per-source). */
+  maxSecretsPerSource: number;
   /** `content-hash` in custom_metadata: a second write per change, hash-level drift checks. */
   contentHashInMetadata: boolean;
   deletePolicy: 'all-versions' | 'latest-version';
@@ -171,7 +173,7 @@ export function decide(input: DecisionInput): Decision {
   const record = scoped.record;
   if (isTrue(object.annotations[Annotations.suspend])) return { type: 'suspended', recorded: (record?.entries ?? []).map((e) => e.path).sort(byPath((p) => p)), findings, outsideScope };
 
-  const derived = deriveTargets(source, { allowedMounts: settings.kvMounts });
+  const derived = deriveTargets(source, { allowedMounts: settings.kvMounts, maxSecretsPerSource: settings.maxSecretsPerSource });
   if (!derived.ok) return { type: 'reject', reason: derived.problem.code === 'InvalidPath' ? 'Refused' : 'SyncFailed', code: derived.problem.code, message: derived.problem.message, index: 'forget', findings, outsideScope };
   const targets = derived.targets;
   for (const target of targets) {
@@ -340,7 +342,7 @@ function decideFinalize(input: DecisionInput, source: SyncSource, scope: Scope, 
   const paths = new Map<string, { path: KvPath; why: string; recorded: boolean }>();
   for (const entry of record?.entries ?? []) paths.set(formatPath(entry.path), { path: entry.path, why, recorded: true });
   for (const intent of record?.intents ?? []) if (!paths.has(formatPath(intent.path))) paths.set(formatPath(intent.path), { path: intent.path, why, recorded: false });
-  const derived = deriveTargets(source, { allowedMounts: input.settings.kvMounts });
+  const derived = deriveTargets(source, { allowedMounts: input.settings.kvMounts, maxSecretsPerSource: input.settings.maxSecretsPerSource });
   // The annotation (read now, for a record that was lost) adds only what the scope covers: a path it names
   // in another tenant's prefix was refused for syncing, so nothing of this source is there; it is not read.
   for (const target of derived.ok ? derived.targets : []) {

@@ -1,7 +1,8 @@
 import { parsePlanArgs, PlanUsageError } from '../../src/plan/command.js';
 import { describeWrite } from '../../src/plan/planner.js';
 import { decideWrite } from '../../src/sync/write-policy.js';
-import { buildReport, cleanText, exitCodeOf, renderJson, renderText, sourcePlan, type PathPlan } from '../../src/plan/report.js';
+import fc from 'fast-check';
+import { buildReport, cleanText, exitCodeOf, plannedCondition, renderJson, renderText, sourcePlan, type PathPlan } from '../../src/plan/report.js';
 import { forceRequested, hasDrifted, inputFingerprint } from '../../src/sync/change-detection.js';
 
 const web = { kind: 'Deployment' as const, namespace: 'team', name: 'web' };
@@ -55,9 +56,9 @@ describe('the report', () => {
       'Secret b/x: changes - not synced yet',
       '  + secret/b/x  create     new path',
       'Deployment team/web: REFUSED - inputs changed',
+      '  ! secret/other         refuse     refusing to overwrite: it is managed by "eso"',
       '  ~ secret/team/web/db   update     content changed',
       '  - secret/team/web/old  delete     no longer produced',
-      '  ! secret/other         refuse     refusing to overwrite: it is managed by "eso"',
       'Plan for cluster "prod": 3 source(s); paths: 1 to create, 1 to update, 1 to delete, 1 refused; 1 source(s) refused as a whole.',
       'Refusals need attention (see "!" lines and REFUSED sources).',
       '',
@@ -71,6 +72,47 @@ describe('the report', () => {
 
   test('an empty plan says so', () => {
     expect(renderText(buildReport('c', []))).toBe('No annotated sources found.\nPlan for cluster "c": 0 source(s); paths: no paths.\nNothing to do.\n');
+  });
+});
+
+describe('the output is deterministic: the same plan prints the same bytes whatever order it was gathered in', () => {
+  const drift = [
+    path('secret/team/web/db', 'update', 'changed in Vault out of band: restored'),
+    path('secret/team/web/api', 'unchanged', 'content unchanged; no drift in Vault'),
+    path('secret/team/web/Zed', 'unchanged', 'content unchanged; no drift in Vault'),
+    path('secret/team/web/cache', 'refuse', 'Vault refused this content before'),
+  ];
+
+  test('paths are listed in byte order of the path, not in the order they were recorded or answered', () => {
+    expect(sourcePlan(web, 'drift checked', drift).paths.map((p) => p.path)).toEqual(['secret/team/web/Zed', 'secret/team/web/api', 'secret/team/web/cache', 'secret/team/web/db']);
+  });
+
+  test('property: any order of the same paths and sources gives the same text and JSON', () => {
+    const sources = [
+      { id: web, paths: drift },
+      { id: { kind: 'Secret' as const, namespace: 'team', name: 'web' }, paths: [path('secret/team/s/b', 'create'), path('secret/team/s/a', 'delete')] },
+      { id: { kind: 'Deployment' as const, namespace: 'Team', name: 'x' }, paths: [path('secret/Team/x', 'keep')] },
+      { id: { kind: 'Deployment' as const, namespace: 'team', name: 'Web' }, paths: [] },
+    ];
+    const render = (order: typeof sources) => {
+      const report = buildReport('c', order.map((s) => sourcePlan(s.id, 'r', s.paths)));
+      return renderText(report) + renderJson(report);
+    };
+    const reference = render(sources);
+    const permutation = <T>(items: T[]) => fc.shuffledSubarray(items, { minLength: items.length });
+    const shuffledSource = (s: (typeof sources)[number]) => permutation(s.paths).map((paths) => ({ ...s, paths }));
+    const shuffledPlan = permutation(sources).chain((order) => fc.tuple(...order.map(shuffledSource)));
+    fc.assert(fc.property(shuffledPlan, (order) => expect(render(order)).toBe(reference)));
+  });
+
+  test('sources are in byte order (upper case first), not the locale\'s', () => {
+    const report = buildReport('c', [sourcePlan({ ...web, namespace: 'b' }, 'r', []), sourcePlan({ ...web, namespace: 'B' }, 'r', []), sourcePlan({ ...web, namespace: 'a' }, 'r', [])]);
+    expect(report.sources.map((s) => s.namespace)).toEqual(['B', 'a', 'b']);
+  });
+
+  test('the Planned condition lists actions in the summary\'s order and paths sorted within each', () => {
+    const plan = sourcePlan(web, 'inputs changed', [path('secret/b', 'unchanged'), path('secret/d', 'create'), path('secret/a', 'unchanged'), path('secret/c', 'refuse', 'owned by x'), path('secret/c2', 'create')]);
+    expect(plannedCondition(plan).message).toBe('inputs changed; would create secret/c2, secret/d; would refuse secret/c (owned by x); unchanged secret/a, secret/b');
   });
 });
 
