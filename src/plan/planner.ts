@@ -6,6 +6,7 @@ import type { WriteFailure } from '../sync/state-store.js';
 import type { DeleteOp, Verdict, WriteOp } from '../sync/verdict.js';
 import type { WriteDecision } from '../sync/write-policy.js';
 import { formatPath } from '../vault/path.js';
+import { sortedByPath } from '../vault/path-order.js';
 import { sourcePlan, type PathAction, type PathPlan, type SourcePlan } from './report.js';
 
 export interface PlannerDeps {
@@ -38,7 +39,7 @@ const KV1_UNCHECKED = 'KV v1: ownership not checked, plan reads no data';
 /** Pure: a Verdict as the plan of one source (its paths sorted). */
 export function printVerdict(verdict: Verdict, id: Pick<SourcePlan, 'kind' | 'namespace' | 'name'>, deletePolicy: 'all-versions' | 'latest-version'): SourcePlan | undefined {
   const outside = verdict.outsideScope ? `; ${verdict.outsideScope} recorded path(s) outside the namespace's scope are left alone` : '';
-  const plan = (reason: string, paths: PathPlan[], refused = false) => sourcePlan(id, reason + outside, [...paths].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), refused);
+  const plan = (reason: string, paths: PathPlan[], refused = false) => sourcePlan(id, reason + outside, sortedByPath(paths, (p) => p.path), refused);
   const failed = (failures: readonly WriteFailure[]) => failures.map((f): PathPlan => ({ path: formatPath(f.path), action: 'refuse', reason: describeFailure(f) }));
   const without = (paths: PathPlan[], failures: readonly WriteFailure[]) => {
     const failedPaths = new Set(failures.map((f) => formatPath(f.path)));

@@ -5,6 +5,7 @@
 import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
 import type { SlimDeployment, SlimSecret } from '../kube/objects.js';
 import { formatPath, type KvPath } from '../vault/path.js';
+import { compareUtf8 } from '../vault/path-order.js';
 import { annotationFindings, preservationReason, preservesOnDelete, type AnnotationFinding } from './annotation-check.js';
 import { driftPeriodMs as driftPeriodOf, forceRequested, hasDrifted, inputFingerprint, MIN_DRIFT_PERIOD_MS } from './change-detection.js';
 import { deriveTargets, describeProblems, materialize, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
@@ -126,8 +127,8 @@ export type Verdict = Common &
 
 export type Decision = Verdict | ReadRequest;
 
-const byPath = <T>(pathOf: (item: T) => KvPath) => (a: T, b: T) => compare(formatPath(pathOf(a)), formatPath(pathOf(b)));
-const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+/** Every list of a verdict in the one output order (src/vault/path-order.ts). */
+const byPath = <T>(pathOf: (item: T) => KvPath) => (a: T, b: T) => compareUtf8(formatPath(pathOf(a)), formatPath(pathOf(b)));
 
 /** A terminal failure is retried at its retryAt (403: a policy fix can cure it), else only on a change. */
 export function failureDue(failure: WriteFailure, now: number): boolean {
