@@ -10,9 +10,9 @@ import { adoptionAllowed, decideWrite, type VaultView, type WriteDecision, type 
 import { planSync } from '../sync/plan.js';
 import type { SourceLookup } from '../sync/reconciler.js';
 import type { SyncState, WriteFailure } from '../sync/state-store.js';
-import { checkTenancy } from '../sync/tenancy.js';
+import { checkTenancy, scopeOf } from '../sync/tenancy.js';
 import { formatPath, type KvPath } from '../vault/path.js';
-import type { KvMetadata } from '../vault/port.js';
+import type { KvMetadata, VaultPort } from '../vault/port.js';
 import { sourcePlan, type PathAction, type PathPlan, type SourcePlan } from './report.js';
 
 /** Everything the planner reads. Reads only: nothing here can write to Kubernetes or Vault. */
@@ -23,8 +23,8 @@ export interface PlannerDeps {
     readSecretData(namespace: string, name: string): Promise<ReadonlyMap<string, Uint8Array> | undefined>;
     namespaceIsTerminating(namespace: string): Promise<boolean>;
   };
-  /** Vault metadata (never data). */
-  vault: { readMetadata(path: KvPath, context?: { source?: string }): Promise<KvMetadata | undefined> };
+  /** Vault metadata (never data), each read with the scope of the source it is for. */
+  vault: Pick<VaultPort, 'readMetadata'>;
   /**
    * The KV version of a mount: on KV v1 the ownership marks live inside the data, which plan never reads,
    * so ownership is reported as unchecked there.
@@ -193,7 +193,8 @@ export class Planner {
 
   private async readMetadata(key: string, path: KvPath): Promise<KvMetadata | undefined | 'unchecked'> {
     if (this.deps.kvVersion && (await this.deps.kvVersion(path.mount)) === 1) return 'unchecked';
-    return this.deps.vault.readMetadata(path, { source: key });
+    // As the reconciler's: the read carries the grant of the source's namespace, and the port enforces it.
+    return this.deps.vault.readMetadata(path, { source: key, scope: scopeOf(parseSourceKey(key).namespace, this.deps, this.deps.sources.tenancyGrants()) });
   }
 }
 

@@ -16,7 +16,7 @@ import { planSync, type PlannedOperation, type SyncedEntry } from './plan.js';
 import { notDoneFingerprint, SyncProgress } from './progress.js';
 import type { SecretIndex } from './secret-index.js';
 import type { SourceRef, SyncState, SyncStateStore, WriteFailure } from './state-store.js';
-import { checkTenancy, type TenancyGrant } from './tenancy.js';
+import { checkTenancy, scopeOf, type TenancyGrant } from './tenancy.js';
 import {
   adoptionAllowed,
   classifyFailure,
@@ -140,7 +140,8 @@ export class Reconciler {
   async reconcile(key: string, hooks?: ReconcileHooks): Promise<ReconcileResult> {
     let released = false;
     const session: VaultSession = {
-      context: { source: key },
+      // Every Vault request of this reconcile carries the grant of the source's namespace: the port refuses the rest.
+      context: { source: key, scope: scopeOf(parseSourceKey(key).namespace, this.deps, this.deps.sources.tenancyGrants()) },
       beforeVault: () => {
         if (released) return;
         released = true;

@@ -36,6 +36,7 @@ export type VaultErrorKind =
   | 'too-large' // above the configured maximum, or 413 from Vault
   | 'stopped' // the operator is shutting down
   | 'tls' // certificate not trusted / wrong name / not TLS: a configuration problem, not retried
+  | 'outside-scope' // refused by the port before sending: the path is outside the scope the request carries (a caller bug)
   | 'unknown';
 
 export function isRetryableKind(kind: VaultErrorKind): boolean {

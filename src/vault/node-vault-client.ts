@@ -5,7 +5,7 @@ import { toVaultError, VaultRequestError } from './errors.js';
 import { LimiterStoppedError, Priority, type VaultRateLimiter } from './limiter.js';
 import type { VaultMetrics } from './metrics.js';
 import { formatPath, kvApiPath, NonCanonicalPathError, quoteForMessage, type KvApi, type KvPath } from './path.js';
-import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
+import type { KvMetadata, RequestContext, WriteResult } from './port.js';
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './retry.js';
 import { VaultTransport } from './transport.js';
 
@@ -30,7 +30,7 @@ export interface NodeVaultClientOptions {
 }
 
 /** Per-operation hooks (the batcher's), with the request's context (which source it is for). */
-export interface RequestHooks extends RequestContext {
+export interface RequestHooks extends Pick<RequestContext, 'source'> {
   /** The operation's first request got its rate-limit token and is being sent. */
   onStart?(): void;
 }
@@ -67,8 +67,11 @@ type Send<T> = (perRequest: PerRequest) => Promise<T>;
  *
  * node-vault sends through our transport (transport.ts, plugged in via its `request-promise` option): that
  * is how a 429's Retry-After reaches the retry policy, and how large bodies are streamed.
+ *
+ * It is not the port: it checks no scope. Only the pipeline (pipeline.ts, which enforces each request's
+ * scope) calls its KV methods.
  */
-export class NodeVaultClient implements VaultPort {
+export class NodeVaultClient {
   private readonly client: nodeVault.client;
   private readonly transport: VaultTransport;
   private readonly limiter: VaultRateLimiter;
@@ -267,7 +270,7 @@ export class NodeVaultClient implements VaultPort {
     return version;
   }
 
-  async writeData(path: KvPath, data: ReadonlyMap<string, string>, writeOptions: WriteOptions = {}, context?: RequestContext): Promise<WriteResult> {
+  async writeData(path: KvPath, data: ReadonlyMap<string, string>, writeOptions: WriteOptions = {}, context?: Pick<RequestContext, 'source'>): Promise<WriteResult> {
     // The hooks ride in the write options (the pipeline's way); a caller of the port may give the context apart.
     const options: WriteOptions = context?.source !== undefined && writeOptions.source === undefined ? { ...writeOptions, source: context.source } : writeOptions;
     const stream = options.stream === true;
