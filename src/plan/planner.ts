@@ -13,6 +13,7 @@ import type { SyncState, WriteFailure } from '../sync/state-store.js';
 import { checkTenancy, scopeOf } from '../sync/tenancy.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { KvMetadata, VaultPort } from '../vault/port.js';
+import { describeScope, type RequestScope } from '../vault/scope.js';
 import { sourcePlan, type PathAction, type PathPlan, type SourcePlan } from './report.js';
 
 /** Everything the planner reads. Reads only: nothing here can write to Kubernetes or Vault. */
@@ -146,13 +147,16 @@ export class Planner {
   }
 
   private async planCleanup(key: string, source: SyncSource, why: string): Promise<SourcePlan> {
-    const paths = await this.ownedPaths(key, source);
+    const scope = this.scopeOf(key);
+    const { inside: paths, outside } = pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts, scope });
+    // As the reconciler: never looked up, never touched; nothing is said of what is there.
+    const untouched = outside.map((p): PathPlan => ({ path: formatPath(p), action: 'refuse', reason: `outside what ${describeScope(scope)} may reach: never touched` }));
     if (preservesOnDelete(source.annotations)) {
-      return sourcePlan(source, `${why}; Vault data kept (${preservationReason(source.annotations)}), then the finalizer released`, paths.map((p) => ({ path: formatPath(p), action: 'keep', reason: 'preserve-on-delete' })));
+      return sourcePlan(source, `${why}; Vault data kept (${preservationReason(source.annotations)}), then the finalizer released`, [...paths.map((p): PathPlan => ({ path: formatPath(p), action: 'keep', reason: 'preserve-on-delete' })), ...untouched]);
     }
     const planned: PathPlan[] = [];
     for (const path of paths) planned.push(await this.planDelete(key, source, path, why));
-    return sourcePlan(source, `${why}; its Vault data is deleted, then the finalizer released`, planned);
+    return sourcePlan(source, `${why}; its Vault data is deleted, then the finalizer released`, [...planned, ...untouched]);
   }
 
   /**
@@ -186,15 +190,14 @@ export class Planner {
     return { path: shown, action: 'delete', reason: `${why} (${this.deps.deletePolicy === 'latest-version' ? 'latest version soft-deleted' : 'every version and the metadata'})` };
   }
 
-  /** The paths this source wrote: from its record, and (after losing it) from its annotations. */
-  private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
-    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts });
+  /** The grant of the source's namespace, which every Vault read made for it carries (the port enforces it). */
+  private scopeOf(key: string): RequestScope {
+    return scopeOf(parseSourceKey(key).namespace, this.deps, this.deps.sources.tenancyGrants());
   }
 
   private async readMetadata(key: string, path: KvPath): Promise<KvMetadata | undefined | 'unchecked'> {
     if (this.deps.kvVersion && (await this.deps.kvVersion(path.mount)) === 1) return 'unchecked';
-    // As the reconciler's: the read carries the grant of the source's namespace, and the port enforces it.
-    return this.deps.vault.readMetadata(path, { source: key, scope: scopeOf(parseSourceKey(key).namespace, this.deps, this.deps.sources.tenancyGrants()) });
+    return this.deps.vault.readMetadata(path, { source: key, scope: this.scopeOf(key) });
   }
 }
 
