@@ -6,7 +6,8 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { scopeOf } from '../../src/sync/tenancy.js';
 import { VaultRequestError } from '../../src/vault/errors.js';
-import type { VaultMetrics } from '../../src/vault/metrics.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { vaultMetricsOf } from '../../src/observability/vault-metrics.js';
 import type { NodeVaultClient } from '../../src/vault/node-vault-client.js';
 import type { KvPath } from '../../src/vault/path.js';
 import { OUTSIDE_SCOPE, VaultPipeline } from '../../src/vault/pipeline.js';
@@ -41,12 +42,15 @@ function recordingClient() {
 
 function setup() {
   const { reached, client } = recordingClient();
+  const registry = new Metrics({ processMetrics: false });
+  const metrics = vaultMetricsOf(registry);
   const refused: string[] = [];
-  const metrics = new Proxy({}, { get: (_, name) => (name === 'refused' ? (reason: string) => refused.push(reason) : () => undefined) }) as VaultMetrics;
+  const record = metrics.refused;
+  metrics.refused = (reason) => (refused.push(reason), record(reason));
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({ write: (chunk, _encoding, done) => (lines.push(...chunk.toString('utf8').split('\n').filter(Boolean).map((l: string) => JSON.parse(l))), done()) });
   const pipeline = new VaultPipeline({ client, batchSize: 5, largeSecretThresholdBytes: 1024, maxSecretBytes: 2048, log: pino({ level: 'info' }, sink), metrics });
-  return { pipeline, reached, refused, lines };
+  return { pipeline, reached, refused, lines, registry };
 }
 
 /** Every KV operation of the port, on one path, with one context. */
@@ -67,7 +71,7 @@ test.each([
   { reason: 'an allowed mount outside the grant', path: at('kv', 'team-b/x') },
   { reason: 'a KvPath not in canonical form (a dot segment inside its own prefix)', path: at('secret', 'team-a/../team-b/x') },
 ])('$reason: every operation refused, none reaches the client, each counted once and logged as an internal error', async ({ path }) => {
-  const { pipeline, reached, refused, lines } = setup();
+  const { pipeline, reached, refused, lines, registry } = setup();
   const results = await Promise.allSettled(everyOperation(pipeline, path, teamA).map(([, p]) => p));
   for (const result of results) {
     expect(result.status).toBe('rejected');
@@ -79,6 +83,7 @@ test.each([
   expect(reached).toEqual([]);
   expect(pipeline.waiting).toBe(0); // never queued: the batcher and the limiter never saw them
   expect(refused).toEqual(Array(7).fill(OUTSIDE_SCOPE));
+  expect(await registry.registry.metrics()).toContain('vault_sync_refusals_total{reason="OutsideScope"} 7');
   const errors = lines.filter((l) => l.level === 50);
   expect(errors.map((l) => l.operation)).toEqual(['write', 'write-metadata', 'read-metadata', 'read', 'list', 'delete-latest', 'delete-all']);
   expect(errors.every((l) => String(l.msg).startsWith('internal error: a Vault request was refused before sending') && l.source === 'Deployment/team-a/web')).toBe(true);
