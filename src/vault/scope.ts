@@ -28,7 +28,10 @@ function segmentsOf(path: KvPath): string[] {
 
 /** Pure: is the path (or folder) at or below the prefix, comparing whole segments (never strings)? */
 export function isInside(path: KvPath, prefix: PathPrefix): boolean {
-  const [mount, ...key] = segmentsOf(path);
+  return segmentsInside(segmentsOf(path), prefix);
+}
+
+function segmentsInside([mount, ...key]: readonly string[], prefix: PathPrefix): boolean {
   return mount === prefix.mount && prefix.key.length <= key.length && prefix.key.every((segment, i) => key[i] === segment);
 }
 
@@ -39,8 +42,9 @@ export function isInside(path: KvPath, prefix: PathPrefix): boolean {
  */
 export function permits(scope: RequestScope, path: KvPath): boolean {
   if (!scope.mounts.includes(path.mount)) return false;
-  if (segmentsOf(path).some((segment) => segmentProblem(segment) !== undefined)) return false;
-  return scope.prefixes.some((prefix) => isInside(path, prefix));
+  const segments = segmentsOf(path);
+  if (segments.some((segment) => segmentProblem(segment) !== undefined)) return false;
+  return scope.prefixes.some((prefix) => segmentsInside(segments, prefix));
 }
 
 /** The canonical text of a prefix, as messages show it: `secret/team-a/`. */
