@@ -20,7 +20,7 @@
 //    (200 + 5 LISTs - 20)/10 = 18.5 s) and until every path is marked (ideal (405 - 20)/10 = 38.5 s).
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { Config } from '../src/config.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -30,6 +30,7 @@ import type { KvPath } from '../src/vault/path.js';
 import { wholeMounts } from '../src/vault/scope.js';
 import { createVaultStack, type VaultStackParts } from '../src/vault/stack.js';
 import type { LocalEnvironment } from '../testenv/environment.js';
+import { loadKubeConfig } from '../src/kube/kube-config.js';
 
 /** The benchmark writes for no source: its requests carry the whole secret/ mount as their scope. */
 const benchContext = { scope: wholeMounts(['secret'], 'the benchmark') };
@@ -146,8 +147,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 
 /** A fresh namespace with `count` Secrets s0.. (shared by the Deployments: each writes its own copies) and an operator watching it. */
 async function operatorOn(ctx: FairShareContext, label: string, count: number) {
-  const kc = new KubeConfig();
-  kc.loadFromFile(ctx.env.kubeconfigPath);
+  const kc = loadKubeConfig(ctx.env.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const namespace = `bench-${label}-${randomBytes(3).toString('hex')}`;

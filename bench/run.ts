@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Bottleneck from 'bottleneck';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -26,6 +26,7 @@ import { createVaultStack } from '../src/vault/stack.js';
 import { writeFloor } from './write-floor.js';
 import { fairShare, fairShareTables } from './fair-share.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
+import { loadKubeConfig } from '../src/kube/kube-config.js';
 
 /** The benchmark writes for no source: its requests carry the whole secret/ mount as their scope. */
 const benchContext = { scope: wholeMounts(['secret'], 'the benchmark') };
@@ -149,8 +150,7 @@ function classify(requests: RecordedRequest[], prefix: string) {
 
 async function callsPerSecret(dir: string, extraArgs: string[] = []) {
   const secrets = 20;
-  const kc = new KubeConfig();
-  kc.loadFromFile(env.kubeconfigPath);
+  const kc = loadKubeConfig(env.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const namespace = `bench-${randomBytes(3).toString('hex')}`;
   await core.createNamespace({ body: { metadata: { name: namespace } } });
@@ -261,8 +261,7 @@ async function memory(dir: string, streamed: boolean, count: number) {
  * list (which carries every value once) to the last write, straight to OpenBao.
  */
 async function memoryOperator(dir: string, count: number) {
-  const kc = new KubeConfig();
-  kc.loadFromFile(env.kubeconfigPath);
+  const kc = loadKubeConfig(env.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const namespace = `bench-mem-${randomBytes(3).toString('hex')}`;
   await core.createNamespace({ body: { metadata: { name: namespace } } });

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { VaultAuthConfig } from './vault/auth.js';
 
 /** Everything the operator can be told, typed and validated. */
 /** The settings the sync decisions read (reconciler, plan, DRY_RUN): taken from Config in one place. */
@@ -15,6 +14,15 @@ export function syncSettings(config: Config) {
     deletePolicy: config.deletePolicy,
   };
 }
+
+/**
+ * How the operator proves itself to Vault: plain settings, owned here; the Vault layer turns them into its
+ * login request (src/vault/auth.ts).
+ */
+export type VaultAuthConfig =
+  | { method: 'token'; token: string }
+  | { method: 'kubernetes'; role: string; mount: string; tokenPath: string }
+  | { method: 'approle'; roleId: string; secretIdPath: string; mount: string };
 
 export interface Config {
   vault: {
@@ -55,6 +63,11 @@ export interface Config {
     leaseDurationMs: number;
     renewDeadlineMs: number;
     retryPeriodMs: number;
+    /**
+     * A Lease taken over from another holder (not released by it): the new holder waits the old lease
+     * duration plus this before it sends anything, so that a request the old holder let through has landed.
+     */
+    takeoverMarginMs: number;
   };
   /** Namespaces are split into this many shards; a replica works on at most one (leader election per shard). */
   shards: number;
@@ -117,6 +130,7 @@ const SETTINGS = {
   'leader-election-lease-duration': 'how long a standby waits after the last renewal before it takes over (default 15s)',
   'leader-election-renew-deadline': 'the leader stops syncing when it could not renew for this long (default 10s)',
   'leader-election-retry-period': 'how often candidates try to acquire and the leader renews (default 2s)',
+  'leader-election-takeover-margin': 'a Lease taken over from a holder that did not release it: wait its lease duration plus this before sending anything (default 2s)',
   'shards': 'split namespaces into this many shards, one Lease each; each replica syncs at most one shard with 1/shards of the Vault budget (default 1; > 1 needs --leader-elect)',
   'resync-interval': 're-check every synced source this often (no Vault call when nothing changed); /health reports a stale heartbeat after 3x (default 10m)',
   'log-level': 'trace | debug | info | warn | error (default info)',
@@ -282,6 +296,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const leaseDurationMs = duration('leader-election-lease-duration', '15s');
   const renewDeadlineMs = duration('leader-election-renew-deadline', '10s');
   const retryPeriodMs = duration('leader-election-retry-period', '2s');
+  const takeoverMarginMs = duration('leader-election-takeover-margin', '2s');
   if (renewDeadlineMs >= leaseDurationMs) fail('leader-election-renew-deadline', 'must be shorter than --leader-election-lease-duration');
   if (retryPeriodMs >= renewDeadlineMs) fail('leader-election-retry-period', 'must be shorter than --leader-election-renew-deadline');
   const shards = number('shards', 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, 'a whole number from 1 to 256');
@@ -302,6 +317,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     leaseDurationMs,
     renewDeadlineMs,
     retryPeriodMs,
+    takeoverMarginMs,
   };
   const resyncIntervalMs = duration('resync-interval', '10m');
 

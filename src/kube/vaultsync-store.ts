@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { parseVaultPath, quoteForMessage, splitPath } from '../vault/path.js';
+import type { WriteFence } from './lease-fence.js';
 import { boundMessage } from './message-bounds.js';
 import { sourceKey } from './objects.js';
 
@@ -62,6 +63,23 @@ export interface SyncRecordStore {
   delete(sourceKey: string): Promise<void>;
 }
 
+/** A record write refused because this replica does not hold its Lease now (another replica may be writing). */
+export class FencedStatusWriteError extends Error {
+  override readonly name = 'FencedStatusWriteError';
+  constructor(key: string, reason: string) {
+    super(`the VaultSync record of ${key} was not written: ${reason}`);
+  }
+}
+
+export interface VaultSyncStoreOptions {
+  /** The KV mounts a recorded path may name; anything else in a status is dropped at load. */
+  kvMounts: readonly string[];
+  /** Asked immediately before each write (status, create, delete): a replica not holding its Lease writes nothing. */
+  fence?: WriteFence;
+  /** A write the fence refused (metrics). */
+  onFenced?(): void;
+}
+
 const GROUP = 'vault-sync.io';
 const VERSION = 'v1alpha1';
 const PLURAL = 'vaultsyncs';
@@ -108,12 +126,6 @@ export interface DroppedPaths {
   paths: string[];
 }
 
-export interface VaultSyncStoreOptions {
-  /** The KV mounts a recorded path may name; anything else in a status is dropped at load. */
-  kvMounts: readonly string[];
-  listener?: ConditionListener;
-}
-
 /**
  * The sync record of each source, kept in the status of a VaultSync object beside it
  * (docs/adr/0001-sync-state-in-vaultsync-status.md). Loaded once at start; afterwards the operator is its
@@ -128,15 +140,14 @@ export class VaultSyncStore implements SyncRecordStore {
   private readonly api: CustomObjectsApi;
   private readonly records = new Map<string, VaultSyncObject>();
   private readonly dropped = new Map<string, DroppedPaths>();
-  private readonly listener?: ConditionListener;
 
   constructor(
     kubeConfig: KubeConfig,
     private readonly namespaces: readonly string[],
+    private readonly listener: ConditionListener | undefined,
     private readonly options: VaultSyncStoreOptions,
   ) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
-    this.listener = options.listener;
   }
 
   /** The records whose status listed paths that do not parse, by source key, as of the last load. */
@@ -257,6 +268,7 @@ export class VaultSyncStore implements SyncRecordStore {
   async delete(key: string): Promise<void> {
     const record = this.records.get(key);
     if (!record) return;
+    this.passFence(key);
     try {
       await this.api.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: record.metadata.namespace, plural: PLURAL, name: record.metadata.name });
     } catch (error) {
@@ -296,8 +308,18 @@ export class VaultSyncStore implements SyncRecordStore {
     return [{ type: 'Ready', ...ready, message: boundMessage(ready.message), lastTransitionTime: changed ? new Date().toISOString() : previous!.lastTransitionTime }];
   }
 
+  /** Records Vault outcomes only while this replica may act as the holder: checked right before each write. */
+  private passFence(key: string): void {
+    const fence = this.options.fence;
+    if (!fence || fence.holds()) return;
+    this.options.onFenced?.();
+    throw new FencedStatusWriteError(key, fence.reason() ?? 'this replica does not hold the Lease');
+  }
+
   private async writeStatus(key: string, source: RecordOwner, status: Record<string, unknown>): Promise<void> {
+    this.passFence(key);
     let record = this.records.get(key) ?? (await this.create(source));
+    this.passFence(key); // creating it took a round trip
     const body = { status };
     const patch = () =>
       this.api.patchNamespacedCustomObjectStatus(

@@ -26,5 +26,6 @@ export function vaultMetricsOf(metrics: Metrics): VaultMetrics {
     coalesced: (operation) => metrics.batchCoalesced.labels(operation).inc(),
     waiting: (count) => metrics.pendingOperations.set(count),
     refused: (reason) => metrics.refusals.labels(reason).inc(),
+    fenced: () => metrics.fencedRequests.labels('vault').inc(),
   };
 }

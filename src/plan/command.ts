@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, syncSettings, usage, type Config } from '../config.js';
 import { ClusterClient } from '../kube/cluster.js';
 import { readHashKey } from '../kube/hash-key.js';
+import { loadKubeConfig } from '../kube/kube-config.js';
 import { sourceKey } from '../kube/objects.js';
 import { describeKubeError } from '../kube/reflector.js';
 import { SourceReflectors } from '../kube/source-reflectors.js';
@@ -122,7 +123,7 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
   const reflectors = new SourceReflectors(kubeConfig, config.watchNamespaces, (data) => fingerprint.secretData(data), log, { onError: (error) => failed(error) });
   try {
     const key = await readHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret);
-    const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, { kvMounts: config.vault.kvMounts });
+    const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, undefined, { kvMounts: config.vault.kvMounts });
     await state.load();
     await reportDroppedPaths(state.droppedAtLoad, { log });
     if (!key && state.size > 0) {
@@ -165,10 +166,4 @@ async function mapConcurrently<T, R>(items: readonly T[], limit: number, fn: (it
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-function loadKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or in-cluster
-  return kubeConfig;
 }

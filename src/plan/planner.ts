@@ -10,7 +10,7 @@ import { adoptionAllowed, decideWrite, type VaultView, type WriteDecision, type 
 import { planSync } from '../sync/plan.js';
 import type { SourceLookup } from '../sync/reconciler.js';
 import type { SyncState, WriteFailure } from '../sync/state-store.js';
-import { checkTenancy, scopeOf } from '../sync/tenancy.js';
+import { checkTenancy, scopeOf } from '../vault/tenancy.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { KvMetadata, VaultPort } from '../vault/port.js';
 import { describeScope, type RequestScope } from '../vault/scope.js';

@@ -17,7 +17,7 @@ import { planSync, type PlannedOperation, type SyncedEntry } from './plan.js';
 import { notDoneFingerprint, SyncProgress } from './progress.js';
 import type { SecretIndex } from './secret-index.js';
 import type { SourceRef, SyncState, SyncStateStore, WriteFailure } from './state-store.js';
-import { checkTenancy, OUTSIDE_GRANT, scopeOf, type TenancyGrant } from './tenancy.js';
+import { checkTenancy, OUTSIDE_GRANT, scopeOf, type TenancyGrant } from '../vault/tenancy.js';
 import {
   adoptionAllowed,
   classifyFailure,

@@ -5,9 +5,9 @@ import type { KvMetadata } from '../vault/port.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { SyncSource } from './desired.js';
 import { describeOwner, ownershipMetadata, ownershipOf } from './ownership.js';
-import { adoptionPrefixes, isInside, type AdoptionGrant } from './tenancy.js';
+import { adoptionPrefixes, isInside, type AdoptionGrant } from '../vault/tenancy.js';
 
-export type { AdoptionGrant } from './tenancy.js';
+export type { AdoptionGrant } from '../vault/tenancy.js';
 
 /** A write about to be made, recorded in VaultSync status BEFORE it is sent: what version it will create. */
 export interface WriteIntent {

@@ -1,4 +1,5 @@
 import Bottleneck from 'bottleneck';
+import { VaultRequestError } from './errors.js';
 
 export interface RateLimit {
   /** Sustained requests per second. */
@@ -27,6 +28,20 @@ export interface LimiterOptions extends RateLimit {
    * between two batches; credit saved while truly idle stays.
    */
   upstreamWaitingSince?(): number | undefined;
+  /**
+   * Asked immediately before each request is sent (after any pacing hold, not when it was queued): a request
+   * is sent only while this holds (the replica holds its Lease now). Absent: always holds.
+   */
+  gate?: SendGate;
+  /** A request the gate refused (never sent); `first` for the first refusal since a request last passed. */
+  onFenced?(event: { operation: string; label?: string; reason: string; first: boolean }): void;
+}
+
+/** Whether requests may leave now (the lease fence, src/kube/lease-fence.ts). */
+export interface SendGate {
+  holds(): boolean;
+  /** Why not, while it does not hold. */
+  reason(): string | undefined;
 }
 
 export interface LimiterStart {
@@ -123,6 +138,10 @@ export class VaultRateLimiter {
   /** Burst requests started and not yet answered; paced requests wait for them (see holdForWindow). */
   private burstInFlight = 0;
   private burstAnswered: Array<() => void> = [];
+  private readonly gate?: SendGate;
+  private readonly onFenced?: LimiterOptions['onFenced'];
+  /** Whether the last request that reached the gate was refused (so each refusal streak is reported as new once). */
+  private fencedStreak = false;
 
   constructor(options: LimiterOptions) {
     validateRateLimit(options);
@@ -134,6 +153,8 @@ export class VaultRateLimiter {
     this.now = options.clock ?? (() => performance.now());
     this.onStart = options.onStart;
     this.upstreamWaitingSince = options.upstreamWaitingSince ?? (() => undefined);
+    this.gate = options.gate;
+    this.onFenced = options.onFenced;
     this.credit = options.burst;
     this.creditAt = this.now();
     this.bottleneck = new Bottleneck({ reservoir: 0, maxConcurrent: null, minTime: 0 });
@@ -163,6 +184,7 @@ export class VaultRateLimiter {
       const permit = paced ? await this.holdForWindow() : { sent: () => undefined };
       try {
         if (this.stopped) throw new LimiterStoppedError();
+        this.passGate(operation, options.label);
         const at = this.now();
         this.onStart?.({ operation, label: options.label, source: options.source, at, waitedMs: at - submittedAt, paced });
         return await task(permit);
@@ -177,6 +199,22 @@ export class VaultRateLimiter {
       if (error instanceof Bottleneck.BottleneckError) throw new LimiterStoppedError();
       throw error;
     });
+  }
+
+  /**
+   * The last check before a request leaves: a replica that does not hold its Lease now sends nothing. The
+   * refusal is terminal (kind 'fenced', not retried): the request belongs to a term of leadership that is over.
+   */
+  private passGate(operation: string, label: string | undefined): void {
+    if (!this.gate || this.gate.holds()) {
+      this.fencedStreak = false;
+      return;
+    }
+    const reason = this.gate.reason() ?? 'this replica does not hold the Lease';
+    const first = !this.fencedStreak;
+    this.fencedStreak = true;
+    this.onFenced?.({ operation, label, reason, first });
+    throw new VaultRequestError(operation, label ?? operation, undefined, 'fenced', `not sent: ${reason}`);
   }
 
   /** Rejects waiting requests with LimiterStoppedError; requests already running finish. */

@@ -29,4 +29,6 @@ export interface VaultMetrics {
   waiting(count: number): void;
   /** A request the port refused before it reached the line (reason: `OutsideScope`); it was never sent. */
   refused(reason: string): void;
+  /** A request not sent: this replica did not hold its Lease at the moment of sending. */
+  fenced(operation: string): void;
 }

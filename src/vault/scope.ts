@@ -8,9 +8,8 @@ export interface PathPrefix {
 
 /**
  * What the requests made for one source may reach: its namespace's grant (the tenant prefix and the
- * VaultSyncPolicy prefixes), on the allowed KV mounts. Plain data, built by one function of the sync layer
- * (`scopeOf` in src/sync/tenancy.ts) and checked here, at the port, so the Vault layer needs nothing of the
- * sync layer to enforce it.
+ * VaultSyncPolicy prefixes), on the allowed KV mounts. Plain data, built by one function (`scopeOf` in
+ * tenancy.ts) from the source's namespace, and checked by the port (pipeline.ts) on every KV request.
  */
 export interface RequestScope {
   /** The namespace whose grant this is: what a refusal names. */
@@ -59,7 +58,7 @@ export function describeScope(scope: RequestScope): string {
 
 /**
  * A scope of whole mounts: what a source may reach when no tenant template restricts it (see scopeOf in
- * src/sync/tenancy.ts), and what a tool that acts for no source (a benchmark, a test of the Vault layer)
+ * tenancy.ts), and what a tool that acts for no source (a benchmark, a test of the Vault layer)
  * carries. `holder` names it in refusals.
  */
 export function wholeMounts(mounts: readonly string[], holder: string): RequestScope {

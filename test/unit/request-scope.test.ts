@@ -3,7 +3,7 @@
 // check accepts, the port lets through, and nothing else; folders are checked as folders; the adoption
 // grant is read by the same parser. Property tests are seeded and reproducible.
 import fc from 'fast-check';
-import { adoptionPrefixes, checkTenancy, formatPrefix, scopeOf, type TenancyGrant } from '../../src/sync/tenancy.js';
+import { adoptionPrefixes, checkTenancy, formatPrefix, scopeOf, type TenancyGrant } from '../../src/vault/tenancy.js';
 import { adoptionAllowed } from '../../src/sync/write-policy.js';
 import { pathsOfSource, type SyncSource } from '../../src/sync/desired.js';
 import { parseVaultPath, type KvPath } from '../../src/vault/path.js';

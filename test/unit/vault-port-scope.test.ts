@@ -4,7 +4,7 @@
 // for node-vault and records what reaches it (the real limiter and OpenBao are the e2e tests').
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { scopeOf } from '../../src/sync/tenancy.js';
+import { scopeOf } from '../../src/vault/tenancy.js';
 import { VaultRequestError } from '../../src/vault/errors.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { vaultMetricsOf } from '../../src/observability/vault-metrics.js';

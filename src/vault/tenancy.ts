@@ -1,8 +1,8 @@
-import { VaultPathGrammar as G } from '../vault/path-grammar.js';
-import { formatPath, keySegmentsBelowMount, quoteForMessage, segmentProblem, type KvPath } from '../vault/path.js';
-import { formatPrefix, isInside, wholeMounts, type PathPrefix, type RequestScope } from '../vault/scope.js';
+import { VaultPathGrammar as G } from './path-grammar.js';
+import { formatPath, keySegmentsBelowMount, quoteForMessage, segmentProblem, type KvPath } from './path.js';
+import { formatPrefix, isInside, wholeMounts, type PathPrefix, type RequestScope } from './scope.js';
 
-export { formatPrefix, isInside, type PathPrefix } from '../vault/scope.js';
+export { formatPrefix, isInside, type PathPrefix } from './scope.js';
 
 /** A cluster-scoped VaultSyncPolicy: more path prefixes for some namespaces. */
 export interface TenancyGrant {
