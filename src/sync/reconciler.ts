@@ -17,7 +17,7 @@ import { planSync, type PlannedOperation, type SyncedEntry } from './plan.js';
 import { notDoneFingerprint, SyncProgress } from './progress.js';
 import type { SecretIndex } from './secret-index.js';
 import type { SourceRef, SyncState, SyncStateStore, WriteFailure } from './state-store.js';
-import { checkTenancy, OUTSIDE_GRANT, scopeOf, type TenancyGrant } from '../vault/tenancy.js';
+import { checkTenancy, scopeOf, type TenancyGrant } from '../vault/tenancy.js';
 import {
   adoptionAllowed,
   classifyFailure,
@@ -119,6 +119,9 @@ function boundedList(items: readonly string[], prefix = ''): string {
 }
 
 const EVENT_REPEAT_SUPPRESSION_MS = 10 * 60_000;
+
+/** The reason of the Event (and refusal count) for recorded or derived paths cleanup leaves alone: outside the grant. */
+const OUTSIDE_GRANT = 'OutsideGrant';
 
 /**
  * reconcile(key): the one place that orchestrates I/O. Reads the caches, decides with pure functions

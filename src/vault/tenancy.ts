@@ -97,9 +97,6 @@ function grantedPrefixes<T extends { name?: string; namespaces: readonly string[
   return { prefixes: [...prefixes.values()], ignored };
 }
 
-/** The reason of the Event (and refusal count) for recorded or derived paths cleanup leaves alone: outside the grant. */
-export const OUTSIDE_GRANT = 'OutsideGrant';
-
 /** The settings a scope is built from (the operator's, as syncSettings gives them). */
 export interface ScopeSettings {
   /** Undefined: no default restriction (every allowed mount, whole). */
