@@ -15,7 +15,7 @@ import { vaultMetricsOf } from './observability/vault-metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
 import { Reconciler } from './sync/reconciler.js';
-import { syncStateStore } from './sync/state-store.js';
+import { INVALID_RECORD, reportDroppedPaths, syncStateStore } from './sync/state-store.js';
 import { SecretIndex } from './sync/secret-index.js';
 import { DryRunReporter } from './plan/dry-run.js';
 import { Planner } from './plan/planner.js';
@@ -67,6 +67,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
   const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, ownSources(overrides.conditionListener, overrides.accepts), {
+    kvMounts: config.vault.kvMounts,
     fence: overrides.fence,
     onFenced: () => metrics.fencedRequests.labels('status').inc(),
   });
@@ -149,6 +150,13 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     fingerprint.useKey(await loadOrCreateHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret));
     await vaultStack.login();
     await state.load();
+    await reportDroppedPaths(state.droppedAtLoad, {
+      log,
+      count: () => metrics.refusals.labels(INVALID_RECORD).inc(),
+      accepts: overrides.accepts,
+      // DRY_RUN records no Event.
+      event: config.dryRun ? undefined : (owner, reason, message) => cluster.createEvent(owner.kind, owner, 'Warning', reason, message),
+    });
     await reflectors.startAndSync();
     if (ended) throw new Error('the engine was stopped before it started');
     started = true;

@@ -10,9 +10,10 @@ import { adoptionAllowed, decideWrite, type VaultView, type WriteDecision, type 
 import { planSync } from '../sync/plan.js';
 import type { SourceLookup } from '../sync/reconciler.js';
 import type { SyncState, WriteFailure } from '../sync/state-store.js';
-import { checkTenancy } from '../vault/tenancy.js';
+import { checkTenancy, scopeOf } from '../vault/tenancy.js';
 import { formatPath, type KvPath } from '../vault/path.js';
-import type { KvMetadata } from '../vault/port.js';
+import type { KvMetadata, VaultPort } from '../vault/port.js';
+import { describeScope, type RequestScope } from '../vault/scope.js';
 import { sourcePlan, type PathAction, type PathPlan, type SourcePlan } from './report.js';
 
 /** Everything the planner reads. Reads only: nothing here can write to Kubernetes or Vault. */
@@ -23,8 +24,8 @@ export interface PlannerDeps {
     readSecretData(namespace: string, name: string): Promise<ReadonlyMap<string, Uint8Array> | undefined>;
     namespaceIsTerminating(namespace: string): Promise<boolean>;
   };
-  /** Vault metadata (never data). */
-  vault: { readMetadata(path: KvPath, context?: { source?: string }): Promise<KvMetadata | undefined> };
+  /** Vault metadata (never data), each read with the scope of the source it is for. */
+  vault: Pick<VaultPort, 'readMetadata'>;
   /**
    * The KV version of a mount: on KV v1 the ownership marks live inside the data, which plan never reads,
    * so ownership is reported as unchecked there.
@@ -147,13 +148,16 @@ export class Planner {
   }
 
   private async planCleanup(key: string, source: SyncSource, why: string): Promise<SourcePlan> {
-    const paths = await this.ownedPaths(key, source);
+    const scope = this.scopeOf(key);
+    const { inside: paths, outside } = pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts, maxSecretsPerSource: this.deps.maxSecretsPerSource, scope });
+    // As the reconciler: never looked up, never touched; nothing is said of what is there.
+    const untouched = outside.map((p): PathPlan => ({ path: formatPath(p), action: 'refuse', reason: `outside what ${describeScope(scope)} may reach: never touched` }));
     if (preservesOnDelete(source.annotations)) {
-      return sourcePlan(source, `${why}; Vault data kept (${preservationReason(source.annotations)}), then the finalizer released`, paths.map((p) => ({ path: formatPath(p), action: 'keep', reason: 'preserve-on-delete' })));
+      return sourcePlan(source, `${why}; Vault data kept (${preservationReason(source.annotations)}), then the finalizer released`, [...paths.map((p): PathPlan => ({ path: formatPath(p), action: 'keep', reason: 'preserve-on-delete' })), ...untouched]);
     }
     const planned: PathPlan[] = [];
     for (const path of paths) planned.push(await this.planDelete(key, source, path, why));
-    return sourcePlan(source, `${why}; its Vault data is deleted, then the finalizer released`, planned);
+    return sourcePlan(source, `${why}; its Vault data is deleted, then the finalizer released`, [...planned, ...untouched]);
   }
 
   /**
@@ -187,14 +191,14 @@ export class Planner {
     return { path: shown, action: 'delete', reason: `${why} (${this.deps.deletePolicy === 'latest-version' ? 'latest version soft-deleted' : 'every version and the metadata'})` };
   }
 
-  /** The paths this source wrote: from its record, and (after losing it) from its annotations. */
-  private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
-    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts, maxSecretsPerSource: this.deps.maxSecretsPerSource });
+  /** The grant of the source's namespace, which every Vault read made for it carries (the port enforces it). */
+  private scopeOf(key: string): RequestScope {
+    return scopeOf(parseSourceKey(key).namespace, this.deps, this.deps.sources.tenancyGrants());
   }
 
   private async readMetadata(key: string, path: KvPath): Promise<KvMetadata | undefined | 'unchecked'> {
     if (this.deps.kvVersion && (await this.deps.kvVersion(path.mount)) === 1) return 'unchecked';
-    return this.deps.vault.readMetadata(path, { source: key });
+    return this.deps.vault.readMetadata(path, { source: key, scope: this.scopeOf(key) });
   }
 }
 

@@ -8,6 +8,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { VaultRequestError } from '../vault/errors.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { RequestContext, VaultPort } from '../vault/port.js';
+import { describeScope, type RequestScope } from '../vault/scope.js';
 import { annotationFindings, describeFinding, INVALID_ANNOTATION, preservationReason, preservesOnDelete } from './annotation-check.js';
 import { driftPeriodMs as driftPeriod, forceRequested, MIN_DRIFT_PERIOD_MS, hasDrifted, inputFingerprint as fingerprintInputs } from './change-detection.js';
 import { deriveTargets, pathsOfSource, describeProblems, materialize, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
@@ -17,7 +18,7 @@ import { planSync, type PlannedOperation, type SyncedEntry } from './plan.js';
 import { notDoneFingerprint, SyncProgress } from './progress.js';
 import type { SecretIndex } from './secret-index.js';
 import type { SourceRef, SyncState, SyncStateStore, WriteFailure } from './state-store.js';
-import { checkTenancy, type TenancyGrant } from '../vault/tenancy.js';
+import { checkTenancy, scopeOf, type TenancyGrant } from '../vault/tenancy.js';
 import {
   adoptionAllowed,
   classifyFailure,
@@ -114,6 +115,9 @@ function intentOf(entry: DesiredEntry, hash: string, decision: WriteDecision): W
 
 const EVENT_REPEAT_SUPPRESSION_MS = 10 * 60_000;
 
+/** The reason of the Event (and refusal count) for recorded or derived paths cleanup leaves alone: outside the grant. */
+const OUTSIDE_GRANT = 'OutsideGrant';
+
 /**
  * reconcile(key): the one place that orchestrates I/O. Reads the caches, decides with pure functions
  * (desired → tenancy → plan), then does the Vault and Kubernetes writes the plan asks for. Level-triggered:
@@ -135,7 +139,8 @@ export class Reconciler {
   async reconcile(key: string, hooks?: ReconcileHooks): Promise<ReconcileResult> {
     let released = false;
     const session: VaultSession = {
-      context: { source: key },
+      // Every Vault request of this reconcile carries the grant of the source's namespace: the port refuses the rest.
+      context: { source: key, scope: scopeOf(parseSourceKey(key).namespace, this.deps, this.deps.sources.tenancyGrants()) },
       beforeVault: () => {
         if (released) return;
         released = true;
@@ -514,7 +519,7 @@ export class Reconciler {
     const { kind, namespace, name } = source;
     const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name)! : this.deps.sources.secret(namespace, name)!;
     const why = object.deletionTimestamp ? 'source deleted' : `the ${Annotations.path} annotation was removed`;
-    const paths = await this.ownedPaths(key, source);
+    const paths = await this.ownedPaths(key, source, session.context.scope);
     if (preservesOnDelete(source.annotations)) {
       const type = isTrue(source.annotations[Annotations.preserveOnDelete]) ? 'Normal' : 'Warning'; // kept on a bad value
       await this.event(source, type, 'Preserved', `${why}; Vault data kept (${preservationReason(source.annotations)}): ${boundedList(paths.map(formatPath)) || 'nothing synced'}`);
@@ -543,9 +548,18 @@ export class Reconciler {
     return { outcome: 'deleted' };
   }
 
-  /** The paths this source wrote: from its record, and (after losing it) from its annotations. */
-  private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
-    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts, maxSecretsPerSource: this.deps.maxSecretsPerSource });
+  /**
+   * The paths this source wrote: from its record, and (after losing it) from its annotations; only those
+   * inside its grant. The others are never touched, and the Event says so without naming them: what lies
+   * outside the grant (and whose it is, or whether it exists) is not this namespace's to learn.
+   */
+  private async ownedPaths(key: string, source: SyncSource, scope: RequestScope): Promise<KvPath[]> {
+    const { inside, outside } = pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts, maxSecretsPerSource: this.deps.maxSecretsPerSource, scope });
+    if (outside.length > 0) {
+      this.deps.metrics?.refusals.labels(OUTSIDE_GRANT).inc();
+      await this.event(source, 'Warning', OUTSIDE_GRANT, `not touching ${outside.length} path(s) this source names or recorded: they are outside what ${describeScope(scope)} may reach`);
+    }
+    return inside;
   }
 
   private annotationContext(source: SyncSource) {

@@ -5,6 +5,9 @@ import type { KvMetadata } from '../vault/port.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { SyncSource } from './desired.js';
 import { describeOwner, ownershipMetadata, ownershipOf } from './ownership.js';
+import { adoptionPrefixes, isInside, type AdoptionGrant } from '../vault/tenancy.js';
+
+export type { AdoptionGrant } from '../vault/tenancy.js';
 
 /** A write about to be made, recorded in VaultSync status BEFORE it is sent: what version it will create. */
 export interface WriteIntent {
@@ -140,24 +143,14 @@ export function ownershipMarks(
   };
 }
 
-/** May an unmarked path be adopted: the source asks for it, or a VaultSyncPolicy grants it for a prefix. */
-export interface AdoptionGrant {
-  namespaces: readonly string[];
-  adoptPathPrefixes?: readonly string[];
-}
-
-/** Pure: prefixes compare on whole segments (`secret/legacy` covers `secret/legacy/x`, not `secret/legacy-2`). */
+/**
+ * Pure: may an unmarked path be adopted: the source asks for it, or a VaultSyncPolicy's adoptPathPrefixes
+ * covers it. The prefixes are read by the tenancy parser and compared on whole segments (`secret/legacy`
+ * covers `secret/legacy/x`, not `secret/legacy-2`; `secret/data/legacy/` covers `secret/legacy/x`).
+ */
 export function adoptionAllowed(path: KvPath, namespace: string, sourceAsks: boolean, grants: readonly AdoptionGrant[]): boolean {
   if (sourceAsks) return true;
-  const segments = formatPath(path).split('/');
-  return grants.some(
-    (grant) =>
-      grant.namespaces.some((pattern) => pattern === '*' || (pattern.endsWith('*') ? namespace.startsWith(pattern.slice(0, -1)) : pattern === namespace)) &&
-      (grant.adoptPathPrefixes ?? []).some((prefix) => {
-        const wanted = prefix.replaceAll('{namespace}', namespace).split('/').filter((s) => s !== '');
-        return wanted.length > 0 && wanted.length <= segments.length && wanted.every((segment, i) => segments[i] === segment);
-      }),
-  );
+  return adoptionPrefixes(namespace, grants).prefixes.some((prefix) => isInside(path, prefix));
 }
 
 // ---------------------------------------------------------------------------------------------------------
