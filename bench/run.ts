@@ -21,11 +21,15 @@ import { ensureBinaries } from '../testenv/binaries.js';
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../testenv/environment.js';
 import { VaultRateLimiter } from '../src/vault/limiter.js';
 import { startupBench } from './startup.js';
+import { wholeMounts } from '../src/vault/scope.js';
 import { createVaultStack } from '../src/vault/stack.js';
 import { writeFloor } from './write-floor.js';
 import { fairShare, fairShareTables } from './fair-share.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
 import { loadKubeConfig } from '../src/kube/kube-config.js';
+
+/** The benchmark writes for no source: its requests carry the whole secret/ mount as their scope. */
+const benchContext = { scope: wholeMounts(['secret'], 'the benchmark') };
 
 const RATE = 10;
 const BURST = 20;
@@ -103,7 +107,7 @@ async function converge(dir: string, n: number) {
   const first = proxy.requests.length;
   const auditFrom = auditLogMark(env.vaultAuditLogPath);
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ value: `v${i}` })))));
+  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ value: `v${i}` })), {}, benchContext)));
   const seconds = (performance.now() - t0) / 1000;
   await stack.stop();
   const seen = since(first);
@@ -245,7 +249,7 @@ async function memory(dir: string, streamed: boolean, count: number) {
   const sampler = await memorySampler();
   const prefix = `bench/memory-${streamed ? 'streamed' : 'buffered'}-${randomBytes(3).toString('hex')}`;
   const t0 = performance.now();
-  await Promise.all(payloads.map((data, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries(data)))));
+  await Promise.all(payloads.map((data, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries(data)), {}, benchContext)));
   const seconds = (performance.now() - t0) / 1000;
   const usage = sampler.stop();
   await stack.stop();

@@ -16,7 +16,7 @@ import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
 import { createDecisionPipeline } from './sync/gather.js';
 import { Reconciler } from './sync/reconciler.js';
-import { syncStateStore } from './sync/state-store.js';
+import { INVALID_RECORD, reportDroppedPaths, syncStateStore } from './sync/state-store.js';
 import { SecretIndex } from './sync/secret-index.js';
 import { DryRunReporter } from './plan/dry-run.js';
 import { Planner } from './plan/planner.js';
@@ -68,6 +68,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
   const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, ownSources(overrides.conditionListener, overrides.accepts), {
+    kvMounts: config.vault.kvMounts,
     fence: overrides.fence,
     onFenced: () => metrics.fencedRequests.labels('status').inc(),
   });
@@ -152,6 +153,13 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     fingerprint.useKey(await loadOrCreateHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret));
     await vaultStack.login();
     await state.load();
+    await reportDroppedPaths(state.droppedAtLoad, {
+      log,
+      count: () => metrics.refusals.labels(INVALID_RECORD).inc(),
+      accepts: overrides.accepts,
+      // DRY_RUN records no Event.
+      event: config.dryRun ? undefined : (owner, reason, message) => cluster.createEvent(owner.kind, owner, 'Warning', reason, message),
+    });
     await reflectors.startAndSync();
     if (ended) throw new Error('the engine was stopped before it started');
     started = true;

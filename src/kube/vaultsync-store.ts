@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { quoteForMessage, splitPath } from '../vault/path.js';
+import { parseVaultPath, quoteForMessage, splitPath } from '../vault/path.js';
 import { sortedByPath } from '../vault/path-order.js';
 import type { WriteFence } from './lease-fence.js';
 import { boundMessage } from './message-bounds.js';
@@ -75,6 +75,8 @@ export class FencedStatusWriteError extends Error {
 }
 
 export interface VaultSyncStoreOptions {
+  /** The KV mounts a recorded path may name; anything else in a status is dropped at load. */
+  kvMounts: readonly string[];
   /** Asked immediately before each write (status, create, delete): a replica not holding its Lease writes nothing. */
   fence?: WriteFence;
   /** A write the fence refused (metrics). */
@@ -149,22 +151,40 @@ export interface ConditionListener {
   onDeleted(sourceKey: string): void;
 }
 
+/** Paths a loaded VaultSync status listed that are not Vault paths under the allowed KV mounts: dropped. */
+export interface DroppedPaths {
+  owner: Pick<RecordOwner, 'kind' | 'namespace' | 'name' | 'uid'>;
+  /** As the status listed them (user input: quote them, bounded, before showing any). */
+  paths: string[];
+}
+
 /**
  * The sync record of each source, kept in the status of a VaultSync object beside it
  * (docs/adr/0001-sync-state-in-vaultsync-status.md). Loaded once at start; afterwards the operator is its
  * only writer (the leader), so its in-memory copy is authoritative and reads cost no API call.
+ *
+ * A status is writable by whoever may write `vaultsyncs/status` in the namespace, so what is loaded is input:
+ * each recorded path is parsed with the path grammar (on an allowed mount) and dropped when it does not
+ * parse; `droppedAtLoad` says which, for the caller to report. Whether a path that parses is inside the
+ * source's grant is decided where the grant is known (the sync layer, and the Vault port under it).
  */
 export class VaultSyncStore implements SyncRecordStore {
   private readonly api: CustomObjectsApi;
   private readonly records = new Map<string, VaultSyncObject>();
+  private readonly dropped = new Map<string, DroppedPaths>();
 
   constructor(
     kubeConfig: KubeConfig,
     private readonly namespaces: readonly string[],
-    private readonly listener?: ConditionListener,
-    private readonly options: VaultSyncStoreOptions = {},
+    private readonly listener: ConditionListener | undefined,
+    private readonly options: VaultSyncStoreOptions,
   ) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  /** The records whose status listed paths that do not parse, by source key, as of the last load. */
+  get droppedAtLoad(): ReadonlyMap<string, DroppedPaths> {
+    return this.dropped;
   }
 
   /** Reads every existing VaultSync (all namespaces, or the watched ones). */
@@ -189,13 +209,36 @@ export class VaultSyncStore implements SyncRecordStore {
         ? [await this.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })]
         : await Promise.all(this.namespaces.map((namespace) => this.api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })));
     this.records.clear();
+    this.dropped.clear();
     for (const list of lists) {
       for (const item of (list as { items: VaultSyncObject[] }).items) {
         const key = sourceKey(item.spec.source.kind, item.metadata.namespace, item.spec.source.name);
+        const paths = this.dropUnparsable(item);
+        if (paths.length > 0) this.dropped.set(key, { owner: { kind: item.spec.source.kind, namespace: item.metadata.namespace, name: item.spec.source.name, uid: item.spec.source.uid ?? '' }, paths });
         this.records.set(key, item);
         this.notify(key, 'loaded');
       }
     }
+  }
+
+  /** Removes from a loaded status every entry, intent and failure whose path does not parse; returns those paths. */
+  private dropUnparsable(item: VaultSyncObject): string[] {
+    const status = item.status;
+    if (!status) return [];
+    const dropped: string[] = [];
+    const keep = <T extends { path?: unknown }>(list: T[] | undefined): T[] | undefined => {
+      if (!Array.isArray(list)) return undefined;
+      return list.filter((entry) => {
+        const path = entry?.path;
+        const ok = typeof path === 'string' && parseVaultPath(path, this.options.kvMounts).ok;
+        if (!ok) dropped.push(typeof path === 'string' ? path : String(path));
+        return ok;
+      });
+    };
+    status.entries = keep(status.entries);
+    status.intents = keep(status.intents);
+    status.failures = keep(status.failures);
+    return dropped;
   }
 
   get size(): number {

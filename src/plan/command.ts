@@ -12,7 +12,7 @@ import { VaultSyncStore } from '../kube/vaultsync-store.js';
 import { createLogger } from '../observability/logger.js';
 import { Fingerprinter } from '../sync/fingerprint.js';
 import { createDecisionPipeline } from '../sync/gather.js';
-import { syncStateStore } from '../sync/state-store.js';
+import { reportDroppedPaths, syncStateStore } from '../sync/state-store.js';
 import { createVaultStack } from '../vault/stack.js';
 import { Planner } from './planner.js';
 import { buildReport, exitCodeOf, renderJson, renderText, type PlanReport, type SourcePlan } from './report.js';
@@ -124,8 +124,9 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
   const reflectors = new SourceReflectors(kubeConfig, config.watchNamespaces, (data) => fingerprint.secretData(data), log, { onError: (error) => failed(error) });
   try {
     const key = await readHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret);
-    const state = new VaultSyncStore(kubeConfig, config.watchNamespaces);
+    const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, undefined, { kvMounts: config.vault.kvMounts });
     await state.load();
+    await reportDroppedPaths(state.droppedAtLoad, { log });
     if (!key && state.size > 0) {
       warn(`the content-hash key Secret ${config.operatorNamespace}/${config.hashKeySecret} does not exist (see --operator-namespace / --hash-key-secret): what the VaultSyncs record cannot be compared, so recorded paths show as "update"`);
     }

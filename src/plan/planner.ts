@@ -7,6 +7,7 @@ import type { DeleteOp, Verdict, WriteOp } from '../sync/verdict.js';
 import type { WriteDecision } from '../sync/write-policy.js';
 import { formatPath } from '../vault/path.js';
 import { sortedByPath } from '../vault/path-order.js';
+import { describeScope } from '../vault/scope.js';
 import { sourcePlan, type PathAction, type PathPlan, type SourcePlan } from './report.js';
 
 export interface PlannerDeps {
@@ -25,7 +26,7 @@ export class Planner {
 
   /** Undefined when the key names no object, or one with nothing to plan. */
   async planSource(key: string): Promise<SourcePlan | undefined> {
-    const { verdict, input } = await this.deps.pipeline.verdict(key, { context: { source: key } });
+    const { verdict, input } = await this.deps.pipeline.verdict(key);
     const { namespace } = parseSourceKey(key);
     if (verdict.index === 'forget') this.deps.index?.forget(key);
     else if (verdict.index) this.deps.index?.set(key, namespace, verdict.index);
@@ -38,8 +39,10 @@ const KV1_UNCHECKED = 'KV v1: ownership not checked, plan reads no data';
 
 /** Pure: a Verdict as the plan of one source (its paths sorted). */
 export function printVerdict(verdict: Verdict, id: Pick<SourcePlan, 'kind' | 'namespace' | 'name'>, deletePolicy: 'all-versions' | 'latest-version'): SourcePlan | undefined {
-  const outside = verdict.outsideScope ? `; ${verdict.outsideScope} recorded path(s) outside the namespace's scope are left alone` : '';
-  const plan = (reason: string, paths: PathPlan[], refused = false) => sourcePlan(id, reason + outside, sortedByPath(paths, (p) => p.path), refused);
+  // As the reconciler: never looked up, never touched; nothing is said of what is there.
+  const scope = verdict.scope;
+  const untouched = scope ? (verdict.outside ?? []).map((p): PathPlan => ({ path: formatPath(p), action: 'refuse', reason: `outside what ${describeScope(scope)} may reach: never touched` })) : [];
+  const plan = (reason: string, paths: PathPlan[], refused = false) => sourcePlan(id, reason, sortedByPath([...paths, ...untouched], (p) => p.path), refused);
   const failed = (failures: readonly WriteFailure[]) => failures.map((f): PathPlan => ({ path: formatPath(f.path), action: 'refuse', reason: describeFailure(f) }));
   const without = (paths: PathPlan[], failures: readonly WriteFailure[]) => {
     const failedPaths = new Set(failures.map((f) => formatPath(f.path)));

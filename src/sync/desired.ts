@@ -3,7 +3,8 @@ import { Annotations } from '../kube/annotations.js';
 import { referencedSecrets } from '../kube/references.js';
 import { InputLimits } from '../vault/path-grammar.js';
 import { childPath, formatPath, parseVaultPath, quoteForMessage, type KvPath } from '../vault/path.js';
-import { sortedTexts } from '../vault/path-order.js';
+import { sortedByPath, sortedTexts } from '../vault/path-order.js';
+import { permits, type RequestScope } from '../vault/scope.js';
 
 /** The annotated object a sync is for: a Deployment or a Secret. Its key is `Kind/namespace/name`. */
 export interface SyncSource {
@@ -240,6 +241,27 @@ function decodeUtf8(bytes: Uint8Array): string | undefined {
 export function describeProblems(problems: readonly Problem[], shown = 5): string {
   const head = sortedTexts(problems.map((p) => p.message)).slice(0, shown).join('; ');
   return problems.length > shown ? `${head}; …and ${problems.length - shown} more` : head;
+}
+
+/** The paths cleanup may touch (inside the source's grant) and those it must not, each sorted and once. */
+export interface SourcePaths {
+  inside: KvPath[];
+  /** Recorded or derived, but outside the grant (re-pointed elsewhere, a tampered record, a grant withdrawn). */
+  outside: KvPath[];
+}
+
+/**
+ * Pure: the paths a source may have written, for cleanup: those its record names, and (a record may be lost)
+ * those its annotations derive now; split by its scope, since neither the annotation (re-pointed at another
+ * tenant's prefix) nor the record (its status is writable) is proof that the path is the source's.
+ */
+export function pathsOfSource(recorded: readonly { path: KvPath }[], source: SyncSource, options: SpecOptions & { scope: RequestScope }): SourcePaths {
+  const paths = new Map<string, KvPath>();
+  for (const entry of recorded) paths.set(formatPath(entry.path), entry.path);
+  const derived = deriveTargets(source, options);
+  if (derived.ok) for (const target of derived.targets) paths.set(formatPath(target.path), target.path);
+  const sorted = sortedByPath([...paths], ([text]) => text).map(([, path]) => path);
+  return { inside: sorted.filter((path) => permits(options.scope, path)), outside: sorted.filter((path) => !permits(options.scope, path)) };
 }
 
 /** Every Secret name a set of targets reads: what the Secret→source index is built from. */

@@ -5,9 +5,10 @@ import { Annotations, FINALIZER } from '../kube/annotations.js';
 import { parseSourceKey, type SlimDeployment, type SlimSecret } from '../kube/objects.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { KvMetadata, RequestContext } from '../vault/port.js';
+import { permits } from '../vault/scope.js';
+import { scopeOf } from '../vault/tenancy.js';
 import type { Fingerprinter } from './fingerprint.js';
 import type { SyncState } from './state-store.js';
-import { inScope, scopeOf } from './source-scope.js';
 import { decide, type DecisionInput, type DecisionSettings, type PolicyGrant, type ReadRequest, type Reads, type Verdict } from './verdict.js';
 import { leafName, planLookups, type PathView } from './write-policy.js';
 
@@ -47,7 +48,6 @@ export interface GatherDeps {
 }
 
 export interface GatherOptions {
-  context: RequestContext;
   /** Read the record from the API server, not the cache (after a version conflict). */
   fresh?: boolean;
   /** Called once before the first Vault request (the work queue's slot hand-back). */
@@ -68,13 +68,17 @@ export class DecisionPipeline {
     return this.deps.settings;
   }
 
-  /** The verdict for a source, with the input it was decided from. */
-  async verdict(key: string, options: GatherOptions): Promise<{ verdict: Verdict; input: DecisionInput }> {
+  /**
+   * The verdict for a source, with the input it was decided from and the context its Vault requests carry:
+   * the source, and the grant of its namespace as the same grants snapshot gives it (the port refuses the rest).
+   */
+  async verdict(key: string, options: GatherOptions = {}): Promise<{ verdict: Verdict; input: DecisionInput; context: RequestContext }> {
     let input = await this.initial(key, options.fresh === true);
+    const context: RequestContext = { source: key, scope: scopeOf(parseSourceKey(key).namespace, this.deps.settings, input.grants) };
     for (let stage = 0; stage < MAX_STAGES; stage++) {
       const decision = decide(input);
-      if (decision.type !== 'read') return { verdict: decision, input };
-      input = { ...input, reads: await this.read(decision, input.reads, options) };
+      if (decision.type !== 'read') return { verdict: decision, input, context };
+      input = { ...input, reads: await this.read(decision, input.reads, options, context) };
     }
     throw new Error(`the decision for ${key} asked for more than ${MAX_STAGES} stages of reads`);
   }
@@ -91,7 +95,7 @@ export class DecisionPipeline {
     return {
       object,
       why: object.deletionTimestamp ? 'source deleted' : `the ${Annotations.path} annotation was removed`,
-      recorded: async () => ((await this.deps.state.get(key))?.entries ?? []).map((e) => e.path).filter((path) => inScope(path, scope)),
+      recorded: async () => ((await this.deps.state.get(key))?.entries ?? []).map((e) => e.path).filter((path) => permits(scope, path)),
     };
   }
 
@@ -115,7 +119,7 @@ export class DecisionPipeline {
     };
   }
 
-  private async read(request: ReadRequest, known: Reads, options: GatherOptions): Promise<Reads> {
+  private async read(request: ReadRequest, known: Reads, options: GatherOptions, context: RequestContext): Promise<Reads> {
     const reads: Reads = { ...known };
     if (request.values) {
       const { namespace, secretNames } = request.values;
@@ -130,7 +134,7 @@ export class DecisionPipeline {
     if (request.lookup || request.metadata) {
       options.beforeVault?.();
       const views = new Map(known.views ?? []);
-      await Promise.all([this.lookUp(request.lookup ?? [], views, options.context), ...(request.metadata ?? []).map((path) => this.readView(path, views, options.context))]);
+      await Promise.all([this.lookUp(request.lookup ?? [], views, context), ...(request.metadata ?? []).map((path) => this.readView(path, views, context))]);
       reads.views = views;
     }
     return reads;

@@ -6,8 +6,9 @@ import { parseSourceKey } from '../kube/objects.js';
 import { describeKubeError } from '../kube/reflector.js';
 import type { Metrics } from '../observability/metrics.js';
 import { VaultRequestError } from '../vault/errors.js';
-import { formatPath, quoteForMessage, type KvPath } from '../vault/path.js';
+import { formatPath, type KvPath } from '../vault/path.js';
 import type { RequestContext, VaultPort } from '../vault/port.js';
+import { describeScope } from '../vault/scope.js';
 import { describeFinding, INVALID_ANNOTATION, type AnnotationFinding } from './annotation-check.js';
 import { MIN_DRIFT_PERIOD_MS } from './change-detection.js';
 import type { DecisionPipeline } from './gather.js';
@@ -86,6 +87,9 @@ interface WriteOutcome {
 
 const EVENT_REPEAT_SUPPRESSION_MS = 10 * 60_000;
 
+/** The reason of the Event (and refusal count) for paths a source names or recorded outside its grant. */
+const OUTSIDE_GRANT = 'OutsideGrant';
+
 /**
  * reconcile(key): asks the decision pipeline for the source's Verdict (src/sync/verdict.ts), then carries it
  * out: the Vault and Kubernetes writes, the record, the Events. Level-triggered: it looks at the current
@@ -127,11 +131,10 @@ export class Reconciler {
   }
 
   private async reconcileOnce(key: string, beforeVault: () => void): Promise<ReconcileResult> {
-    const context: RequestContext = { source: key };
     const fresh = this.freshNext.delete(key);
-    const decided = await this.deps.pipeline.verdict(key, { context, fresh, beforeVault }).catch((error: unknown) => this.cleanupBlocked(key, error));
+    const decided = await this.deps.pipeline.verdict(key, { fresh, beforeVault }).catch((error: unknown) => this.cleanupBlocked(key, error));
     if (!('verdict' in decided)) return decided;
-    const { verdict, input } = decided;
+    const { verdict, input, context } = decided;
     const object = input.object;
     if (verdict.type === 'ignore' || !object) {
       if (verdict.index === 'forget') this.deps.index.forget(key);
@@ -144,7 +147,7 @@ export class Reconciler {
     else if (verdict.index) this.deps.index.set(key, object.namespace, verdict.index);
     // Reported, not refused: the sync goes on with each bad value read as annotation-check.ts says.
     await this.reportBadAnnotations(object, verdict.findings ?? []);
-    await this.reportOutsideScope(object, verdict.outsideScope ?? 0);
+    await this.reportOutside(object, verdict);
     switch (verdict.type) {
       case 'suspended':
         await this.deps.state.setCondition(key, ref, { status: 'False', reason: 'Suspended', message: `${Annotations.suspend} is "true"` });
@@ -362,7 +365,7 @@ export class Reconciler {
   private async finalize(run: Run, verdict: Extract<Verdict, { type: 'finalize' }>): Promise<ReconcileResult> {
     const { key, object } = run;
     const { why } = verdict;
-    await this.reportOutsideScope(object, verdict.outsideScope ?? 0);
+    await this.reportOutside(object, verdict);
     if (verdict.preserved !== undefined) {
       const type = isTrue(object.annotations[Annotations.preserveOnDelete]) ? 'Normal' : 'Warning'; // kept on a bad value
       await this.event(object, type, 'Preserved', `${why}; Vault data kept (${verdict.preserved}): ${boundedList(verdict.recorded.map(formatPath)) || 'nothing synced'}`);
@@ -421,12 +424,15 @@ export class Reconciler {
     if (await this.event(object, 'Warning', INVALID_ANNOTATION, boundedList(findings.map(describeFinding)))) this.deps.metrics?.refusals.labels(INVALID_ANNOTATION).inc();
   }
 
-  /** Recorded paths the scope does not cover: named by the source's own namespace and path only, never touched. */
-  private async reportOutsideScope(object: SlimMeta & { kind: SourceKind }, count: number): Promise<void> {
-    if (count === 0) return;
-    const annotation = object.annotations[Annotations.path];
-    const message = `${count} path(s) recorded for this source are outside what namespace "${object.namespace}" may write to; they are left alone (its ${Annotations.path}: ${annotation === undefined ? 'none' : quoteForMessage(annotation)})`;
-    if (await this.event(object, 'Warning', 'RecordOutsideScope', message)) this.deps.metrics?.refusals.labels('RecordOutsideScope').inc();
+  /**
+   * Paths the source names or recorded that its grant does not cover: never touched, and the Event does not
+   * name them: what lies outside the grant (whose it is, or whether it exists) is not this namespace's to learn.
+   */
+  private async reportOutside(object: SlimMeta & { kind: SourceKind }, verdict: Verdict): Promise<void> {
+    const outside = verdict.outside ?? [];
+    if (outside.length === 0 || !verdict.scope) return;
+    const message = `not touching ${outside.length} path(s) this source names or recorded: they are outside what ${describeScope(verdict.scope)} may reach`;
+    if (await this.event(object, 'Warning', OUTSIDE_GRANT, message)) this.deps.metrics?.refusals.labels(OUTSIDE_GRANT).inc();
   }
 
   private async reject(run: Run, reason: 'Refused' | 'SyncFailed', code: string, message: string): Promise<ReconcileResult> {

@@ -8,13 +8,14 @@ import { formatPath, type KvPath } from '../vault/path.js';
 import { compareUtf8 } from '../vault/path-order.js';
 import { annotationFindings, preservationReason, preservesOnDelete, type AnnotationFinding } from './annotation-check.js';
 import { driftPeriodMs as driftPeriodOf, forceRequested, hasDrifted, inputFingerprint, MIN_DRIFT_PERIOD_MS } from './change-detection.js';
-import { deriveTargets, describeProblems, materialize, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
+import { deriveTargets, describeProblems, materialize, pathsOfSource, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
 import { planSync, type SyncedEntry } from './plan.js';
 import { notDoneFingerprint } from './progress.js';
 import type { SyncState, WriteFailure } from './state-store.js';
-import { checkTenancy, type TenancyGrant } from '../vault/tenancy.js';
+import { checkTenancy, scopeOf, type TenancyGrant } from '../vault/tenancy.js';
+import type { RequestScope } from '../vault/scope.js';
 import { decideDelete, deleteProofs, type DeleteAction } from './delete-policy.js';
-import { inScope, scopedRecord, scopeOf, type Scope } from './source-scope.js';
+import { scopedRecord } from './source-scope.js';
 import { adoptionAllowed, decideWrite, type AdoptionGrant, type PathView, type WriteDecision, type WriteIntent } from './write-policy.js';
 
 /** The operator settings the decisions depend on. */
@@ -91,12 +92,14 @@ export interface DeleteOp {
 }
 
 interface Common {
+  /** The grant of the source's namespace: every request made for it carries this (the port refuses the rest). */
+  scope?: RequestScope;
   /** The Secret→source index: the Secrets the source reads, or 'forget'. */
   index?: string[] | 'forget';
   /** Annotation values not read as written (a Warning Event; the sync goes on). */
   findings?: AnnotationFinding[];
-  /** How many recorded paths the scope does not cover: reported on the source, never touched. */
-  outsideScope?: number;
+  /** Paths the source names or recorded that its scope does not cover: reported on the source, never touched. */
+  outside?: KvPath[];
 }
 
 export type Verdict = Common &
@@ -164,25 +167,25 @@ export function decide(input: DecisionInput): Decision {
   const source = sourceOf(object);
   const scope = scopeOf(object.namespace, settings, input.grants);
   const scoped = scopedRecord(input.record, scope);
-  const outsideScope = scoped.outside;
+  const reported = { scope, outside: scoped.outside };
 
   if (object.deletionTimestamp || !(Annotations.path in object.annotations)) {
     if (!object.finalizers.includes(FINALIZER)) return { type: 'ignore' };
-    return decideFinalize(input, source, scope, scoped.record, outsideScope);
+    return decideFinalize(input, source, scope, scoped.record);
   }
   const findings = annotationFindings(object.annotations, { namespace: object.namespace, allowedMounts: settings.kvMounts, tenantPathTemplate: settings.tenantPathTemplate }, object.kind);
   const record = scoped.record;
-  if (isTrue(object.annotations[Annotations.suspend])) return { type: 'suspended', recorded: (record?.entries ?? []).map((e) => e.path).sort(byPath((p) => p)), findings, outsideScope };
+  if (isTrue(object.annotations[Annotations.suspend])) return { type: 'suspended', recorded: (record?.entries ?? []).map((e) => e.path).sort(byPath((p) => p)), findings, ...reported };
 
   const derived = deriveTargets(source, { allowedMounts: settings.kvMounts, maxSecretsPerSource: settings.maxSecretsPerSource });
-  if (!derived.ok) return { type: 'reject', reason: derived.problem.code === 'InvalidPath' ? 'Refused' : 'SyncFailed', code: derived.problem.code, message: derived.problem.message, index: 'forget', findings, outsideScope };
+  if (!derived.ok) return { type: 'reject', reason: derived.problem.code === 'InvalidPath' ? 'Refused' : 'SyncFailed', code: derived.problem.code, message: derived.problem.message, index: 'forget', findings, ...reported };
   const targets = derived.targets;
   for (const target of targets) {
     const tenancy = checkTenancy(target.path, object.namespace, settings.tenantPathTemplate, input.grants);
-    if (!tenancy.ok) return { type: 'reject', reason: 'Refused', code: 'OutsideTenantPrefix', message: tenancy.reason, findings, outsideScope };
+    if (!tenancy.ok) return { type: 'reject', reason: 'Refused', code: 'OutsideTenantPrefix', message: tenancy.reason, findings, ...reported };
   }
   const secretNames = secretNamesOf(targets);
-  const common: Common = { index: secretNames, findings, outsideScope };
+  const common: Common = { index: secretNames, findings, ...reported };
 
   const changeDetection = object.annotations[Annotations.rotationCheck]?.trim().toLowerCase() !== 'disabled';
   const forceToken = object.annotations[Annotations.forceSync];
@@ -338,21 +341,20 @@ function intentOf(entry: DesiredEntry, hash: string, decision: Extract<WriteDeci
  * pending intents, and what its annotations derive now) — each inside its scope — are deleted where they
  * are provably ours, unless preserve-on-delete.
  */
-function decideFinalize(input: DecisionInput, source: SyncSource, scope: Scope, record: SyncState | undefined, outsideScope: number): Decision {
+function decideFinalize(input: DecisionInput, source: SyncSource, scope: RequestScope, record: SyncState | undefined): Decision {
   const why = input.object!.deletionTimestamp ? 'source deleted' : `the ${Annotations.path} annotation was removed`;
-  const paths = new Map<string, { path: KvPath; why: string; recorded: boolean }>();
-  for (const entry of record?.entries ?? []) paths.set(formatPath(entry.path), { path: entry.path, why, recorded: true });
+  // The record (as written: a tampered entry is set apart here) and what the annotations derive now (the record
+  // may be lost), split by the scope: neither the annotation nor the record proves a path is the source's.
+  const { inside, outside } = pathsOfSource(input.record?.entries ?? [], source, { allowedMounts: input.settings.kvMounts, maxSecretsPerSource: input.settings.maxSecretsPerSource, scope });
+  const paths = new Map(inside.map((path) => [formatPath(path), { path, why, recorded: true }]));
+  // An intent whose data may have landed before its marks: proved ours (or dropped) like any path.
   for (const intent of record?.intents ?? []) if (!paths.has(formatPath(intent.path))) paths.set(formatPath(intent.path), { path: intent.path, why, recorded: false });
-  const derived = deriveTargets(source, { allowedMounts: input.settings.kvMounts, maxSecretsPerSource: input.settings.maxSecretsPerSource });
-  // The annotation (read now, for a record that was lost) adds only what the scope covers: a path it names
-  // in another tenant's prefix was refused for syncing, so nothing of this source is there; it is not read.
-  for (const target of derived.ok ? derived.targets : []) {
-    if (inScope(target.path, scope) && !paths.has(formatPath(target.path))) paths.set(formatPath(target.path), { path: target.path, why, recorded: true });
-  }
   const all = [...paths.values()].sort(byPath((p) => p.path));
   const recorded = all.map((p) => p.path);
-  if (preservesOnDelete(source.annotations)) return { type: 'finalize', why, preserved: preservationReason(source.annotations), recorded, deletes: [], index: 'forget', outsideScope };
+  const untouched = new Map([...scopedRecord(input.record, scope).outside, ...outside].map((path) => [formatPath(path), path]));
+  const reported = { index: 'forget' as const, scope, outside: [...untouched.values()].sort(byPath((p) => p)) };
+  if (preservesOnDelete(source.annotations)) return { type: 'finalize', why, preserved: preservationReason(source.annotations), recorded, deletes: [], ...reported };
   const deletes = decideDeletes(all, input, source, record);
   if (!Array.isArray(deletes)) return deletes;
-  return { type: 'finalize', why, recorded, deletes, index: 'forget', outsideScope };
+  return { type: 'finalize', why, recorded, deletes, ...reported };
 }

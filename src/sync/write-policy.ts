@@ -5,7 +5,9 @@ import type { KvMetadata } from '../vault/port.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { SyncSource } from './desired.js';
 import { describeOwner, ownershipMetadata, ownershipOf } from './ownership.js';
-import { isInside, namespaceMatches, parsePrefix } from '../vault/tenancy.js';
+import { adoptionPrefixes, isInside, type AdoptionGrant } from '../vault/tenancy.js';
+
+export type { AdoptionGrant } from '../vault/tenancy.js';
 
 /** A write about to be made, recorded in VaultSync status BEFORE it is sent: what version it will create. */
 export interface WriteIntent {
@@ -140,27 +142,14 @@ export function ownershipMarks(
   };
 }
 
-/** May an unmarked path be adopted: the source asks for it, or a VaultSyncPolicy grants it for a prefix. */
-export interface AdoptionGrant {
-  namespaces: readonly string[];
-  adoptPathPrefixes?: readonly string[];
-}
-
 /**
- * Pure: may an unmarked path be adopted? The source asks for it, or a VaultSyncPolicy grants it for a prefix.
- * The prefixes are parsed and matched like the tenancy grants (parsePrefix, isInside): whole segments, and
- * `secret/data/legacy/` names the same place as `secret/legacy/`.
+ * Pure: may an unmarked path be adopted: the source asks for it, or a VaultSyncPolicy's adoptPathPrefixes
+ * covers it. The prefixes are read by the tenancy parser and compared on whole segments (`secret/legacy`
+ * covers `secret/legacy/x`, not `secret/legacy-2`; `secret/data/legacy/` covers `secret/legacy/x`).
  */
 export function adoptionAllowed(path: KvPath, namespace: string, sourceAsks: boolean, grants: readonly AdoptionGrant[]): boolean {
   if (sourceAsks) return true;
-  return grants.some(
-    (grant) =>
-      grant.namespaces.some((pattern) => namespaceMatches(pattern, namespace)) &&
-      (grant.adoptPathPrefixes ?? []).some((text) => {
-        const parsed = parsePrefix(text, namespace);
-        return parsed.ok && parsed.prefix.key.length > 0 && isInside(path, parsed.prefix);
-      }),
-  );
+  return adoptionPrefixes(namespace, grants).prefixes.some((prefix) => isInside(path, prefix));
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ export type VaultErrorKind =
   | 'stopped' // the operator is shutting down
   | 'fenced' // not sent: this replica does not hold its Lease now (another may write)
   | 'tls' // certificate not trusted / wrong name / not TLS: a configuration problem, not retried
+  | 'outside-scope' // refused by the port before sending: the path is outside the scope the request carries (a caller bug)
   | 'unknown';
 
 export function isRetryableKind(kind: VaultErrorKind): boolean {

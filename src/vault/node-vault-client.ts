@@ -6,7 +6,7 @@ import type { KvStrategy, WriteOptions } from './kv-strategy.js';
 import type { VaultRateLimiter } from './limiter.js';
 import type { VaultMetrics } from './metrics.js';
 import type { KvPath } from './path.js';
-import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
+import type { KvMetadata, RequestContext, WriteResult } from './port.js';
 import { RequestCore, type RequestHooks } from './request-core.js';
 import type { RetryPolicy } from './retry.js';
 import { TokenSession } from './token-session.js';
@@ -71,8 +71,11 @@ function nodeVaultApi(connection: VaultConnectionConfig, auth: VaultAuthConfig, 
  * token per attempt, retries, timing, error mapping: request-core.ts), the token session (login, renewal,
  * one re-login after a 403: token-session.ts) and the KV strategy of each mount (v1 or v2, chosen once per
  * mount: kv-mounts.ts). Errors leave as VaultRequestError and never carry a request body.
+ *
+ * It is not the port: it checks no scope. Only the pipeline (pipeline.ts, which enforces each request's
+ * scope) calls its KV methods.
  */
-export class NodeVaultClient implements VaultPort {
+export class NodeVaultClient {
   private readonly transport: VaultTransport;
   private readonly session: TokenSession;
   private readonly mounts: KvMounts;
@@ -122,7 +125,7 @@ export class NodeVaultClient implements VaultPort {
     return this.mounts.kvVersion(mount);
   }
 
-  async writeData(path: KvPath, data: ReadonlyMap<string, string>, writeOptions: WriteOptions = {}, context?: RequestContext): Promise<WriteResult> {
+  async writeData(path: KvPath, data: ReadonlyMap<string, string>, writeOptions: WriteOptions = {}, context?: Pick<RequestContext, 'source'>): Promise<WriteResult> {
     // The hooks ride in the write options (the pipeline's way); a caller of the port may give the context apart.
     const options: WriteOptions = context?.source !== undefined && writeOptions.source === undefined ? { ...writeOptions, source: context.source } : writeOptions;
     if (options.stream === true) this.metrics?.bodyStreamed();

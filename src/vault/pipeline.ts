@@ -3,8 +3,9 @@ import { VaultBatcher, type VaultOperation } from './batcher.js';
 import { VaultRequestError } from './errors.js';
 import type { VaultMetrics } from './metrics.js';
 import type { NodeVaultClient } from './node-vault-client.js';
-import { formatPath, type KvPath } from './path.js';
+import { formatPath, quoteForMessage, type KvPath } from './path.js';
 import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
+import { describeScope, permits } from './scope.js';
 
 export interface PipelineOptions {
   client: NodeVaultClient;
@@ -45,9 +46,15 @@ export function payloadBytes(data: ReadonlyMap<string, string>): number {
   return size;
 }
 
+/** The reason a request refused at the port is counted under (vault_sync_refusals_total{reason}). */
+export const OUTSIDE_SCOPE = 'OutsideScope';
+
 /**
- * The VaultPort the reconciler sees: size checks on writes, then the batcher (grouping, merging waiting
- * writes to one path), then the client (rate limiter, retries, auth) for each operation.
+ * The VaultPort the reconciler and the planner see, the one entrance of every KV request: first its scope
+ * (a request outside the grant it carries, or carrying none, is refused and never sent), then the size
+ * check on writes, then the batcher (grouping, merging waiting writes to one path), then the client (rate
+ * limiter, retries, auth) for each operation. Login, token renewal and lookup and mount lookup are the
+ * only requests that do not come through here: they serve no source and reach no KV path.
  */
 export class VaultPipeline implements VaultPort {
   private readonly batcher: VaultBatcher;
@@ -73,25 +80,15 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.waitingSince;
   }
 
-  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<WriteResult> {
-    const size = payloadBytes(data);
-    if (size > this.options.maxSecretBytes) {
-      // Refused here, terminally: Vault would reject it on every retry (or its storage would).
-      this.options.metrics?.requestFailed('write', 'too-large');
-      return Promise.reject(new VaultRequestError('write', formatPath(path), undefined, 'too-large', `the payload is ${size} bytes, above the maximum of ${this.options.maxSecretBytes} bytes (--max-secret-size)`));
-    }
-    if (size > this.options.largeSecretThresholdBytes) {
-      this.options.metrics?.largeSecret();
-      this.options.log.warn({ path: formatPath(path), sizeBytes: size, keys: data.size, thresholdBytes: this.options.largeSecretThresholdBytes }, 'large secret: streaming it to Vault');
-    }
-    return this.submit({ kind: 'write', path, data, cas: options?.cas }, context);
+  writeData(path: KvPath, data: ReadonlyMap<string, string>, options: { cas?: number }, context: RequestContext): Promise<WriteResult> {
+    return this.submit({ kind: 'write', path, data, cas: options.cas }, context);
   }
 
-  writeMetadata(path: KvPath, customMetadata: Record<string, string>, context?: RequestContext): Promise<void> {
+  writeMetadata(path: KvPath, customMetadata: Record<string, string>, context: RequestContext): Promise<void> {
     return this.submit({ kind: 'write-metadata', path, customMetadata }, context);
   }
 
-  readMetadata(path: KvPath, context?: RequestContext): Promise<KvMetadata | undefined> {
+  readMetadata(path: KvPath, context: RequestContext): Promise<KvMetadata | undefined> {
     return this.submit({ kind: 'read-metadata', path }, context);
   }
 
@@ -99,24 +96,56 @@ export class VaultPipeline implements VaultPort {
    * Through the fair line like every KV operation (data level, the source's flow): sent straight to the
    * limiter, each new source's LIST would go ahead of every waiting operation of the others.
    */
-  listFolder(folder: KvPath, context?: RequestContext): Promise<string[]> {
+  listFolder(folder: KvPath, context: RequestContext): Promise<string[]> {
     return this.submit({ kind: 'list', path: folder }, context);
   }
 
-  readData(path: KvPath, context?: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
+  readData(path: KvPath, context: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
     return this.submit({ kind: 'read', path }, context);
   }
 
-  deleteLatest(path: KvPath, context?: RequestContext): Promise<void> {
+  deleteLatest(path: KvPath, context: RequestContext): Promise<void> {
     return this.submit({ kind: 'delete-latest', path }, context);
   }
 
-  deleteAll(path: KvPath, context?: RequestContext): Promise<void> {
+  deleteAll(path: KvPath, context: RequestContext): Promise<void> {
     return this.submit({ kind: 'delete-all', path }, context);
   }
 
-  private submit<T>(operation: VaultOperation, context: RequestContext | undefined): Promise<T> {
-    return this.batcher.submit<T>(operation, { source: context?.source, level: levelOf(operation.kind) });
+  private submit<T>(operation: VaultOperation, context: RequestContext): Promise<T> {
+    const refused = this.refuseOutsideScope(operation.kind, operation.path, context) ?? (operation.kind === 'write' ? this.refuseTooLarge(operation.path, operation.data) : undefined);
+    if (refused) return Promise.reject(refused);
+    return this.batcher.submit<T>(operation, { source: context.source, level: levelOf(operation.kind) });
+  }
+
+  /** Refused here, terminally: Vault would reject it on every retry (or its storage would). */
+  private refuseTooLarge(path: KvPath, data: ReadonlyMap<string, string>): VaultRequestError | undefined {
+    const size = payloadBytes(data);
+    if (size > this.options.maxSecretBytes) {
+      this.options.metrics?.requestFailed('write', 'too-large');
+      return new VaultRequestError('write', formatPath(path), undefined, 'too-large', `the payload is ${size} bytes, above the maximum of ${this.options.maxSecretBytes} bytes (--max-secret-size)`);
+    }
+    if (size > this.options.largeSecretThresholdBytes) {
+      this.options.metrics?.largeSecret();
+      this.options.log.warn({ path: formatPath(path), sizeBytes: size, keys: data.size, thresholdBytes: this.options.largeSecretThresholdBytes }, 'large secret: streaming it to Vault');
+    }
+    return undefined;
+  }
+
+  /**
+   * The grant, enforced below every caller and before the line and the limiter. A refusal means a caller
+   * asked for a path its own checks should have kept out (or forgot the scope): an internal error, logged
+   * and counted, and terminal (no retry can change it). The error names the path as the caller gave it;
+   * the log names the scope too.
+   */
+  private refuseOutsideScope(operation: VaultOperation['kind'], path: KvPath, context: RequestContext | undefined): VaultRequestError | undefined {
+    const scope = context?.scope;
+    if (scope && permits(scope, path)) return undefined;
+    const shown = quoteForMessage(formatPath(path));
+    const why = scope ? `outside the scope of ${describeScope(scope)}` : 'the request carries no scope';
+    this.options.metrics?.refused(OUTSIDE_SCOPE);
+    this.options.log.error({ operation, path: shown, source: context?.source, scope: scope ? describeScope(scope) : undefined }, `internal error: a Vault request was refused before sending: ${why}`);
+    return new VaultRequestError(operation, shown, undefined, 'outside-scope', `refused before sending: ${why}`);
   }
 
   /** Rejects operations still waiting for a batch; waits for those in flight. */

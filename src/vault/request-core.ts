@@ -6,7 +6,7 @@ import type { RequestContext } from './port.js';
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from './retry.js';
 
 /** Per-operation hooks (the batcher's), with the request's context (which source it is for). */
-export interface RequestHooks extends RequestContext {
+export interface RequestHooks extends Pick<RequestContext, 'source'> {
   /** The operation's first request got its rate-limit token and is being sent. */
   onStart?(): void;
 }

@@ -8,7 +8,7 @@
 // the proxy's timestamps (not Vault's), so there the bucket bound is checked with one request of slack.
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, tokenBucketExcess, type FaultProxy } from './helpers/fault-proxy.js';
 import { loadTestEnv } from './helpers/env.js';
-import { kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
+import { asTest, kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
 
 let proxy: FaultProxy;
 beforeAll(async () => {
@@ -26,7 +26,7 @@ test('a backlog of 100 writes: the burst of 20, then never more than 10 requests
   await stack.login(); // login + mount lookup: two requests, two tokens
   const prefix = uniquePrefix('limiter');
   const n = 100;
-  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ i: String(i) })))));
+  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ i: String(i) })), {}, asTest)));
   await stack.stop();
 
   const times = proxy.requests.slice(first).map((r) => r.at);
@@ -65,7 +65,7 @@ test('retries go through the limiter too: with 429s (Retry-After), 500s and rese
   const prefix = uniquePrefix('limiter-faults');
   const n = 50;
   try {
-    await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ i: String(i) })))));
+    await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ i: String(i) })), {}, asTest)));
   } finally {
     proxy.setFaults({});
   }

@@ -200,7 +200,7 @@ test("a source re-pointed at another tenant's prefix, then deleted, cleans up on
 });
 
 describe('a record edited to name paths outside the scope', () => {
-  test('is never acted on: the paths are not read nor deleted, and the Event names only the source', async () => {
+  test('is never acted on: the paths are not read nor deleted, and the Event names none of them', async () => {
     const world = worldWithWeb();
     await world.reconciler.reconcile(KEY);
     const record = world.records.records.get(KEY)!;
@@ -209,8 +209,8 @@ describe('a record edited to name paths outside the scope', () => {
     world.restart();
     world.cluster.deleteObject('Deployment', 'team-a', 'web');
     expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`, `delete-all ${DB}`]);
-    const warning = world.cluster.events.find((e) => e.reason === 'RecordOutsideScope')!;
-    expect(warning.message).toBe('3 path(s) recorded for this source are outside what namespace "team-a" may write to; they are left alone (its vault-sync.io/path: "secret/team-a/web")');
+    const warning = world.cluster.events.find((e) => e.reason === 'OutsideGrant')!;
+    expect(warning.message).toBe('not touching 3 path(s) this source names or recorded: they are outside what namespace "team-a" (secret/team-a/) may reach');
   });
 });
 

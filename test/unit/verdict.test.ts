@@ -2,7 +2,9 @@
 // source, and the one delete-ownership check.
 import { ownershipMetadata } from '../../src/sync/ownership.js';
 import { decideDelete } from '../../src/sync/delete-policy.js';
-import { inScope, scopeOf } from '../../src/sync/source-scope.js';
+import { scopedRecord } from '../../src/sync/source-scope.js';
+import { permits } from '../../src/vault/scope.js';
+import { scopeOf } from '../../src/vault/tenancy.js';
 import type { PathView } from '../../src/sync/write-policy.js';
 import { syncWorld } from './fakes/sync-world.js';
 
@@ -10,24 +12,23 @@ const source = { kind: 'Deployment' as const, namespace: 'team-a', name: 'web', 
 const settings = { kvMounts: ['secret', 'kv'], tenantPathTemplate: 'secret/{namespace}/' };
 const grants = [{ name: 'shared', namespaces: ['team-*'], allowedPathPrefixes: ['secret/data/shared/'] }];
 
-describe('the scope of a source: its namespace prefix and grants, on the allowed mounts, in the path grammar', () => {
+describe('a record checked against the scope: what it names outside is set apart, never used', () => {
   const scope = scopeOf('team-a', settings, grants);
-  test.each([
-    { path: { mount: 'secret', key: 'team-a/web/db' }, inside: true, why: 'under the namespace prefix' },
-    { path: { mount: 'secret', key: 'shared/x' }, inside: true, why: 'under a granted prefix written in the KV v2 API form' },
-    { path: { mount: 'secret', key: 'team-ab/x' }, inside: false, why: 'segments, not characters' },
-    { path: { mount: 'secret', key: 'team-b/x' }, inside: false, why: "another tenant's prefix" },
-    { path: { mount: 'sys', key: 'team-a/x' }, inside: false, why: 'not an allowed KV mount' },
-    { path: { mount: 'kv', key: 'team-a/x' }, inside: false, why: 'an allowed mount, but no prefix there' },
-    { path: { mount: 'secret', key: 'team-a/../team-b/x' }, inside: false, why: 'a dot segment (a tampered record) is not canonical' },
-    { path: { mount: 'secret', key: 'team-a//x' }, inside: false, why: 'an empty segment is not canonical' },
-    { path: { mount: 'secret', key: '' }, inside: false, why: 'the mount itself' },
-  ])('$why → $inside', ({ path, inside }) => {
-    expect(inScope(path, scope)).toBe(inside);
-  });
-  test('without a tenant path template every canonical path on the mounts is in scope', () => {
-    const open = scopeOf('team-a', { kvMounts: ['secret'] }, []);
-    expect([inScope({ mount: 'secret', key: 'team-b/x' }, open), inScope({ mount: 'sys', key: 'x' }, open)]).toEqual([true, false]);
+  const at = (key: string, mount = 'secret') => ({ mount, key });
+  test('entries, intents and failures outside the grant leave the record; each such path listed once, sorted', () => {
+    const record = {
+      inputFingerprint: 'f',
+      lastSyncTime: '',
+      entries: [{ path: at('team-a/web'), hash: 'h', version: 1 }, { path: at('team-b/x'), hash: 'h', version: 1 }, { path: at('shared/y'), hash: 'h' }],
+      intents: [{ path: at('team-b/x'), version: 2, hash: 'h' }, { path: at('team-a/new'), version: 1, hash: 'h' }],
+      failures: [{ path: at('team-a/x', 'kv'), hash: 'h', kind: 'forbidden', message: 'm' }],
+    };
+    const { record: scoped, outside } = scopedRecord(record, scope);
+    expect(scoped!.entries.map((e) => e.path.key)).toEqual(['team-a/web', 'shared/y']);
+    expect(scoped!.intents!.map((i) => i.path.key)).toEqual(['team-a/new']);
+    expect(scoped!.failures).toEqual([]);
+    expect(outside).toEqual([at('team-a/x', 'kv'), at('team-b/x')]);
+    expect(outside.every((path) => !permits(scope, path))).toBe(true);
   });
 });
 
