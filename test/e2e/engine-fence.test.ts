@@ -36,7 +36,7 @@ test("a status edited to name another tenant's path and sys/: the operator's sta
     const mark = auditMark();
     await core.patchNamespacedSecret({ namespace: ns, name: 'db', body: { stringData: { value: 'v2' } } }, mergePatch);
     await waitForVault(`${ns}/web/db`, (d) => d.data.value === 'v2');
-    await waitForEvent(ns, 'web', 'RecordOutsideScope');
+    await waitForEvent(ns, 'web', 'OutsideGrant');
     expect(log.filter((line) => line.includes('changed since it was read')).length).toBeGreaterThanOrEqual(1);
 
     await apps.deleteNamespacedDeployment({ namespace: ns, name: 'web' });
@@ -49,7 +49,7 @@ test("a status edited to name another tenant's path and sys/: the operator's sta
     expect((await vaultHttp(`secret/metadata/${ns}/web/db`)).status).toBe(404); // its own path cleaned up
     const messages = (await eventsOf(ns, 'web')).map((e) => e.message ?? '');
     expect(messages.filter((m) => m.includes(other))).toEqual([]);
-    expect(messages).toContain(`3 path(s) recorded for this source are outside what namespace "${ns}" may write to; they are left alone (its vault-sync.io/path: "secret/${ns}/web")`);
+    expect(messages).toContain(`not touching 3 path(s) this source names or recorded: they are outside what namespace "${ns}" (secret/${ns}/) may reach`);
   } finally {
     await operator.stop();
   }
