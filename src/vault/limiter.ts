@@ -22,6 +22,11 @@ export interface LimiterOptions extends RateLimit {
   /** Called as each request starts (metrics). */
   onStart?(event: LimiterStart): void;
   /**
+   * Called when a request is on the wire (written to the socket, or failed before), on this limiter's
+   * clock: the point at which the bucket is exact (tests and diagnostics).
+   */
+  onSent?(event: { operation: string; label?: string; at: number; paced: boolean }): void;
+  /**
    * Since when work has been waiting in front of the limiter without a break (the batcher's line, handed over
    * one batch at a time; on this limiter's clock), undefined while none waits. While some waits the limiter
    * is not idle even when its own line is momentarily empty, so credit does not pile up into a fresh burst
@@ -116,6 +121,7 @@ export class VaultRateLimiter {
   private readonly marginMs: number;
   private readonly now: () => number;
   private readonly onStart?: (event: LimiterStart) => void;
+  private readonly onSent?: LimiterOptions['onSent'];
   private readonly upstreamWaitingSince: () => number | undefined;
 
   private credit: number;
@@ -152,6 +158,7 @@ export class VaultRateLimiter {
     this.marginMs = options.marginMs ?? 20;
     this.now = options.clock ?? (() => performance.now());
     this.onStart = options.onStart;
+    this.onSent = options.onSent;
     this.upstreamWaitingSince = options.upstreamWaitingSince ?? (() => undefined);
     this.gate = options.gate;
     this.onFenced = options.onFenced;
@@ -181,12 +188,23 @@ export class VaultRateLimiter {
       this.accrue(this.now()); // up to here Bottleneck was still starting granted jobs: busy, not idle
       const paced = this.grantKinds.shift() !== 'burst';
       if (!paced) this.burstInFlight++;
-      const permit = paced ? await this.holdForWindow() : { sent: () => undefined };
+      const held = paced ? await this.holdForWindow() : { sent: () => undefined };
+      let reported = false;
+      let ran = false; // a request refused at the gate never went on the wire: nothing to report
+      const permit: LimiterPermit = {
+        sent: () => {
+          held.sent();
+          if (reported || !ran) return;
+          reported = true;
+          this.onSent?.({ operation, label: options.label, at: this.now(), paced });
+        },
+      };
       try {
         if (this.stopped) throw new LimiterStoppedError();
         this.passGate(operation, options.label);
         const at = this.now();
         this.onStart?.({ operation, label: options.label, source: options.source, at, waitedMs: at - submittedAt, paced });
+        ran = true;
         return await task(permit);
       } finally {
         permit.sent();

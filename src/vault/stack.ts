@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { validateBatchSize } from './batcher.js';
-import { VaultRateLimiter, type LimiterStart, type SendGate } from './limiter.js';
+import { VaultRateLimiter, type LimiterOptions, type LimiterStart, type SendGate } from './limiter.js';
 import type { VaultMetrics } from './metrics.js';
 import { NodeVaultClient } from './node-vault-client.js';
 import { VaultPipeline } from './pipeline.js';
@@ -42,6 +42,8 @@ export interface VaultStackTuning {
   limiterMarginMs?: number;
   /** Sees every request the limiter lets go (benchmark, diagnostics). */
   onLimiterStart?(event: LimiterStart): void;
+  /** Sees every request as it goes on the wire (tests: the bucket measured at the point it is exact). */
+  onLimiterSent?: LimiterOptions['onSent'];
 }
 
 export interface VaultStackOptions extends VaultStackTuning {
@@ -64,6 +66,7 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
       tuning.onLimiterStart?.(event);
     },
     gate: tuning.gate,
+    onSent: tuning.onLimiterSent,
     onFenced: (event) => {
       metrics?.fenced(event.operation);
       // Once per loss: every request after the first is refused for the same reason.
