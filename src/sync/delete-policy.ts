@@ -29,11 +29,14 @@ export function decideDelete(view: PathView, source: Pick<SyncSource, 'kind' | '
   return recorded ? { action: 'refuse', reason: `it is ${describeOwner(metadata.customMetadata)}` } : { action: 'drop' };
 }
 
-/** The versions this source's record says it wrote at a path without the marks (yet). */
-export function deleteProofs(record: SyncState | undefined, path: KvPath): Set<number> {
-  const shown = formatPath(path);
-  const versions = new Set<number>();
-  for (const e of record?.entries ?? []) if (e.marksPending && e.version !== undefined && formatPath(e.path) === shown) versions.add(e.version);
-  for (const i of record?.intents ?? []) if (formatPath(i.path) === shown) versions.add(i.version);
-  return versions;
+/** By path: the versions this source's record says it wrote there without the marks (yet). */
+export function deleteProofs(record: SyncState | undefined): Map<string, Set<number>> {
+  const proofs = new Map<string, Set<number>>();
+  const add = (path: KvPath, version: number) => {
+    const shown = formatPath(path);
+    proofs.set(shown, (proofs.get(shown) ?? new Set<number>()).add(version));
+  };
+  for (const e of record?.entries ?? []) if (e.marksPending && e.version !== undefined) add(e.path, e.version);
+  for (const i of record?.intents ?? []) add(i.path, i.version);
+  return proofs;
 }

@@ -149,7 +149,8 @@ function decideDeletes(paths: Array<{ path: KvPath; why: string; recorded: boole
   const views = input.reads.views ?? new Map<string, PathView>();
   const missing = paths.filter((p) => !views.has(formatPath(p.path))).map((p) => p.path);
   if (missing.length > 0) return { type: 'read', metadata: missing };
-  return paths.map((p) => ({ path: p.path, why: p.why, decision: decideDelete(views.get(formatPath(p.path))!, source, input.settings.clusterName, deleteProofs(record, p.path), p.recorded) }));
+  const proofs = deleteProofs(record);
+  return paths.map((p) => ({ path: p.path, why: p.why, decision: decideDelete(views.get(formatPath(p.path))!, source, input.settings.clusterName, proofs.get(formatPath(p.path)) ?? new Set(), p.recorded) }));
 }
 
 function sourceOf(object: SlimDeployment | SlimSecret): SyncSource {
@@ -239,16 +240,19 @@ export function decide(input: DecisionInput): Decision {
   const intents = pendingIntents(base);
   const driftedWhy = new Map(drifted.map((d) => [formatPath(d.path), d.gone ? 'gone from Vault: restored' : 'changed in Vault out of band: restored']));
   const recordedOf = new Map((base?.entries ?? []).map((e) => [formatPath(e.path), e]));
+  // Maps by path: a source may have a thousand paths, so nothing below is quadratic.
+  const desiredOf = new Map(desired.map((d) => [formatPath(d.entry.path), d.entry]));
+  const failureOf = new Map(failures.map((f) => [formatPath(f.path), f]));
 
   const unchanged: SyncedEntry[] = [];
   const marks: SyncedEntry[] = [];
   const heldBack: WriteFailure[] = [];
   const toWrite: Array<{ entry: DesiredEntry; hash: string; why: string }> = [];
-  const toDelete: Array<{ path: KvPath; why: string; recorded: boolean }> = [];
+  const toDelete = new Map<string, { path: KvPath; why: string; recorded: boolean }>();
   const wanted = new Set<string>();
   for (const op of operations) {
     if (op.type === 'delete') {
-      toDelete.push({ path: op.path, why: op.reason, recorded: true });
+      toDelete.set(formatPath(op.path), { path: op.path, why: op.reason, recorded: true });
       continue;
     }
     const path = op.type === 'write' ? op.entry.path : op.path;
@@ -257,18 +261,18 @@ export function decide(input: DecisionInput): Decision {
     if (op.type === 'unchanged') {
       const entry = recordedOf.get(shown)!;
       // An intended write of other content may have landed here (its answer lost): resolved like any write.
-      if (intents.has(shown)) toWrite.push({ entry: desired.find((d) => formatPath(d.entry.path) === shown)!.entry, hash: op.hash, why: 'an intended write is not recorded as landed' });
+      if (intents.has(shown)) toWrite.push({ entry: desiredOf.get(shown)!, hash: op.hash, why: 'an intended write is not recorded as landed' });
       else if (entry.marksPending) marks.push(entry);
       else unchanged.push(entry);
       continue;
     }
-    const failure = failures.find((f) => formatPath(f.path) === shown);
+    const failure = failureOf.get(shown);
     if (failure && failure.hash === op.hash && !failureDue(failure, input.now)) heldBack.push(failure);
     else toWrite.push({ entry: op.entry, hash: op.hash, why: driftedWhy.get(shown) ?? op.reason });
   }
   // An intent for a path this source no longer writes (its inputs changed after a crash): its data may
   // have landed, unmarked; the intent proves it ours, so it is deleted like a path the source moved away from.
-  for (const [shown, intent] of intents) if (!wanted.has(shown) && !toDelete.some((d) => formatPath(d.path) === shown)) toDelete.push({ path: intent.path, why: 'no longer produced by the source', recorded: false });
+  for (const [shown, intent] of intents) if (!wanted.has(shown) && !toDelete.has(shown)) toDelete.set(shown, { path: intent.path, why: 'no longer produced by the source', recorded: false });
 
   // The write decision per path: from the record; what the record cannot say is looked up.
   const views = reads.views ?? new Map<string, PathView>();
@@ -295,7 +299,7 @@ export function decide(input: DecisionInput): Decision {
     else if (view.state === 'unchecked') writes.push({ ...write, decision: decideWrite({ ...writeInput, intent: undefined, vault: { state: 'unknown' } }), unchecked: true });
     else writes.push(writeOp(write, decideWrite({ ...writeInput, vault: view }), intent));
   }
-  const deletes = decideDeletes(toDelete, input, source, base);
+  const deletes = decideDeletes([...toDelete.values()], input, source, base);
   if (lookups.length > 0 || !Array.isArray(deletes)) {
     return { type: 'read', ...(lookups.length > 0 ? { lookup: lookups } : {}), ...(!Array.isArray(deletes) ? { metadata: deletes.metadata } : {}) };
   }
