@@ -2,7 +2,8 @@
 // a VaultSync status edited while the operator runs is never overwritten from the operator's stale copy, and
 // the paths it was edited to name outside the namespace's prefix are never requested (OpenBao's audit log).
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import { freshNamespace, kubeClients, vaultHttp, waitFor } from './helpers/env.js';
+import { freshNamespace, kubeClients, loadTestEnv, vaultHttp, waitFor } from './helpers/env.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import { createSecret, deploymentUsing, eventsOf, mergePatch, waitForEvent, waitForVault } from './helpers/objects.js';
 import { runOperator } from './helpers/operator.js';
 import { auditMark, requestsSince } from './helpers/vault-audit.js';
@@ -52,5 +53,36 @@ test("a status edited to name another tenant's path and sys/: the operator's sta
     expect(messages).toContain(`not touching 3 path(s) this source names or recorded: they are outside what namespace "${ns}" (secret/${ns}/) may reach`);
   } finally {
     await operator.stop();
+  }
+});
+
+test('data that landed before its marks (marks refused by a proxy) is still the source\'s: a moved path and a deleted source leave nothing behind', async () => {
+  const ns = await freshNamespace('fence-intents');
+  const proxy = await startFaultProxy({ upstream: loadTestEnv().vaultAddr });
+  // Every ownership-marks write fails (5xx) while the data writes pass: the paths land unmarked.
+  proxy.setFaults({ serverError: { ratio: 1 }, match: (method, path) => (method === 'POST' || method === 'PUT') && path.startsWith(`/v1/secret/metadata/${ns}/`) });
+  const operator = await runOperator([ns], [`--vault-addr=${proxy.url}`, '--vault-max-retries=1']);
+  try {
+    const recordOf = async (name: string) => ((await custom.getNamespacedCustomObject({ ...vaultSync, namespace: ns, name }).catch(() => undefined)) as { status?: { entries?: Array<{ path: string; marksPending?: boolean }> } } | undefined)?.status;
+    const unmarked = async (key: string) => {
+      const answer = await vaultHttp(`secret/metadata/${ns}/${key}`);
+      return answer.status === 200 && Object.keys(answer.json.data.custom_metadata ?? {}).length === 0;
+    };
+    await createSecret(ns, 'moving', { k: 'v' }, { 'vault-sync.io/path': `secret/${ns}/before` });
+    await createSecret(ns, 'leaving', { k: 'v' }, { 'vault-sync.io/path': `secret/${ns}/leaving` });
+    for (const [object, key] of [['secret-moving', 'before'], ['secret-leaving', 'leaving']]) {
+      await waitFor(async () => (await recordOf(object))?.entries?.some((e) => e.path === `secret/${ns}/${key}` && e.marksPending) === true, { description: `${key} recorded as landed, marks pending` });
+      expect(await unmarked(key)).toBe(true);
+    }
+
+    await core.patchNamespacedSecret({ namespace: ns, name: 'moving', body: { metadata: { annotations: { 'vault-sync.io/path': `secret/${ns}/after` } } } }, mergePatch);
+    await core.deleteNamespacedSecret({ namespace: ns, name: 'leaving' });
+    await waitFor(async () => (await vaultHttp(`secret/metadata/${ns}/before`)).status === 404, { description: 'the moved-away path deleted (unmarked, proved ours by the record)' });
+    await waitFor(() => core.readNamespacedSecret({ namespace: ns, name: 'leaving' }).then(() => false, (e) => e.code === 404), { description: 'the deleted source gone' });
+    expect((await vaultHttp(`secret/metadata/${ns}/leaving`)).status).toBe(404);
+    expect(await eventsOf(ns, 'moving', 'Refused')).toEqual([]);
+  } finally {
+    await operator.stop();
+    await proxy.close();
   }
 });
