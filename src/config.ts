@@ -3,6 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { tokenFromFile } from './observability/bearer-token.js';
 
+
+/**
+ * Operations a waiting marks write lets go first: 100 is about 10 s at the default rate. A backlog shorter than
+ * that still sends every value before any mark; a longer one (steady churn) interleaves the aged marks.
+ */
+export const MARKS_MAX_WAIT_DEFAULT = 100;
 /** Everything the operator can be told, typed and validated. */
 /** The settings the sync decisions read (reconciler, plan, DRY_RUN): taken from Config in one place. */
 export function syncSettings(config: Config) {
@@ -37,6 +43,11 @@ export interface Config {
   };
   rateLimit: { rate: number; burst: number };
   batchSize: number;
+  /**
+   * Values go before ownership marks in the fair line; a mark that has let this many other operations go
+   * first is served like data, so marks cannot starve under steady churn (the intent record covers the gap).
+   */
+  marksMaxWaitRequests: number;
   /** Retries of one Vault request on transient failures, before the source is re-queued with its own backoff. */
   vaultRetry: { retries: number; maxDelayMs: number };
   largeSecretThresholdBytes: number;
@@ -128,6 +139,7 @@ const SETTINGS = {
   'vault-rate-limit': 'Vault requests per second, every call included (default 10)',
   'vault-rate-burst': 'requests that may start at once (default 20)',
   'vault-batch-size': 'operations grouped into one batch (default 5)',
+  'vault-marks-max-wait': 'other Vault operations a waiting ownership-marks write lets go first before it is served like data (default 100, about 10 s at 10/s)',
   'vault-max-retries': 'retries of one Vault request on connection errors, timeouts, 5xx and 429, with exponential backoff (default 5; 0 = none)',
   'vault-retry-max-delay': 'longest backoff between two retries (default 30s; a longer Retry-After from Vault is honoured up to 2m)',
   'large-secret-threshold': 'payload size above which a secret counts as large (default 1Mi)',
@@ -357,6 +369,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       burst: number('vault-rate-burst', 20, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
     },
     batchSize: number('vault-batch-size', 5, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
+    marksMaxWaitRequests: number('vault-marks-max-wait', MARKS_MAX_WAIT_DEFAULT, (n) => Number.isInteger(n) && n >= 0 && n <= 1_000_000, 'a whole number from 0 to 1000000'),
     vaultRetry: {
       retries: number('vault-max-retries', 5, (n) => Number.isInteger(n) && n >= 0 && n <= 100, 'a whole number from 0 to 100'),
       maxDelayMs: duration('vault-retry-max-delay', '30s'),

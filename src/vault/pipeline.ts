@@ -1,3 +1,4 @@
+import { MARKS_MAX_WAIT_DEFAULT } from '../config.js';
 import type { Logger } from 'pino';
 import { VaultBatcher, type VaultOperation } from './batcher.js';
 import { VaultRequestError } from './errors.js';
@@ -24,7 +25,7 @@ export interface PipelineOptions {
  * Marks trail their data, but must not starve under steady churn (a path whose marks never come is not
  * provably ours and would be left behind by a cleanup): 20 services is 2 s at 10 requests/s.
  */
-export const MARKS_MAX_WAIT_SERVICES = 20;
+export const MARKS_MAX_WAIT_SERVICES = MARKS_MAX_WAIT_DEFAULT;
 
 /**
  * Priority levels of the fair line, decided from the operation kind: values first. Auth requests (login,

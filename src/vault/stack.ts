@@ -84,6 +84,7 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
   const vault = new VaultPipeline({
     client,
     batchSize: config.batchSize,
+    marksMaxWaitServices: config.marksMaxWaitRequests,
     largeSecretThresholdBytes: config.largeSecretThresholdBytes,
     maxSecretBytes: config.maxSecretBytes,
     log,
