@@ -95,12 +95,20 @@ export class SyncProgress {
   /**
    * A check-and-set write met another version: someone else wrote. Nothing landed, and what the record says
    * of the path (its content, its version) is no longer known: the next decision looks the path up.
+   *
+   * The write's intent stays, with its content unknown: a mismatch answers only the last attempt, and an
+   * earlier attempt whose answer was lost (a reset after Vault applied it) may have landed at exactly the
+   * intent's version, unmarked. The intent is then the only proof that this data is the source's: the next
+   * decision looks the path up and, finding that version, writes the wanted value over it (never trusting
+   * its content: the hash is blanked), and a cleanup of a moved or deleted source deletes it. Dropped, such
+   * data stayed in Vault for good (seen in the chaos test: a reset after forwarding, then a move).
    */
   conflict(path: KvPath): void {
     const shown = formatPath(path);
     const entry = this.entries.get(shown);
     if (entry) this.entries.set(shown, { path: entry.path, hash: '', ...(entry.binaryKeys ? { binaryKeys: entry.binaryKeys } : {}) });
-    this.intents.delete(shown);
+    const intent = this.intents.get(shown);
+    if (intent) this.intents.set(shown, { ...intent, hash: '' });
     this.changed();
   }
 

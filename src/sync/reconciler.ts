@@ -195,7 +195,7 @@ export class Reconciler {
       run.beforeVault();
     }
     // A landed write found by its intent is recorded before anything new is intended (one durable write with both).
-    for (const w of sending) if (w.recovered) progress.land({ path: w.entry.path, hash: w.recovered.hash, version: w.recovered.version, ...binaryKeysOf(w.entry.binaryKeys), marksPending: true });
+    for (const w of sending) if (w.recovered) progress.land({ path: w.entry.path, hash: w.recovered.hash, version: w.recovered.version, ...binaryKeysOf(w.entry.binaryKeys), ...(w.recovered.markMissing ? { marksPending: true } : {}) });
     await progress.intend(sending.flatMap((w) => (w.intent ? [w.intent] : [])));
 
     await Promise.all([

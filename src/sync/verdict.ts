@@ -80,7 +80,8 @@ export interface WriteOp {
   /** Recorded before the write is sent (none for a recover). */
   intent?: WriteIntent;
   /** Our intended write had landed with older content: recorded as landed first, then written over. */
-  recovered?: { version: number; hash: string };
+  /** An earlier write of ours found landed, recorded before the write over it; `markMissing`: its marks did not follow. */
+  recovered?: { version: number; hash: string; markMissing: boolean };
   /** `plan` on KV v1: decided from the record alone (ownership not checked). */
   unchecked?: true;
 }
@@ -323,7 +324,7 @@ export function decide(input: DecisionInput): Decision {
 function writeOp(write: { entry: DesiredEntry; hash: string; why: string }, decision: WriteDecision, intent?: WriteIntent): WriteOp {
   if (decision.action === 'recover' && intent && intent.hash !== write.hash) {
     const update: WriteDecision = { action: 'update', cas: decision.version, reason: `${decision.reason}, with older content: written again` };
-    return { ...write, decision: update, intent: intentOf(write.entry, write.hash, update), recovered: { version: decision.version, hash: intent.hash } };
+    return { ...write, decision: update, intent: intentOf(write.entry, write.hash, update), recovered: { version: decision.version, hash: intent.hash, markMissing: decision.markMissing } };
   }
   if (decision.action === 'create' || decision.action === 'update' || decision.action === 'adopt') return { ...write, decision, intent: intentOf(write.entry, write.hash, decision) };
   return { ...write, decision };

@@ -130,7 +130,8 @@ describe('a version conflict is a fence', () => {
     expect(first).toEqual([`write ${DB} cas=1`]); // exactly one write: never retried with the new version
     const record = world.records.records.get(KEY)!;
     expect(record.entries).toEqual([{ path: { mount: 'secret', key: 'team-a/web/db' }, hash: '' }]); // nothing recorded as landed
-    expect(record.intents).toEqual([]);
+    // The write's intent stays with its content blanked: a lost earlier attempt may have landed at version 2.
+    expect(record.intents).toEqual([{ path: { mount: 'secret', key: 'team-a/web/db' }, version: 2, hash: '' }]);
     expect(world.records.conditions.get(KEY)).toMatchObject({ status: 'False', reason: 'VersionConflict' });
 
     expect(world.records.refreshes).toBe(0);
@@ -183,6 +184,24 @@ describe('the record proves a path ours when its marks did not follow', () => {
     await world.reconciler.reconcile(KEY);
     expect(world.vault.paths.has(DB)).toBe(false);
     expect(world.vault.value('secret/team-a/moved/db')).toEqual({ password: 'one' });
+  });
+
+  test('a retried write whose lost first attempt landed meets a version conflict; the source then moves: the landed data is still proved ours and deleted', async () => {
+    const world = await landedWithoutMarks(); // version 1 in Vault, unmarked, recorded with marks pending
+    world.cluster.putSecret('team-a', 'db', { password: 'two' });
+    // The first attempt of the update lands (version 2, no marks yet) and its answer is lost; the retry with
+    // the same cas=1 then meets version 2: a mismatch (a reset after Vault applied the write, then a retry).
+    world.vault.beforeWrite = (path) => {
+      world.vault.beforeWrite = undefined;
+      world.vault.writeOutOfBand(path, { password: 'two' });
+    };
+    await expect(world.reconciler.reconcile(KEY)).rejects.toBeInstanceOf(VersionConflictError);
+    expect(world.vault.versionsOf(DB)).toBe(2);
+    expect(world.records.records.get(KEY)!.intents!.map((i) => [formatPath(i.path), i.version, i.hash])).toEqual([[DB, 2, '']]);
+    world.cluster.putDeployment('team-a', 'web', { 'vault-sync.io/path': 'secret/team-a/moved' }, ['db']);
+    await world.reconciler.reconcile(KEY);
+    expect(world.vault.paths.has(DB)).toBe(false);
+    expect(world.vault.value('secret/team-a/moved/db')).toEqual({ password: 'two' });
   });
 
   test('an unmarked path at another version than recorded is not ours: refused, not deleted', async () => {
