@@ -307,272 +307,296 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     return undefined;
   };
 
-  const auditFrom = auditMark();
-  const workloadStart = Date.now();
-  const workloadEnd = workloadStart + options.durationMs;
+  // Every replica and proxy ends, also when the run fails half-way (idempotent).
+  let stopped: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopped ??= (async () => {
+      stopping = true;
+      for (const i of incarnations) i.op?.kill('SIGKILL');
+      await Promise.all(slots);
+      polling = false;
+      await poller;
+      for (const i of incarnations) await i.proxy.close();
+    })());
 
-  // --- the workload: one API call at a time, so the ledger's order is Kubernetes' order ---
-  let actions = 0;
-  const workload = (async () => {
-    while (Date.now() < workloadEnd) {
-      const roll = random();
-      const namespace = pick(namespaces);
-      const inNamespace = [...deployments.values()].filter((d) => d.namespace === namespace).sort((a, b) => (a.name < b.name ? -1 : 1));
-      if (roll < 0.1 && inNamespace.length > 0) await moveDeployment(pick(inNamespace));
-      else if (roll < 0.17 && inNamespace.length > 1) await deleteDeployment(pick(inNamespace));
-      else if (roll < 0.3 && inNamespace.length < DEPLOYMENTS_PER_NAMESPACE.max) await createDeployment(namespace);
-      else await setValue(namespace, `s${Math.floor(random() * SECRETS_PER_NAMESPACE)}`);
-      actions++;
-      await sleep(150 + random() * 200);
-    }
-  })();
+  try {
+    const auditFrom = auditMark();
+    const workloadStart = Date.now();
+    const workloadEnd = workloadStart + options.durationMs;
 
-  // --- faults that change over the run ---
-  const faultSchedule = (async () => {
-    for (let phase = 0; Date.now() < workloadEnd; phase++) {
-      const p = PHASES[phase % PHASES.length];
-      faults = p.faults;
+    // --- the workload: one API call at a time, so the ledger's order is Kubernetes' order ---
+    let actions = 0;
+    const workload = (async () => {
+      while (Date.now() < workloadEnd) {
+        const roll = random();
+        const namespace = pick(namespaces);
+        const inNamespace = [...deployments.values()].filter((d) => d.namespace === namespace).sort((a, b) => (a.name < b.name ? -1 : 1));
+        if (roll < 0.1 && inNamespace.length > 0) await moveDeployment(pick(inNamespace));
+        else if (roll < 0.17 && inNamespace.length > 1) await deleteDeployment(pick(inNamespace));
+        else if (roll < 0.3 && inNamespace.length < DEPLOYMENTS_PER_NAMESPACE.max) await createDeployment(namespace);
+        else await setValue(namespace, `s${Math.floor(random() * SECRETS_PER_NAMESPACE)}`);
+        actions++;
+        await sleep(150 + random() * 200);
+      }
+    })();
+
+    // --- faults that change over the run ---
+    const faultSchedule = (async () => {
+      for (let phase = 0; Date.now() < workloadEnd; phase++) {
+        const p = PHASES[phase % PHASES.length];
+        faults = p.faults;
+        for (const inc of incarnations) inc.proxy.setFaults(faults);
+        await sleep(Math.min(options.phaseMs, Math.max(0, workloadEnd - Date.now())));
+      }
+      faults = {};
       for (const inc of incarnations) inc.proxy.setFaults(faults);
-      await sleep(Math.min(options.phaseMs, Math.max(0, workloadEnd - Date.now())));
-    }
-    faults = {};
-    for (const inc of incarnations) inc.proxy.setFaults(faults);
-  })();
+    })();
 
-  // --- the leaders' bad days: SIGKILLs spread over the run, one SIGSTOP in the middle ---
-  let kills = 0;
-  let pauses = 0;
-  let pauseMs = 0;
-  const chaos = (async () => {
-    // Evenly spread; the pause is the middle one.
-    const count = options.kills + (options.pause ? 1 : 0);
-    const events = Array.from({ length: count }, (_, i) => ({ at: (i + 1) / (count + 1), what: (options.pause && i === Math.floor(count / 2) ? 'pause' : 'kill') as 'kill' | 'pause' }));
-    for (const e of events) {
-      const when = workloadStart + e.at * options.durationMs;
-      if (when > Date.now()) await sleep(when - Date.now());
-      const leader = await liveLeader(options.lease.durationMs * 3 + 20_000);
-      if (!leader) {
-        say(`no leader to ${e.what} at ${rel(Date.now())}`);
-        continue;
+    // --- the leaders' bad days: SIGKILLs spread over the run, one SIGSTOP in the middle ---
+    let kills = 0;
+    let pauses = 0;
+    let pauseMs = 0;
+    const chaos = (async () => {
+      // Evenly spread; the pause is the middle one.
+      const count = options.kills + (options.pause ? 1 : 0);
+      const events = Array.from({ length: count }, (_, i) => ({ at: (i + 1) / (count + 1), what: (options.pause && i === Math.floor(count / 2) ? 'pause' : 'kill') as 'kill' | 'pause' }));
+      for (const e of events) {
+        const when = workloadStart + e.at * options.durationMs;
+        if (when > Date.now()) await sleep(when - Date.now());
+        const leader = await liveLeader(options.lease.durationMs * 3 + 20_000);
+        if (!leader) {
+          say(`no leader to ${e.what} at ${rel(Date.now())}`);
+          continue;
+        }
+        if (e.what === 'kill') {
+          say(`${rel(Date.now())}: SIGKILL the leader ${leader.identity}`);
+          leader.op!.kill('SIGKILL');
+          kills++;
+          continue;
+        }
+        const stoppedAt = Date.now();
+        say(`${rel(stoppedAt)}: SIGSTOP the leader ${leader.identity}`);
+        leader.op!.kill('SIGSTOP');
+        pauses++;
+        // Past its lease: until another replica holds the Lease and has written something.
+        const deadline = stoppedAt + options.lease.durationMs * 3 + 30_000;
+        let successor: Incarnation | undefined;
+        while (Date.now() < deadline) {
+          successor = incarnations.find((i) => i.identity === holderNow() && i !== leader && i.op);
+          if (successor && successor.proxy.requests.some((r) => r.wallAt > stoppedAt && r.method === 'POST' && r.path.startsWith('/v1/secret/data/'))) break;
+          await sleep(100);
+        }
+        leader.op!.kill('SIGCONT');
+        pauseMs = Date.now() - stoppedAt;
+        say(`${rel(Date.now())}: SIGCONT ${leader.identity} after ${(pauseMs / 1000).toFixed(1)} s (Lease now held by ${holderNow() || 'nobody'})`);
       }
-      if (e.what === 'kill') {
-        say(`${rel(Date.now())}: SIGKILL the leader ${leader.identity}`);
-        leader.op!.kill('SIGKILL');
-        kills++;
-        continue;
-      }
-      const stoppedAt = Date.now();
-      say(`${rel(stoppedAt)}: SIGSTOP the leader ${leader.identity}`);
-      leader.op!.kill('SIGSTOP');
-      pauses++;
-      // Past its lease: until another replica holds the Lease and has written something.
-      const deadline = stoppedAt + options.lease.durationMs * 3 + 30_000;
-      let successor: Incarnation | undefined;
-      while (Date.now() < deadline) {
-        successor = incarnations.find((i) => i.identity === holderNow() && i !== leader && i.op);
-        if (successor && successor.proxy.requests.some((r) => r.wallAt > stoppedAt && r.method === 'POST' && r.path.startsWith('/v1/secret/data/'))) break;
-        await sleep(100);
-      }
-      leader.op!.kill('SIGCONT');
-      pauseMs = Date.now() - stoppedAt;
-      say(`${rel(Date.now())}: SIGCONT ${leader.identity} after ${(pauseMs / 1000).toFixed(1)} s (Lease now held by ${holderNow() || 'nobody'})`);
-    }
-  })();
+    })();
 
-  await Promise.all([workload, faultSchedule, chaos]);
-  say(`${rel(Date.now())}: workload over (${actions} actions, ${ledger.valueCount} values); settling`);
+    await Promise.all([workload, faultSchedule, chaos]);
+    say(`${rel(Date.now())}: workload over (${actions} actions, ${ledger.valueCount} values); settling`);
 
-  // --- settle: wait (bounded) until Vault and Kubernetes say what the ledger says ---
-  const listKeys = async (folder: string): Promise<string[]> => {
-    const res = await vaultHttp(`secret/metadata/${folder}?list=true`);
-    if (res.status === 404) return [];
-    if (res.status !== 200) throw new Error(`LIST secret/metadata/${folder}: ${res.status}`);
-    const keys: string[] = [];
-    for (const key of (res.json.data?.keys ?? []) as string[]) {
-      if (key.endsWith('/')) keys.push(...(await listKeys(`${folder}${key}`)));
-      else keys.push(`${folder}${key}`);
-    }
-    return keys;
-  };
-  const readState = async (path: string): Promise<PathState> => {
-    const [data, metadata] = await Promise.all([vaultHttp(`secret/data/${path}`), vaultHttp(`secret/metadata/${path}`)]);
-    return {
-      value: data.status === 200 ? data.json?.data?.data?.value : undefined,
-      versions: metadata.status === 200 ? Number(metadata.json?.data?.current_version ?? 0) : 0,
-      marked: metadata.status === 200 && !!metadata.json?.data?.custom_metadata?.['managed-by'],
+    // --- settle: wait (bounded) until Vault and Kubernetes say what the ledger says ---
+    const listKeys = async (folder: string): Promise<string[]> => {
+      const res = await vaultHttp(`secret/metadata/${folder}?list=true`);
+      if (res.status === 404) return [];
+      if (res.status !== 200) throw new Error(`LIST secret/metadata/${folder}: ${res.status}`);
+      const keys: string[] = [];
+      for (const key of (res.json.data?.keys ?? []) as string[]) {
+        if (key.endsWith('/')) keys.push(...(await listKeys(`${folder}${key}`)));
+        else keys.push(`${folder}${key}`);
+      }
+      return keys;
     };
-  };
-  const snapshot = async () => {
-    const listed = (await Promise.all(namespaces.map((ns) => listKeys(`${ns}/`)))).flat();
-    const states = new Map<string, PathState>();
-    for (const t of ledger.liveTargets()) states.set(t.path, await readState(t.path));
-    const remaining = (await Promise.all(namespaces.map(async (namespace) => (await apps.listNamespacedDeployment({ namespace })).items.map((d) => `${namespace}/${d.metadata?.name}`)))).flat();
-    const stillThere = deleted.filter((d) => remaining.includes(`${d.namespace}/${d.name}`));
-    return { listed, states, stillThere };
-  };
-  const isSettled = (s: Awaited<ReturnType<typeof snapshot>>) => {
-    const live = new Set(ledger.liveTargets().map((t) => t.path));
-    return (
-      s.stillThere.length === 0 &&
-      s.listed.every((k) => live.has(k)) &&
-      ledger.liveTargets().every((t) => {
-        const st = s.states.get(t.path);
-        return st?.marked && st.value === ledger.latest(t.secret);
-      })
-    );
-  };
-  const settleStart = Date.now();
-  let state = await snapshot();
-  while (!isSettled(state) && Date.now() - settleStart < options.settleTimeoutMs) {
-    await sleep(1000);
-    state = await snapshot();
-  }
-  const settled = isSettled(state);
-  const settleMs = Date.now() - settleStart;
-  say(`${rel(Date.now())}: ${settled ? 'settled' : 'NOT settled'} after ${(settleMs / 1000).toFixed(1)} s`);
-
-  // --- at rest: nothing may be sent in a quiet window once everything is done ---
-  const countRequests = () => incarnations.reduce((n, i) => n + i.proxy.requests.length, 0);
-  const beforeQuiet = countRequests();
-  await sleep(options.quietWindowMs);
-  const requestsAtRest = countRequests() - beforeQuiet;
-
-  // --- gather the rest, then stop everything ---
-  const metricsTexts = await Promise.all(
-    incarnations.filter((i) => i.op && i.exitedAt === undefined).map(async (i) => ({ where: `metrics of ${i.identity}`, text: await i.op!.metricsText().catch(() => '') })),
-  );
-  stopping = true;
-  for (const i of incarnations) i.op?.kill('SIGKILL');
-  await Promise.all(slots);
-  polling = false;
-  await poller;
-  for (const i of incarnations) await i.proxy.close();
-
-  const requests: ReplicaRequest[] = incarnations.flatMap((i) =>
-    i.proxy.requests.map((r) => ({ identity: i.identity, at: r.wallAt, method: r.method, path: r.path, outcome: r.outcome, status: r.status, note: r.note })),
-  );
-  requests.sort((a, b) => a.at - b.at);
-  const refOfNote = (note: string | undefined) => {
-    if (!note) return undefined;
-    const hash = note.lastIndexOf('#');
-    return { secret: note.slice(0, hash), index: Number(note.slice(hash + 1)) };
-  };
-  const landed: LandedWrite[] = requests
-    .filter((r) => (r.method === 'POST' || r.method === 'PUT') && r.path.startsWith('/v1/secret/data/') && r.status !== undefined && r.status >= 200 && r.status < 300)
-    .map((r) => ({ path: r.path.replace(/^\/v1\/secret\/data\//, '').replace(/\?.*$/, ''), identity: r.identity, at: r.at, ref: refOfNote(r.note) }));
-
-  // Who held the Lease when.
-  const markers = new Map<string, LogMarker[]>();
-  const logs: string[] = [];
-  const logTexts: Array<{ where: string; text: string }> = [];
-  for (const inc of incarnations) {
-    if (!inc.op) continue;
-    logs.push(`${inc.identity}: ${inc.op.logPath}`);
-    const text = readFileSync(inc.op.logPath, 'utf8');
-    logTexts.push({ where: `log of ${inc.identity}`, text });
-    const own: LogMarker[] = [];
-    for (const line of text.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      let entry: { time?: number; msg?: string };
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        continue;
-      }
-      const marker = LOG_MARKERS.find(([pattern]) => pattern.test(entry.msg ?? ''));
-      if (marker && typeof entry.time === 'number') own.push({ at: entry.time, event: marker[1] });
+    const readState = async (path: string): Promise<PathState> => {
+      const [data, metadata] = await Promise.all([vaultHttp(`secret/data/${path}`), vaultHttp(`secret/metadata/${path}`)]);
+      return {
+        value: data.status === 200 ? data.json?.data?.data?.value : undefined,
+        versions: metadata.status === 200 ? Number(metadata.json?.data?.current_version ?? 0) : 0,
+        marked: metadata.status === 200 && !!metadata.json?.data?.custom_metadata?.['managed-by'],
+      };
+    };
+    const snapshot = async () => {
+      const listed = (await Promise.all(namespaces.map((ns) => listKeys(`${ns}/`)))).flat();
+      const states = new Map<string, PathState>();
+      for (const t of ledger.liveTargets()) states.set(t.path, await readState(t.path));
+      const remaining = (await Promise.all(namespaces.map(async (namespace) => (await apps.listNamespacedDeployment({ namespace })).items.map((d) => `${namespace}/${d.metadata?.name}`)))).flat();
+      const stillThere = deleted.filter((d) => remaining.includes(`${d.namespace}/${d.name}`));
+      return { listed, states, stillThere };
+    };
+    const isSettled = (s: Awaited<ReturnType<typeof snapshot>>) => {
+      const live = new Set(ledger.liveTargets().map((t) => t.path));
+      return (
+        s.stillThere.length === 0 &&
+        s.listed.every((k) => live.has(k)) &&
+        ledger.liveTargets().every((t) => {
+          const st = s.states.get(t.path);
+          return st?.marked && st.value === ledger.latest(t.secret);
+        })
+      );
+    };
+    const settleStart = Date.now();
+    let state = await snapshot();
+    while (!isSettled(state) && Date.now() - settleStart < options.settleTimeoutMs) {
+      await sleep(1000);
+      state = await snapshot();
     }
-    if (inc.exitedAt !== undefined) own.push({ at: inc.exitedAt, event: 'exited' });
-    markers.set(inc.identity, own);
+    const settled = isSettled(state);
+    const settleMs = Date.now() - settleStart;
+    say(`${rel(Date.now())}: ${settled ? 'settled' : 'NOT settled'} after ${(settleMs / 1000).toFixed(1)} s`);
+
+    // --- at rest: nothing may be sent in a quiet window once everything is done ---
+    const countRequests = () => incarnations.reduce((n, i) => n + i.proxy.requests.length, 0);
+    const beforeQuiet = countRequests();
+    await sleep(options.quietWindowMs);
+    const requestsAtRest = countRequests() - beforeQuiet;
+
+    // --- gather the rest, then stop everything ---
+    const metricsTexts = await Promise.all(
+      incarnations.filter((i) => i.op && i.exitedAt === undefined).map(async (i) => ({ where: `metrics of ${i.identity}`, text: await i.op!.metricsText().catch(() => '') })),
+    );
+    await shutdown();
+
+    const requests: ReplicaRequest[] = incarnations.flatMap((i) =>
+      i.proxy.requests.map((r) => ({ identity: i.identity, at: r.wallAt, method: r.method, path: r.path, outcome: r.outcome, status: r.status, note: r.note })),
+    );
+    requests.sort((a, b) => a.at - b.at);
+    const refOfNote = (note: string | undefined) => {
+      if (!note) return undefined;
+      const hash = note.lastIndexOf('#');
+      return { secret: note.slice(0, hash), index: Number(note.slice(hash + 1)) };
+    };
+    const landed: LandedWrite[] = requests
+      .filter((r) => (r.method === 'POST' || r.method === 'PUT') && r.path.startsWith('/v1/secret/data/') && r.status !== undefined && r.status >= 200 && r.status < 300)
+      .map((r) => ({ path: r.path.replace(/^\/v1\/secret\/data\//, '').replace(/\?.*$/, ''), identity: r.identity, at: r.at, ref: refOfNote(r.note) }));
+
+    // Who held the Lease when.
+    const markers = new Map<string, LogMarker[]>();
+    const logs: string[] = [];
+    const logTexts: Array<{ where: string; text: string }> = [];
+    for (const inc of incarnations) {
+      if (!inc.op) continue;
+      logs.push(`${inc.identity}: ${inc.op.logPath}`);
+      const text = readFileSync(inc.op.logPath, 'utf8');
+      logTexts.push({ where: `log of ${inc.identity}`, text });
+      const own: LogMarker[] = [];
+      for (const line of text.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        let entry: { time?: number; msg?: string };
+        try {
+          entry = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        const marker = LOG_MARKERS.find(([pattern]) => pattern.test(entry.msg ?? ''));
+        if (marker && typeof entry.time === 'number') own.push({ at: entry.time, event: marker[1] });
+      }
+      if (inc.exitedAt !== undefined) own.push({ at: inc.exitedAt, event: 'exited' });
+      markers.set(inc.identity, own);
+    }
+    const { held, judgedByLeaseOnly } = heldWindows(leaseWindows(observations), markers);
+    const byNonHolders = requestsByNonHolders(requests, held);
+    const writesByNonHolders = byNonHolders.filter(isKvWrite);
+
+    // The merged audit log of every replica, through one bucket.
+    const addresses = new Map(incarnations.map((i) => [i.address, i.identity]));
+    const audited = requestsSince(auditFrom).filter((r) => r.remoteAddress !== undefined && addresses.has(r.remoteAddress));
+    const replay = replayTokenBucket(audited.map((r) => r.at), { ...BUDGET, toleranceMs: REPLAY_TOLERANCE_MS });
+
+    const paths = checkPaths(ledger, state.states, landed);
+    const left = leftovers(state.listed, ledger);
+
+    // Values anywhere they must never be: logs, Events, VaultSync statuses, metrics.
+    const eventTexts = await Promise.all(namespaces.map(async (namespace) => ({ where: `Events in ${namespace}`, text: JSON.stringify((await core.listNamespacedEvent({ namespace })).items) })));
+    const statusTexts = await Promise.all(
+      namespaces.map(async (namespace) => {
+        const list = (await custom.listNamespacedCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', namespace, plural: 'vaultsyncs' })) as { items?: unknown[] };
+        return { where: `VaultSyncs in ${namespace}`, text: JSON.stringify(list.items ?? []) };
+      }),
+    );
+    const leaks = canaryLeaks([...logTexts, ...eventTexts, ...statusTexts, ...metricsTexts], ledger.canaryPattern());
+
+    const byOutcome: Record<string, number> = {};
+    for (const r of requests) byOutcome[r.outcome] = (byOutcome[r.outcome] ?? 0) + 1;
+    const targets = ledger.targets();
+    const transitions = observations.filter((o, i) => o.holder && o.holder !== observations[i - 1]?.holder).length;
+    const figures: ChaosFigures = {
+      seed: options.seed,
+      seconds: Math.round((Date.now() - t0) / 100) / 10,
+      replicas: options.replicas,
+      incarnations: incarnations.length,
+      valuesSet: ledger.valueCount,
+      paths: { live: targets.filter((t) => !t.endedBy).length, moved: targets.filter((t) => t.endedBy === 'moved').length, deleted: targets.filter((t) => t.endedBy === 'deleted').length },
+      kills,
+      pauses,
+      pauseSeconds: Math.round(pauseMs / 100) / 10,
+      leaseTransitions: transitions,
+      requests: requests.length,
+      requestsByOutcome: Object.fromEntries(Object.entries(byOutcome).sort()),
+      writesByNonHolders: writesByNonHolders.length,
+      requestsByNonHolders: byNonHolders.length,
+      stalePaths: paths.stale.length,
+      staleWritesLanded: paths.regressions.length,
+      excessVersions: paths.excess.reduce((n, f) => n + f.versions - f.allowed, 0),
+      requestsOverBucket: replay.rejected,
+      busiestSecondAtVault: replay.busiestSecond,
+      auditRequests: audited.length,
+      leftovers: { deleted: left.deleted.length, moved: left.moved.length, unknown: left.unknown.length },
+      unmarkedPaths: paths.unmarked.length,
+      requestsAtRest,
+      canaryLeaks: leaks.total,
+      settled,
+      settleSeconds: Math.round(settleMs / 100) / 10,
+    };
+
+    // --- the evidence, bounded ---
+    const evidence: string[] = [];
+    const add = (line: string) => evidence.push(line.length > 400 ? `${line.slice(0, 400)}…` : line);
+    const section = <T>(title: string, items: readonly T[], format: (item: T) => string) => {
+      if (!items.length) return;
+      add(`${title}: ${items.length}`);
+      for (const item of items.slice(0, 6)) add(`  ${format(item)}`);
+      if (items.length > 6) add(`  … and ${items.length - 6} more`);
+    };
+    const holderAt = (at: number) => [...observations].reverse().find((o) => o.at <= at)?.holder || 'nobody';
+    const writeText = (w: LandedWrite) => {
+      const inWindow = (held.get(w.identity) ?? []).some((win) => win.from <= w.at && w.at < win.to);
+      return `${w.ref ? `value #${w.ref.index + 1}` : 'an unknown value'} by ${w.identity} at ${rel(w.at)}${inWindow ? '' : ' (NOT holding the Lease)'}`;
+    };
+    const findingText = (f: PathFinding) =>
+      `${f.path}: holds ${f.holds < 0 ? 'no value of its Secret' : `value #${f.holds + 1}`} of ${f.values} of ${f.secret}; ${f.versions} versions (allowed ${f.allowed}); last writes: ${f.writes.map(writeText).join('; ') || 'none seen'}`;
+    if (!settled) add(`the system did not settle within ${options.settleTimeoutMs / 1000} s after the workload stopped`);
+    if (byNonHolders.length) {
+      // Per replica first (how much, when, what it knew), then the Lease's history, then examples.
+      const windowsText = (identity: string) => (held.get(identity) ?? []).map((w) => `[${rel(w.from)}, ${Number.isFinite(w.to) ? rel(w.to) : 'end'})`).join(' ') || 'never';
+      for (const identity of [...new Set(byNonHolders.map((r) => r.identity))].sort()) {
+        const mine = byNonHolders.filter((r) => r.identity === identity);
+        const writes = mine.filter(isKvWrite);
+        const landedWrites = writes.filter((r) => r.status !== undefined && r.status >= 200 && r.status < 300);
+        const said = (markers.get(identity) ?? []).map((m) => `${m.event} at ${rel(m.at)}`).join(', ');
+        add(`${identity} sent ${mine.length} requests without holding the Lease, from ${rel(mine[0].at)} to ${rel(mine[mine.length - 1].at)}: ${writes.length} KV writes, ${landedWrites.length} applied by Vault; it held the Lease in ${windowsText(identity)}; its own account: ${said || 'nothing'}`);
+      }
+      const history = observations.filter((o, i) => o.holder !== observations[i - 1]?.holder);
+      add(`the Lease: ${history.slice(0, 12).map((o) => `${o.holder || 'nobody'} from ${rel(o.acquireTime ?? o.at)}`).join(', ')}${history.length > 12 ? ', …' : ''}`);
+    }
+    section('requests by a replica not holding the Lease (writes first)', [...writesByNonHolders, ...byNonHolders.filter((r) => !isKvWrite(r))], (r) =>
+      `${r.method} ${r.path} by ${r.identity} at ${rel(r.at)} (${r.outcome}${r.status ? ` ${r.status}` : ''}; the Lease was last seen held by ${holderAt(r.at)})`,
+    );
+    section('live paths not holding the latest value of their Secret', paths.stale, findingText);
+    section('stale values that landed after a newer one', paths.regressions, (r) => `${r.path}: ${writeText(r.write)} after ${writeText(r.after)}`);
+    section('paths with more KV versions than values they should have received', paths.excess, findingText);
+    section('left in Vault after their Deployment was deleted', left.deleted, (p) => `${p}: ${landed.filter((w) => w.path === p).slice(-3).map(writeText).join('; ') || 'no write seen'}`);
+    section('left in Vault after their Deployment moved to another path', left.moved, (p) => `${p}: ${landed.filter((w) => w.path === p).slice(-3).map(writeText).join('; ') || 'no write seen'}`);
+    section('keys in Vault the ledger never asked for', left.unknown, (p) => p);
+    section('live paths without the ownership marks', paths.unmarked, (p) => p);
+    if (replay.rejected) add(`the merged audit log exceeds one ${BUDGET.rate}/s burst-${BUDGET.burst} bucket (tolerance ${REPLAY_TOLERANCE_MS} ms): ${replay.rejected} of ${replay.requests} requests over; busiest second ${replay.busiestSecond}; first over at ${replay.firstRejected.map(rel).join(', ')}`);
+    if (requestsAtRest) add(`${requestsAtRest} requests in the ${options.quietWindowMs / 1000} s quiet window after settling`);
+    section('values found where they must never be', leaks.found, (l) => `${l.where}: ${l.count} (…${l.sample}…)`);
+    if (judgedByLeaseOnly.length) add(`no acquisition found in the logs of ${judgedByLeaseOnly.join(', ')}: judged by the Lease alone`);
+    if (evidence.length > MAX_EVIDENCE_LINES) evidence.splice(MAX_EVIDENCE_LINES, evidence.length - MAX_EVIDENCE_LINES, `… ${evidence.length - MAX_EVIDENCE_LINES} more lines`);
+    return { figures, evidence, logs };
+  } finally {
+    await shutdown();
   }
-  const { held, judgedByLeaseOnly } = heldWindows(leaseWindows(observations), markers);
-  const byNonHolders = requestsByNonHolders(requests, held);
-  const writesByNonHolders = byNonHolders.filter(isKvWrite);
-
-  // The merged audit log of every replica, through one bucket.
-  const addresses = new Map(incarnations.map((i) => [i.address, i.identity]));
-  const audited = requestsSince(auditFrom).filter((r) => r.remoteAddress !== undefined && addresses.has(r.remoteAddress));
-  const replay = replayTokenBucket(audited.map((r) => r.at), { ...BUDGET, toleranceMs: REPLAY_TOLERANCE_MS });
-
-  const paths = checkPaths(ledger, state.states, landed);
-  const left = leftovers(state.listed, ledger);
-
-  // Values anywhere they must never be: logs, Events, VaultSync statuses, metrics.
-  const eventTexts = await Promise.all(namespaces.map(async (namespace) => ({ where: `Events in ${namespace}`, text: JSON.stringify((await core.listNamespacedEvent({ namespace })).items) })));
-  const statusTexts = await Promise.all(
-    namespaces.map(async (namespace) => {
-      const list = (await custom.listNamespacedCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', namespace, plural: 'vaultsyncs' })) as { items?: unknown[] };
-      return { where: `VaultSyncs in ${namespace}`, text: JSON.stringify(list.items ?? []) };
-    }),
-  );
-  const leaks = canaryLeaks([...logTexts, ...eventTexts, ...statusTexts, ...metricsTexts], ledger.canaryPattern());
-
-  const byOutcome: Record<string, number> = {};
-  for (const r of requests) byOutcome[r.outcome] = (byOutcome[r.outcome] ?? 0) + 1;
-  const targets = ledger.targets();
-  const transitions = observations.filter((o, i) => o.holder && o.holder !== observations[i - 1]?.holder).length;
-  const figures: ChaosFigures = {
-    seed: options.seed,
-    seconds: Math.round((Date.now() - t0) / 100) / 10,
-    replicas: options.replicas,
-    incarnations: incarnations.length,
-    valuesSet: ledger.valueCount,
-    paths: { live: targets.filter((t) => !t.endedBy).length, moved: targets.filter((t) => t.endedBy === 'moved').length, deleted: targets.filter((t) => t.endedBy === 'deleted').length },
-    kills,
-    pauses,
-    pauseSeconds: Math.round(pauseMs / 100) / 10,
-    leaseTransitions: transitions,
-    requests: requests.length,
-    requestsByOutcome: Object.fromEntries(Object.entries(byOutcome).sort()),
-    writesByNonHolders: writesByNonHolders.length,
-    requestsByNonHolders: byNonHolders.length,
-    stalePaths: paths.stale.length,
-    staleWritesLanded: paths.regressions.length,
-    excessVersions: paths.excess.reduce((n, f) => n + f.versions - f.allowed, 0),
-    requestsOverBucket: replay.rejected,
-    busiestSecondAtVault: replay.busiestSecond,
-    auditRequests: audited.length,
-    leftovers: { deleted: left.deleted.length, moved: left.moved.length, unknown: left.unknown.length },
-    unmarkedPaths: paths.unmarked.length,
-    requestsAtRest,
-    canaryLeaks: leaks.total,
-    settled,
-    settleSeconds: Math.round(settleMs / 100) / 10,
-  };
-
-  // --- the evidence, bounded ---
-  const evidence: string[] = [];
-  const add = (line: string) => evidence.push(line.length > 400 ? `${line.slice(0, 400)}…` : line);
-  const section = <T>(title: string, items: readonly T[], format: (item: T) => string) => {
-    if (!items.length) return;
-    add(`${title}: ${items.length}`);
-    for (const item of items.slice(0, 6)) add(`  ${format(item)}`);
-    if (items.length > 6) add(`  … and ${items.length - 6} more`);
-  };
-  const holderAt = (at: number) => [...observations].reverse().find((o) => o.at <= at)?.holder || 'nobody';
-  const writeText = (w: LandedWrite) => {
-    const inWindow = (held.get(w.identity) ?? []).some((win) => win.from <= w.at && w.at < win.to);
-    return `${w.ref ? `value #${w.ref.index + 1}` : 'an unknown value'} by ${w.identity} at ${rel(w.at)}${inWindow ? '' : ' (NOT holding the Lease)'}`;
-  };
-  const findingText = (f: PathFinding) =>
-    `${f.path}: holds ${f.holds < 0 ? 'no value of its Secret' : `value #${f.holds + 1}`} of ${f.values} of ${f.secret}; ${f.versions} versions (allowed ${f.allowed}); last writes: ${f.writes.map(writeText).join('; ') || 'none seen'}`;
-  if (!settled) add(`the system did not settle within ${options.settleTimeoutMs / 1000} s after the workload stopped`);
-  section('requests by a replica not holding the Lease (writes first)', [...writesByNonHolders, ...byNonHolders.filter((r) => !isKvWrite(r))], (r) =>
-    `${r.method} ${r.path} by ${r.identity} at ${rel(r.at)} (${r.outcome}${r.status ? ` ${r.status}` : ''}; the Lease was last seen held by ${holderAt(r.at)}; ${r.identity} held it in: ${(held.get(r.identity) ?? []).map((w) => `[${rel(w.from)}, ${Number.isFinite(w.to) ? rel(w.to) : 'end'})`).join(' ') || 'never'})`,
-  );
-  section('live paths not holding the latest value of their Secret', paths.stale, findingText);
-  section('stale values that landed after a newer one', paths.regressions, (r) => `${r.path}: ${writeText(r.write)} after ${writeText(r.after)}`);
-  section('paths with more KV versions than values they should have received', paths.excess, findingText);
-  section('left in Vault after their Deployment was deleted', left.deleted, (p) => `${p}: ${landed.filter((w) => w.path === p).slice(-3).map(writeText).join('; ') || 'no write seen'}`);
-  section('left in Vault after their Deployment moved to another path', left.moved, (p) => `${p}: ${landed.filter((w) => w.path === p).slice(-3).map(writeText).join('; ') || 'no write seen'}`);
-  section('keys in Vault the ledger never asked for', left.unknown, (p) => p);
-  section('live paths without the ownership marks', paths.unmarked, (p) => p);
-  if (replay.rejected) add(`the merged audit log exceeds one ${BUDGET.rate}/s burst-${BUDGET.burst} bucket (tolerance ${REPLAY_TOLERANCE_MS} ms): ${replay.rejected} of ${replay.requests} requests over; busiest second ${replay.busiestSecond}; first over at ${replay.firstRejected.map(rel).join(', ')}`);
-  if (requestsAtRest) add(`${requestsAtRest} requests in the ${options.quietWindowMs / 1000} s quiet window after settling`);
-  section('values found where they must never be', leaks.found, (l) => `${l.where}: ${l.count} (…${l.sample}…)`);
-  if (judgedByLeaseOnly.length) add(`no acquisition found in the logs of ${judgedByLeaseOnly.join(', ')}: judged by the Lease alone`);
-  if (evidence.length > MAX_EVIDENCE_LINES) evidence.splice(MAX_EVIDENCE_LINES, evidence.length - MAX_EVIDENCE_LINES, `… ${evidence.length - MAX_EVIDENCE_LINES} more lines`);
-  return { figures, evidence, logs };
 }
 
 /** The short form (the e2e test) and the long form (CHAOS_MINUTES, the bench). */
