@@ -22,15 +22,19 @@ const obs = (at: number, holder: string, acquireTime: number, renewTime: number,
 const req = (identity: string, at: number, method = 'POST', path = '/v1/secret/data/ns/p'): ReplicaRequest => ({ identity, at, method, path, outcome: 'forwarded' });
 
 describe('who held the Lease', () => {
-  test('a holder holds it from its acquireTime to its last renewal seen plus the lease duration', () => {
-    const windows = leaseWindows([obs(1000, 'a', 1000, 1000), obs(2000, 'a', 1000, 2000), obs(3000, 'a', 1000, 3000), obs(8000, 'b', 7500, 7500)]);
+  test('a holder holds it from its acquireTime to a lease duration after its last renewal was seen', () => {
+    // The renewal stamped 2900 was seen at 3000 (a slow renewal call): the standby counts from what it saw.
+    const windows = leaseWindows([obs(1000, 'a', 1000, 1000), obs(2000, 'a', 1000, 2000), obs(3000, 'a', 1000, 2900), obs(8000, 'b', 7500, 7500)]);
     expect(windows.get('a')).toEqual([{ from: 1000, to: 7000 }]);
-    expect(windows.get('b')).toEqual([{ from: 7500, to: 11500 }]);
+    expect(windows.get('b')).toEqual([{ from: 7500, to: 12000 }]);
   });
 
-  test('a holder whose Lease another took earlier (a release) holds it only until then', () => {
+  test('a holder holds it at most until the next holder stamped its acquisition (a release, or a renewal seen late)', () => {
     const windows = leaseWindows([obs(1000, 'a', 1000, 3000), obs(3100, '', 1000, 3100, 1000), obs(3200, 'b', 3200, 3200)]);
     expect(windows.get('a')).toEqual([{ from: 1000, to: 3200 }]);
+    // The poller saw a's last renewal 100 ms after the standby did: the standby's acquisition still ends a's window.
+    const late = leaseWindows([obs(1000, 'a', 1000, 1000), obs(5100, 'a', 1000, 5000), obs(9100, 'b', 9050, 9050)]);
+    expect(late.get('a')).toEqual([{ from: 1000, to: 9050 }]);
   });
 
   test('the same holder acquiring again (new acquireTime) is a new window, not one long one', () => {
@@ -48,7 +52,7 @@ describe('who held the Lease', () => {
 
   test('a paused leader that wakes up after its lease expired sends as a non-holder, even before it logs the loss', () => {
     // a renewed at 3000 (lease 4 s), was frozen, b took over at 8000; a woke at 20000 and logged the loss at 20100.
-    const lease = leaseWindows([obs(1000, 'a', 1000, 3000), obs(8000, 'b', 8000, 8000), obs(21000, 'b', 8000, 21000)]);
+    const lease = leaseWindows([obs(3000, 'a', 1000, 3000), obs(8000, 'b', 8000, 8000), obs(21000, 'b', 8000, 21000)]);
     const { held, judgedByLeaseOnly } = heldWindows(lease, new Map([
       ['a', [{ at: 1050, event: 'acquired' as const }, { at: 20100, event: 'lost' as const }]],
       ['b', [{ at: 8010, event: 'acquired' as const }]],

@@ -9,8 +9,9 @@ export interface Window {
   to: number;
 }
 
-/** One poll of the Lease: who held it and the times its holder wrote into it (the holder's clock: this machine's). */
+/** A version of the Lease record as polled: who held it and the times its holder wrote into it (this machine's clock). */
 export interface LeaseObservation {
+  /** When the poller first saw this version of the record. */
   at: number;
   holder: string;
   acquireTime?: number;
@@ -38,12 +39,16 @@ export interface ReplicaRequest {
 }
 
 /**
- * When the Lease said this identity held it: for each unbroken run of polls showing it as holder (same
- * acquireTime), from its acquireTime to its last renewTime seen plus the lease duration. That end is the
- * earliest moment another replica may take the Lease over (a standby waits a full lease duration after it
- * last SAW the record change, which is after the holder wrote renewTime), so it is the latest moment a
- * request of this holder can be proven to be alone. Polls are far more frequent than a lease duration, so the
- * last renewal before a takeover is always seen.
+ * When the Lease said this identity held it: for each unbroken run of versions showing it as holder (same
+ * acquireTime), from its acquireTime until the FIRST of
+ * - the acquireTime written by the next holder (before that holder's write even landed: the hard limit, two
+ *   writers from then on), and
+ * - a lease duration after the poller first saw its last renewal: a standby may take over a lease duration
+ *   after it saw the record change, and it cannot see a renewal long before the poller does (100 ms polls);
+ *   where it did, the next holder's acquireTime cuts the window anyway.
+ * Not renewTime + duration: renewTime is stamped before the renewal call, which can take seconds on a
+ * loaded machine, and a standby counts from when it sees the renewal, not from its stamp.
+ * Polls are far more frequent than a lease duration, so no renewal before a takeover goes unseen.
  */
 export function leaseWindows(observations: readonly LeaseObservation[]): Map<string, Window[]> {
   const windows = new Map<string, Window[]>();
@@ -54,7 +59,7 @@ export function leaseWindows(observations: readonly LeaseObservation[]): Map<str
       current = undefined;
       continue;
     }
-    const end = (o.renewTime ?? o.at) + o.durationMs;
+    const end = o.at + o.durationMs;
     if (current && current.holder === o.holder && current.acquireTime === o.acquireTime) {
       current.window.to = Math.max(current.window.to, end);
       continue;
