@@ -256,6 +256,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       ],
       { KUBECONFIG: env.kubeconfigPath },
     );
+  // From here on, every request of every replica is in the audit log after this mark (logins included).
+  const auditFrom = auditMark();
   // A replica that exits (killed, or fatal on its own) is replaced by a new one, as a Deployment's
   // ReplicaSet would: a new pod, a new name (identity), here also a new proxy and source address.
   const slots = Array.from({ length: options.replicas }, async (_, slot) => {
@@ -320,7 +322,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     })());
 
   try {
-    const auditFrom = auditMark();
     const workloadStart = Date.now();
     const workloadEnd = workloadStart + options.durationMs;
 
