@@ -566,6 +566,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const findingText = (f: PathFinding) =>
       `${f.path}: holds ${f.holds < 0 ? 'no value of its Secret' : `value #${f.holds + 1}`} of ${f.values} of ${f.secret}; ${f.versions} versions (allowed ${f.allowed}); last writes: ${f.writes.map(writeText).join('; ') || 'none seen'}`;
     if (!settled) add(`the system did not settle within ${options.settleTimeoutMs / 1000} s after the workload stopped`);
+    section('Deployments deleted but still there (the finalizer was not released)', state.stillThere, (d) => `${d.namespace}/${d.name}`);
     if (byNonHolders.length) {
       // Per replica first (how much, when, what it knew), then the Lease's history, then examples.
       const windowsText = (identity: string) => (held.get(identity) ?? []).map((w) => `[${rel(w.from)}, ${Number.isFinite(w.to) ? rel(w.to) : 'end'})`).join(' ') || 'never';
