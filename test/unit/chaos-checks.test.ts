@@ -16,6 +16,7 @@ import {
   type PathState,
   type ReplicaRequest,
 } from '../e2e/helpers/chaos-checks.js';
+import { chaosEvidence, type EvidenceInput } from '../e2e/helpers/chaos-evidence.js';
 import { ChaosLedger } from '../e2e/helpers/chaos-ledger.js';
 
 const obs = (at: number, holder: string, acquireTime: number, renewTime: number, durationMs = 4000): LeaseObservation => ({ at, holder, acquireTime, renewTime, durationMs });
@@ -215,4 +216,52 @@ test('leaked values are counted where they are found, and the sample shown does 
   expect(leaks.total).toBe(3);
   expect(leaks.found.map((f) => [f.where, f.count])).toEqual([['log of a', 1], ['log of b', 2]]);
   for (const f of leaks.found) expect(f.sample).not.toMatch(/cnryABCv\d/);
+});
+
+describe('the evidence a failing run prints', () => {
+  const base = (): EvidenceInput => ({
+    t0: 0,
+    settled: true,
+    settleTimeoutMs: 60_000,
+    stillThere: [],
+    observations: [obs(1000, 'a', 1000, 1000), obs(9000, 'b', 9000, 9000)],
+    held: new Map([['a', [{ from: 1000, to: 5000 }]], ['b', [{ from: 9000, to: Infinity }]]]),
+    markers: new Map([['a', [{ at: 1000, event: 'acquired' as const }, { at: 12_000, event: 'lost' as const }]]]),
+    judgedByLeaseOnly: [],
+    byNonHolders: [],
+    paths: { stale: [], excess: [], unmarked: [], regressions: [] },
+    left: { deleted: [], moved: [], unknown: [] },
+    landed: [],
+    replay: { requests: 10, rejected: 0, firstRejected: [], busiestSecond: 5 },
+    bucket: { rate: 10, burst: 20, toleranceMs: 250 },
+    requestsAtRest: 0,
+    quietWindowMs: 5000,
+    leaks: { total: 0, found: [] },
+  });
+
+  test('nothing to say when every check held', () => {
+    expect(chaosEvidence(base())).toEqual([]);
+  });
+
+  test('a woken leader: who sent how much when, what it said of itself, the Lease history, then examples', () => {
+    const lines = chaosEvidence({ ...base(), byNonHolders: [req('a', 11_000), { ...req('a', 11_500), status: 200 }, req('a', 11_800, 'GET', '/v1/auth/token/lookup-self')] });
+    expect(lines[0]).toBe('a sent 3 requests without holding the Lease, from 11.00s to 11.80s: 2 KV writes, 1 applied by Vault; it held the Lease in [1.00s, 5.00s); its own account: acquired at 1.00s, lost at 12.00s');
+    expect(lines[1]).toBe('the Lease: a from 1.00s, b from 9.00s');
+    expect(lines[2]).toBe('requests by a replica not holding the Lease (writes first): 3');
+    expect(lines.slice(3).map((l) => l.trim().split(' ')[1])).toEqual(['/v1/secret/data/ns/p', '/v1/secret/data/ns/p', '/v1/auth/token/lookup-self']);
+  });
+
+  test('bounded: at most 40 lines of at most 401 characters, however much went wrong', () => {
+    const many = Array.from({ length: 500 }, (_, i) => `ns/${'x'.repeat(500)}-${i}/s0`);
+    const lines = chaosEvidence({
+      ...base(),
+      settled: false,
+      stillThere: many,
+      byNonHolders: many.map((p, i) => req(`r${i}`, 20_000 + i, 'POST', `/v1/secret/data/${p}`)),
+      left: { deleted: many, moved: many, unknown: many },
+    });
+    expect(lines).toHaveLength(40);
+    expect(lines[39]).toMatch(/^… \d+ more lines$/);
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(401);
+  });
 });
