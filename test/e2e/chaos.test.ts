@@ -5,6 +5,7 @@
 // `npm run bench` or here with CHAOS_MINUTES=10. On a failure the evidence says which path, which values,
 // which requests by whom and when.
 import { chaosOptions, runChaos } from './helpers/chaos.js';
+import { shutdownAllReplicas } from './helpers/chaos-replicas.js';
 
 const minutes = process.env.CHAOS_MINUTES ? Number(process.env.CHAOS_MINUTES) : undefined;
 if (minutes !== undefined && !(minutes > 0 && minutes <= 60)) throw new Error(`CHAOS_MINUTES must be a number of minutes in (0, 60], got "${process.env.CHAOS_MINUTES}"`);
@@ -12,6 +13,8 @@ const say = (m: string) => process.stderr.write(`[chaos] ${m}\n`);
 const options = chaosOptions(minutes, say);
 // The workload, the settling bound, the quiet window, and start-up and collection around them.
 const timeoutMs = options.durationMs + options.settleTimeoutMs + options.quietWindowMs + 120_000;
+// A run that timed out has not stopped its replicas: stop them (a finished run already did; then a no-op).
+afterAll(() => shutdownAllReplicas());
 
 test(
   'replicas killed, paused and behind a failing Vault: every live path holds the latest value, written once, by the Lease holder only, within one budget, nothing left behind, nothing leaked, nothing sent at rest',

@@ -46,6 +46,13 @@ const LEASE_POLL_MS = 100;
 const MAX_INCARNATIONS = 250;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Every set of replicas not shut down yet: a test that timed out still ends their processes (afterAll). */
+const running = new Set<ChaosReplicas>();
+
+export async function shutdownAllReplicas(): Promise<void> {
+  await Promise.all([...running].map((r) => r.shutdown()));
+}
+
 const toMs = (t: unknown) => (t === undefined || t === null ? undefined : new Date(t as string).getTime());
 
 export class ChaosReplicas {
@@ -62,6 +69,7 @@ export class ChaosReplicas {
   constructor(private readonly settings: ReplicaSettings, private readonly kubeConfig: KubeConfig) {}
 
   start(): void {
+    running.add(this);
     this.slots = Array.from({ length: this.settings.replicas }, (_, slot) => this.runSlot(slot));
     this.poller = this.pollLease();
   }
@@ -105,6 +113,7 @@ export class ChaosReplicas {
       this.polling = false;
       await this.poller;
       for (const i of this.incarnations) await i.proxy.close();
+      running.delete(this);
     })());
   }
 
