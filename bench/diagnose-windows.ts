@@ -9,8 +9,12 @@ import { loadConfig } from '../src/config.js';
 import { ensureBinaries } from '../testenv/binaries.js';
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment } from '../testenv/environment.js';
 import type { LimiterStart } from '../src/vault/limiter.js';
+import { wholeMounts } from '../src/vault/scope.js';
 import { createVaultStack } from '../src/vault/stack.js';
 import { auditLogMark, auditRequestTimes, maxInAnyWindow, startFaultProxy } from '../test/e2e/helpers/fault-proxy.js';
+
+/** The benchmark writes for no source: its requests carry the whole secret/ mount as their scope. */
+const benchContext = { scope: wholeMounts(['secret'], 'the benchmark') };
 
 const n = Number(process.argv[2] ?? 1000);
 const marginMs = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
@@ -29,7 +33,7 @@ const first = proxy.requests.length;
 const auditFrom = auditLogMark(env.vaultAuditLogPath);
 const s0 = starts.length;
 const prefix = `diag-${randomBytes(3).toString('hex')}`;
-await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ v: String(i) })))));
+await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ v: String(i) })), {}, benchContext)));
 await stack.stop();
 const wire = proxy.requests.slice(first).map((r) => r.at).sort((a, b) => a - b);
 const lim = starts.slice(s0);

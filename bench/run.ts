@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Bottleneck from 'bottleneck';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { Metrics } from '../src/observability/metrics.js';
@@ -23,11 +23,16 @@ import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, star
 import { VaultRateLimiter } from '../src/vault/limiter.js';
 import { MANAGED_BY } from '../src/sync/ownership.js';
 import { startupBench } from './startup.js';
+import { wholeMounts } from '../src/vault/scope.js';
 import { createVaultStack } from '../src/vault/stack.js';
 import { writeFloor } from './write-floor.js';
 import { fairShare, fairShareTables } from './fair-share.js';
 import { chaosBench, chaosTable } from './chaos.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
+import { loadKubeConfig } from '../src/kube/kube-config.js';
+
+/** The benchmark writes for no source: its requests carry the whole secret/ mount as their scope. */
+const benchContext = { scope: wholeMounts(['secret'], 'the benchmark') };
 
 const RATE = 10;
 const BURST = 20;
@@ -105,7 +110,7 @@ async function converge(dir: string, n: number) {
   const first = proxy.requests.length;
   const auditFrom = auditLogMark(env.vaultAuditLogPath);
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ value: `v${i}` })))));
+  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ value: `v${i}` })), {}, benchContext)));
   const seconds = (performance.now() - t0) / 1000;
   await stack.stop();
   const seen = since(first);
@@ -148,8 +153,7 @@ function classify(requests: RecordedRequest[], prefix: string) {
 
 async function callsPerSecret(dir: string, extraArgs: string[] = []) {
   const secrets = 20;
-  const kc = new KubeConfig();
-  kc.loadFromFile(env.kubeconfigPath);
+  const kc = loadKubeConfig(env.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const namespace = `bench-${randomBytes(3).toString('hex')}`;
   await core.createNamespace({ body: { metadata: { name: namespace } } });
@@ -248,7 +252,7 @@ async function memory(dir: string, streamed: boolean, count: number) {
   const sampler = await memorySampler();
   const prefix = `bench/memory-${streamed ? 'streamed' : 'buffered'}-${randomBytes(3).toString('hex')}`;
   const t0 = performance.now();
-  await Promise.all(payloads.map((data, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries(data)))));
+  await Promise.all(payloads.map((data, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries(data)), {}, benchContext)));
   const seconds = (performance.now() - t0) / 1000;
   const usage = sampler.stop();
   await stack.stop();
@@ -260,8 +264,7 @@ async function memory(dir: string, streamed: boolean, count: number) {
  * list (which carries every value once) to the last write, straight to OpenBao.
  */
 async function memoryOperator(dir: string, count: number) {
-  const kc = new KubeConfig();
-  kc.loadFromFile(env.kubeconfigPath);
+  const kc = loadKubeConfig(env.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const namespace = `bench-mem-${randomBytes(3).toString('hex')}`;
   await core.createNamespace({ body: { metadata: { name: namespace } } });

@@ -2,10 +2,11 @@
 //   node [flags] dist/bench/startup-child.js client-node              one unpaged list with @kubernetes/client-node
 //   node [flags] dist/bench/startup-child.js operator ARGS... -- SEC  the operator until caches synced, then SEC s idle
 // Prints one JSON line on stdout.
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
 import { startOperator } from '../src/operator.js';
+import { loadKubeConfig } from '../src/kube/kube-config.js';
 
 const MiB = 1024 * 1024;
 const mib = (bytes: number) => Math.round((bytes / MiB) * 10) / 10;
@@ -17,8 +18,7 @@ function memory() {
 }
 
 async function clientNode() {
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
+  const kc = loadKubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const t0 = performance.now();
   const list = await core.listSecretForAllNamespaces();

@@ -7,9 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { PooledKubeConfig } from '../src/kube/kube-http.js';
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, type LocalEnvironment } from '../testenv/environment.js';
+import { loadKubeConfig } from '../src/kube/kube-config.js';
 
 const NAMESPACE = 'bench-startup';
 const SECRET_BYTES = 4096;
@@ -57,8 +58,7 @@ function runChild(args: string[], variant: { nodeArgs: string[]; env: Record<str
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 export async function startupBench(env: LocalEnvironment, work: string, sizes: number[], say: (m: string) => void, idleSeconds = 10, repeat = 3) {
-  const loaded = new KubeConfig();
-  loaded.loadFromFile(env.kubeconfigPath);
+  const loaded = loadKubeConfig(env.kubeconfigPath);
   const kc = PooledKubeConfig.from(loaded); // kept-alive connections: a create per TLS handshake is 10x slower
   const core = kc.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: NAMESPACE } } }).catch((e) => void ((e as { code?: number }).code === 409 || Promise.reject(e)));

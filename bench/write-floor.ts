@@ -2,12 +2,13 @@
 // update (counted at the loopback proxy in front of OpenBao), and duplicate KV versions after a Vault reset in
 // the middle of an 80-path sync (read from OpenBao's metadata: every version beyond the first is a duplicate).
 import { randomBytes } from 'node:crypto';
-import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { Config } from '../src/config.js';
 import { startOperator } from '../src/operator.js';
 import type { LocalEnvironment } from '../testenv/environment.js';
 import type { FaultProxy, RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
+import { loadKubeConfig } from '../src/kube/kube-config.js';
 
 export interface WriteFloorContext {
   env: LocalEnvironment;
@@ -21,8 +22,7 @@ const round = (n: number) => Math.round(n * 1000) / 1000;
 
 export async function writeFloor(ctx: WriteFloorContext) {
   const { env, proxy } = ctx;
-  const kc = new KubeConfig();
-  kc.loadFromFile(env.kubeconfigPath);
+  const kc = loadKubeConfig(env.kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   process.env.KUBECONFIG = env.kubeconfigPath;

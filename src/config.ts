@@ -1,8 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { VaultAuthConfig } from './vault/auth.js';
+import { tokenFromFile } from './observability/bearer-token.js';
 
+
+/**
+ * Operations a waiting marks write lets go first: 100 is about 10 s at the default rate. A backlog shorter than
+ * that still sends every value before any mark; a longer one (steady churn) interleaves the aged marks.
+ */
+export const MARKS_MAX_WAIT_DEFAULT = 100;
 /** Everything the operator can be told, typed and validated. */
 /** The settings the sync decisions read (reconciler, plan, DRY_RUN): taken from Config in one place. */
 export function syncSettings(config: Config) {
@@ -11,10 +17,20 @@ export function syncSettings(config: Config) {
     contentHashInMetadata: config.contentHashInMetadata,
     kvMounts: config.vault.kvMounts,
     maxSecretBytes: config.maxSecretBytes,
+    maxSecretsPerSource: config.maxSecretsPerSource,
     tenantPathTemplate: config.tenantPathTemplate,
     deletePolicy: config.deletePolicy,
   };
 }
+
+/**
+ * How the operator proves itself to Vault: plain settings, owned here; the Vault layer turns them into its
+ * login request (src/vault/auth.ts).
+ */
+export type VaultAuthConfig =
+  | { method: 'token'; token: string }
+  | { method: 'kubernetes'; role: string; mount: string; tokenPath: string }
+  | { method: 'approle'; roleId: string; secretIdPath: string; mount: string };
 
 export interface Config {
   vault: {
@@ -27,10 +43,20 @@ export interface Config {
   };
   rateLimit: { rate: number; burst: number };
   batchSize: number;
+  /**
+   * Values go before ownership marks in the fair line; a mark that has let this many other operations go
+   * first is served like data, so marks cannot starve under steady churn (the intent record covers the gap).
+   */
+  marksMaxWaitRequests: number;
   /** Retries of one Vault request on transient failures, before the source is re-queued with its own backoff. */
   vaultRetry: { retries: number; maxDelayMs: number };
   largeSecretThresholdBytes: number;
   maxSecretBytes: number;
+  /**
+   * Secrets one source may sync (one Vault path each when its pod template is used). It bounds the work and
+   * memory of one reconcile and the size of its VaultSync status, not what a workload may use.
+   */
+  maxSecretsPerSource: number;
   /** Empty = every namespace. */
   watchNamespaces: string[];
   clusterName: string;
@@ -55,6 +81,11 @@ export interface Config {
     leaseDurationMs: number;
     renewDeadlineMs: number;
     retryPeriodMs: number;
+    /**
+     * A Lease taken over from another holder (not released by it): the new holder waits the old lease
+     * duration plus this before it sends anything, so that a request the old holder let through has landed.
+     */
+    takeoverMarginMs: number;
   };
   /** Namespaces are split into this many shards; a replica works on at most one (leader election per shard). */
   shards: number;
@@ -72,6 +103,16 @@ export interface Config {
   /** DRY_RUN: plan continuously (log, metric, VaultSync condition Planned) instead of writing to Vault. */
   dryRun: boolean;
 }
+
+/**
+ * Secrets per source: the default and the highest value accepted, from what one source costs
+ * (bench/source-size.ts; PERFORMANCE.md "Secrets per source"). Deciding a reconcile of 1,000 Secrets takes
+ * ~0.25 s of CPU and ~15 MiB of heap; its VaultSync status is ~145 KiB with 35-character paths and ~1.1 MiB
+ * with the longest paths the grammar allows while every write is intended, under etcd's 1.5 MiB per object.
+ * Above 5,000 even short paths no longer fit. Reads of Secrets are bounded elsewhere: only cached ones are read.
+ */
+export const DEFAULT_MAX_SECRETS_PER_SOURCE = 1000;
+export const MAX_SECRETS_PER_SOURCE_LIMIT = 5000;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -98,10 +139,12 @@ const SETTINGS = {
   'vault-rate-limit': 'Vault requests per second, every call included (default 10)',
   'vault-rate-burst': 'requests that may start at once (default 20)',
   'vault-batch-size': 'operations grouped into one batch (default 5)',
+  'vault-marks-max-wait': 'other Vault operations a waiting ownership-marks write lets go first before it is served like data (default 100, about 10 s at 10/s)',
   'vault-max-retries': 'retries of one Vault request on connection errors, timeouts, 5xx and 429, with exponential backoff (default 5; 0 = none)',
   'vault-retry-max-delay': 'longest backoff between two retries (default 30s; a longer Retry-After from Vault is honoured up to 2m)',
   'large-secret-threshold': 'payload size above which a secret counts as large (default 1Mi)',
   'max-secret-size': 'payload size above which a write is refused (default 32Mi, Vault\'s default max request size)',
+  'max-secrets-per-source': `Secrets one source may sync, listed in vault-sync.io/secrets or used by its pod template; more is refused with an Event (default ${DEFAULT_MAX_SECRETS_PER_SOURCE}, at most ${MAX_SECRETS_PER_SOURCE_LIMIT}: each is a path recorded in the source's VaultSync status)`,
   'watch-namespaces': 'comma-separated namespaces to watch (default: all)',
   'cluster-name': 'this cluster\'s name, recorded in Vault custom_metadata (default: default)',
   'content-hash-in-metadata': 'true: also record the content hash in each path\'s custom_metadata, costing a second Vault write per change; false: one write per change, drift detected by KV version alone (default false; docs/adr/0003)',
@@ -117,6 +160,7 @@ const SETTINGS = {
   'leader-election-lease-duration': 'how long a standby waits after the last renewal before it takes over (default 15s)',
   'leader-election-renew-deadline': 'the leader stops syncing when it could not renew for this long (default 10s)',
   'leader-election-retry-period': 'how often candidates try to acquire and the leader renews (default 2s)',
+  'leader-election-takeover-margin': 'a Lease taken over from a holder that did not release it: wait its lease duration plus this before sending anything (default 2s)',
   'shards': 'split namespaces into this many shards, one Lease each; each replica syncs at most one shard with 1/shards of the Vault budget (default 1; > 1 needs --leader-elect)',
   'resync-interval': 're-check every synced source this often (no Vault call when nothing changed); /health reports a stale heartbeat after 3x (default 10m)',
   'log-level': 'trace | debug | info | warn | error (default info)',
@@ -277,11 +321,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (certFile !== undefined) readable('metrics-tls-cert-file', certFile);
   if (keyFile !== undefined) readable('metrics-tls-key-file', keyFile);
   const bearerTokenFile = get('metrics-bearer-token-file');
-  if (bearerTokenFile !== undefined && readable('metrics-bearer-token-file', bearerTokenFile).trim() === '') fail('metrics-bearer-token-file', `"${bearerTokenFile}" is empty`);
+  if (bearerTokenFile !== undefined) {
+    // Checked here to fail fast; the server checks again on every request (the file may change).
+    const held = tokenFromFile(readable('metrics-bearer-token-file', bearerTokenFile));
+    if (!held.ok) fail('metrics-bearer-token-file', `"${bearerTokenFile}" ${held.reason}`);
+  }
   const leaderElect = bool('leader-elect', false);
   const leaseDurationMs = duration('leader-election-lease-duration', '15s');
   const renewDeadlineMs = duration('leader-election-renew-deadline', '10s');
   const retryPeriodMs = duration('leader-election-retry-period', '2s');
+  const takeoverMarginMs = duration('leader-election-takeover-margin', '2s');
   if (renewDeadlineMs >= leaseDurationMs) fail('leader-election-renew-deadline', 'must be shorter than --leader-election-lease-duration');
   if (retryPeriodMs >= renewDeadlineMs) fail('leader-election-retry-period', 'must be shorter than --leader-election-renew-deadline');
   const shards = number('shards', 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, 'a whole number from 1 to 256');
@@ -302,6 +351,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     leaseDurationMs,
     renewDeadlineMs,
     retryPeriodMs,
+    takeoverMarginMs,
   };
   const resyncIntervalMs = duration('resync-interval', '10m');
 
@@ -319,12 +369,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       burst: number('vault-rate-burst', 20, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
     },
     batchSize: number('vault-batch-size', 5, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
+    marksMaxWaitRequests: number('vault-marks-max-wait', MARKS_MAX_WAIT_DEFAULT, (n) => Number.isInteger(n) && n >= 0 && n <= 1_000_000, 'a whole number from 0 to 1000000'),
     vaultRetry: {
       retries: number('vault-max-retries', 5, (n) => Number.isInteger(n) && n >= 0 && n <= 100, 'a whole number from 0 to 100'),
       maxDelayMs: duration('vault-retry-max-delay', '30s'),
     },
     largeSecretThresholdBytes,
     maxSecretBytes,
+    maxSecretsPerSource: number('max-secrets-per-source', DEFAULT_MAX_SECRETS_PER_SOURCE, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_SECRETS_PER_SOURCE_LIMIT, `a whole number from 1 to ${MAX_SECRETS_PER_SOURCE_LIMIT}`),
     watchNamespaces: list('watch-namespaces', []),
     clusterName: get('cluster-name') ?? 'default',
     contentHashInMetadata: bool('content-hash-in-metadata', false),

@@ -1,19 +1,22 @@
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { syncSettings, type Config } from './config.js';
 import { ClusterClient } from './kube/cluster.js';
 import { PooledKubeConfig } from './kube/kube-http.js';
+import { loadKubeConfig } from './kube/kube-config.js';
 import { loadOrCreateHashKey } from './kube/hash-key.js';
 import { isManaged, parseSourceKey, sourceKey } from './kube/objects.js';
 import { describeKubeError } from './kube/reflector.js';
 import { SourceReflectors } from './kube/source-reflectors.js';
+import type { WriteFence } from './kube/lease-fence.js';
 import { VaultSyncStore, type ConditionListener } from './kube/vaultsync-store.js';
 import { Metrics } from './observability/metrics.js';
 import { vaultMetricsOf } from './observability/vault-metrics.js';
 import { WorkQueue } from './queue/work-queue.js';
 import { Fingerprinter } from './sync/fingerprint.js';
+import { createDecisionPipeline } from './sync/gather.js';
 import { Reconciler } from './sync/reconciler.js';
-import { syncStateStore } from './sync/state-store.js';
+import { INVALID_RECORD, reportDroppedPaths, syncStateStore } from './sync/state-store.js';
 import { SecretIndex } from './sync/secret-index.js';
 import { DryRunReporter } from './plan/dry-run.js';
 import { Planner } from './plan/planner.js';
@@ -32,6 +35,12 @@ export interface RunningOperator {
   resync(): number;
   /** Stops watching, drains in-flight work, releases the limiter. */
   stop(): Promise<void>;
+  /**
+   * The Lease is lost: stops at once, no drain. Nothing waiting is sent (rejected as 'fenced'), retries end,
+   * the work queue stops; resolves when the reconciles under way have given up. The fence already refuses
+   * every request and status write, so what they still try is not sent.
+   */
+  abort(reason: string): Promise<void>;
 }
 
 export interface OperatorOverrides {
@@ -42,6 +51,11 @@ export interface OperatorOverrides {
   accepts?: (namespace: string) => boolean;
   /** Told about every VaultSync Ready condition of this engine's sources (the dashboard's not-Ready table). */
   conditionListener?: ConditionListener;
+  /**
+   * Leader election: whether this replica holds its Lease now. Every Vault request and every VaultSync write
+   * asks it immediately before it leaves. Absent: always holds (a single replica).
+   */
+  fence?: WriteFence;
 }
 
 /** Wires the real clients together and starts watching. */
@@ -49,11 +63,15 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   // One keep-alive agent for all of the operator's Kubernetes traffic (lists, watches, reads, writes).
   const kubeConfig = PooledKubeConfig.from(overrides.kubeConfig ?? loadKubeConfig());
   const metrics = overrides.metrics ?? new Metrics();
-  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), vaultMetricsOf(metrics));
+  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), vaultMetricsOf(metrics), { gate: overrides.fence });
   const cluster = new ClusterClient(kubeConfig);
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
-  const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, ownSources(overrides.conditionListener, overrides.accepts));
+  const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, ownSources(overrides.conditionListener, overrides.accepts), {
+    kvMounts: config.vault.kvMounts,
+    fence: overrides.fence,
+    onFenced: () => metrics.fencedRequests.labels('status').inc(),
+  });
   const countEvent = (resource: string) => (type: string) => metrics.informerEvents.labels(resource, type).inc();
   const enqueueAllManaged = () => {
     for (const object of reflectors.managedSources()) queue.add(sourceKey(object.kind, object.namespace, object.name));
@@ -76,31 +94,33 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     onError: () => metrics.errors.labels('watch').inc(),
   });
 
+  // One factory for both: the reconciler carries its verdicts out, DRY_RUN prints them (read-only reads).
+  const pipelineFor = (readOnly: boolean) =>
+    createDecisionPipeline({
+      sources: reflectors,
+      state: syncStateStore(state),
+      cluster,
+      vault: vaultStack.vault,
+      kvVersion: (mount) => vaultStack.kvVersion(mount),
+      fingerprint,
+      settings: syncSettings(config),
+      readOnly,
+    });
   const reconciler = new Reconciler({
-    sources: reflectors,
+    pipeline: pipelineFor(false),
     cluster,
     vault: vaultStack.vault,
     state: syncStateStore(state),
     index,
-    fingerprint,
     log,
     metrics,
-    ...syncSettings(config),
     cleanupTimeoutMs: config.cleanupTimeoutMs,
   });
 
   // DRY_RUN: the plan of each source (the Planner of `vault-sync-operator plan`) in place of its reconcile.
   const dryRun = config.dryRun
     ? new DryRunReporter({
-        planner: new Planner({
-          sources: reflectors,
-          state: syncStateStore(state),
-          cluster,
-          vault: vaultStack.vault,
-          fingerprint,
-          index,
-          ...syncSettings(config),
-        }),
+        planner: new Planner({ pipeline: pipelineFor(true), index }),
         sources: reflectors,
         state,
         metrics,
@@ -128,11 +148,20 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   });
 
   let started = false;
+  let ended = false;
   const ready = (async () => {
     fingerprint.useKey(await loadOrCreateHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret));
     await vaultStack.login();
     await state.load();
+    await reportDroppedPaths(state.droppedAtLoad, {
+      log,
+      count: () => metrics.refusals.labels(INVALID_RECORD).inc(),
+      accepts: overrides.accepts,
+      // DRY_RUN records no Event.
+      event: config.dryRun ? undefined : (owner, reason, message) => cluster.createEvent(owner.kind, owner, 'Warning', reason, message),
+    });
     await reflectors.startAndSync();
+    if (ended) throw new Error('the engine was stopped before it started');
     started = true;
     queue.start();
     log.info({ namespaces: config.watchNamespaces.length ? config.watchNamespaces : 'all', records: state.size, dryRun: config.dryRun }, config.dryRun ? 'caches synced; DRY_RUN: planning only, nothing is written to Vault' : 'caches synced; syncing');
@@ -153,9 +182,18 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
       return queued;
     },
     async stop() {
+      ended = true;
       reflectors.stop();
       await queue.shutdown();
       await vaultStack.stop();
+      kubeConfig.close();
+    },
+    async abort(reason) {
+      ended = true;
+      reflectors.stop();
+      const vaultStopped = vaultStack.abort(reason);
+      await queue.shutdown();
+      await vaultStopped;
       kubeConfig.close();
     },
   };
@@ -170,10 +208,4 @@ function ownSources(listener: ConditionListener | undefined, accepts: ((namespac
     },
     onDeleted: (key) => listener.onDeleted(key),
   };
-}
-
-function loadKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or in-cluster
-  return kubeConfig;
 }

@@ -1,9 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { loadKubeConfig } from './kube/kube-config.js';
+import { ALWAYS_HOLDS, type WriteFence } from './kube/lease-fence.js';
 import { shardLeaseName, shardOf, shardRateLimit, ShardElector } from './kube/leader-election.js';
 import { NOT_READY_ROWS } from './observability/dashboard.js';
 import { buildHealthReport, Heartbeat, RateWindow, readinessText, snapshotOf, type LeadershipView, type ReadinessCheck, type Role } from './observability/health.js';
@@ -11,15 +13,19 @@ import { Metrics } from './observability/metrics.js';
 import { ProblemTracker, RateHistory } from './observability/problems.js';
 import { startOpsServer, type OpsServer } from './observability/server.js';
 import { startOperator, type OperatorOverrides, type RunningOperator } from './operator.js';
+import { EngineSlot } from './supervisor/engine-slot.js';
+import { Leadership, type LeadershipState } from './supervisor/leadership.js';
 
 /**
  * The operator's life cycle around the sync engine: the operations HTTP server (up first, so probes and
  * metrics answer while caches sync or while standing by), leader election / sharding, and the order of a
- * graceful stop: stop campaigning, drain in-flight work, release the Lease, close the server.
+ * graceful stop: drain in-flight work while still renewing, release the Lease, close the server.
  *
  * Without leader election the engine starts at once. With it, the engine starts only while this replica
- * holds a shard's Lease, watching every namespace but reconciling only those of its shard, with
- * 1/shards of the Vault budget; a standby makes no Vault call at all.
+ * holds a shard's Lease (supervisor/leadership.ts: standby, waiting-out, leading, stopping), watching every
+ * namespace but reconciling only those of its shard, with 1/shards of the Vault budget; a standby makes no
+ * Vault call at all. Every Vault request and status write of the engine passes the Lease's fence; a lost
+ * Lease aborts the engine at once (no drain).
  */
 export interface SupervisorOptions {
   kubeConfig?: KubeConfig;
@@ -70,31 +76,68 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
   const problems = new ProblemTracker();
   const shards = config.leaderElection.enabled ? config.shards : 1;
   const shardConfig: Config = { ...config, rateLimit: shardRateLimit(config.rateLimit, shards) };
-  const kubeConfig = options.kubeConfig ?? defaultKubeConfig();
-
-  let role: Role = 'starting';
-  let operator: RunningOperator | undefined;
-  let operatorReady = false;
-  let operatorShard: number | undefined;
-  let elector: ShardElector | undefined;
+  const kubeConfig = options.kubeConfig ?? loadKubeConfig();
   let stopping: Promise<void> | undefined;
 
-  const leadership = (): LeadershipView => ({
-    enabled: config.leaderElection.enabled,
-    role,
-    identity: config.leaderElection.identity,
-    shard: operatorShard,
-    shards,
-    lease: config.leaderElection.enabled && operatorShard !== undefined ? shardLeaseName(config.leaderElection.leaseName, operatorShard, shards) : undefined,
+  const fatal = (reason: string) => {
+    log.fatal({ reason }, 'stopping the operator');
+    if (options.onFatal) options.onFatal(reason);
+  };
+
+  // Set once the elector exists: the engine asks it before every Vault request and status write.
+  let fence: WriteFence = ALWAYS_HOLDS;
+  const engines = new EngineSlot({
+    start: (shard) => {
+      const accepts = shard === undefined || shards <= 1 ? undefined : (namespace: string) => shardOf(namespace, shards) === shard;
+      return startOperator(shardConfig, shard === undefined ? log : log.child({ shard }), {
+        ...options.operatorOverrides,
+        kubeConfig,
+        metrics,
+        conditionListener: problems,
+        fence,
+        ...(accepts ? { accepts } : {}),
+      });
+    },
+    onStartFailed: (reason) => {
+      if (!stopping) fatal(reason);
+    },
+    onEnded: () => problems.reset(), // a standby has nothing of its own to show
   });
+
+  const le = config.leaderElection;
+  const leadershipMachine = le.enabled
+    ? new Leadership({
+        engines,
+        takeoverMarginMs: le.takeoverMarginMs,
+        // Requests are fenced at once; this only bounds how long a hung call may keep the old engine around.
+        abortGraceMs: Math.max(1000, le.leaseDurationMs),
+        log: log.child({ component: 'leader-election' }),
+        onFatal: fatal,
+      })
+    : undefined;
+  const role = (): Role => (stopping ? 'stopping' : leadershipMachine ? roleOf(leadershipMachine.state) : 'single');
+
+  const leadership = (): LeadershipView => {
+    const shard = leadershipMachine?.shard;
+    return {
+      enabled: le.enabled,
+      role: role(),
+      identity: le.identity,
+      shard,
+      shards,
+      lease: le.enabled && shard !== undefined ? shardLeaseName(le.leaseName, shard, shards) : undefined,
+    };
+  };
   const checks = (): ReadinessCheck[] => {
-    if (role === 'standby') return [];
+    const current = role();
+    if (current === 'standby' || current === 'waiting-out') return [];
+    const operator = engines.current;
     return [
       { name: 'caches-synced', ok: !!operator?.cachesSynced(), detail: operator ? 'listing' : 'not started' },
       {
         name: 'vault-authenticated',
-        ok: operatorReady && !!operator?.vaultAuthenticated(),
-        detail: !operator ? 'not started' : operatorReady ? 'no usable token: the last login failed or the token expired' : 'logging in',
+        ok: engines.ready && !!operator?.vaultAuthenticated(),
+        detail: !operator ? 'not started' : engines.ready ? 'no usable token: the last login failed or the token expired' : 'logging in',
       },
     ].map((c) => (c.ok ? { name: c.name, ok: true } : c));
   };
@@ -110,6 +153,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
     vaultRequests.add(now, requests);
     rateHistory.add(now, requests);
     const reconciles = snapshot.sum('vault_sync_operations_total');
+    const operator = engines.current;
     const idle = !operator || (operator.queue.depth === 0 && operator.queue.inFlight === 0);
     if (reconciles !== lastReconciles || idle) heartbeat.beat();
     lastReconciles = reconciles;
@@ -119,13 +163,14 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
   sampler.unref();
   void sample().catch(() => undefined);
   const resync = setInterval(() => {
-    const queued = operator && operatorReady ? operator.resync() : 0;
+    const queued = engines.current && engines.ready ? engines.current.resync() : 0;
     log.debug({ queued }, 'resync');
   }, config.resyncIntervalMs);
   resync.unref();
 
   const health = async () => {
     const snapshot = await sample();
+    const operator = engines.current;
     return buildHealthReport({
       now: Date.now(),
       startedAt,
@@ -156,54 +201,11 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
     log: log.child({ component: 'http' }),
   });
 
-  const fatal = (reason: string) => {
-    log.fatal({ reason }, 'stopping the operator');
-    if (options.onFatal) options.onFatal(reason);
-  };
-
-  const startEngine = (shard: number | undefined): RunningOperator => {
-    const accepts = shard === undefined || shards <= 1 ? undefined : (namespace: string) => shardOf(namespace, shards) === shard;
-    const engine = startOperator(shardConfig, shard === undefined ? log : log.child({ shard }), {
-      ...options.operatorOverrides,
-      kubeConfig,
-      metrics,
-      conditionListener: problems,
-      ...(accepts ? { accepts } : {}),
-    });
-    operator = engine;
-    operatorShard = shard;
-    operatorReady = false;
-    engine.ready.then(
-      () => {
-        if (operator === engine) operatorReady = true;
-      },
-      (error: unknown) => {
-        if (operator !== engine || stopping) return;
-        fatal(`could not start: ${error instanceof Error ? error.message : String(error)}`);
-      },
-    );
-    return engine;
-  };
-
-  // The engine being stopped, if any: a new one starts only after it has drained (one writer per process).
-  let draining: Promise<void> = Promise.resolve();
-  const stopEngine = (): Promise<void> => {
-    const engine = operator;
-    operator = undefined;
-    operatorReady = false;
-    operatorShard = undefined;
-    problems.reset(); // a standby has nothing of its own to show
-    if (engine) draining = engine.stop().catch(() => undefined);
-    return draining;
-  };
-
+  let elector: ShardElector | undefined;
   let started: Promise<void>;
-  if (!config.leaderElection.enabled) {
-    role = 'single';
-    started = startEngine(undefined).ready;
+  if (!leadershipMachine) {
+    started = engines.start(undefined).then((engine) => engine?.ready);
   } else {
-    const le = config.leaderElection;
-    role = 'standby';
     elector = new ShardElector({
       kubeConfig,
       namespace: le.namespace,
@@ -215,23 +217,12 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
       retryPeriodMs: le.retryPeriodMs,
       log: log.child({ component: 'leader-election' }),
       registry: metrics.registry,
-      onStartedLeading: (shard) => {
-        if (stopping) return;
-        role = 'leader';
-        operatorShard = shard;
-        void draining.then(() => {
-          if (!stopping && elector?.shard === shard && !operator) startEngine(shard);
-        });
+      onStartedLeading: (shard, takeover) => {
+        if (!stopping) leadershipMachine.acquired(shard, takeover);
       },
-      onStoppedLeading: (shard) => {
-        role = 'standby';
-        // Another replica may take the shard over once the lease duration has passed since our last
-        // renewal; in-flight writes must be over by then, or we exit rather than risk two writers.
-        const graceMs = Math.max(1000, le.leaseDurationMs - le.renewDeadlineMs);
-        const timer = setTimeout(() => fatal(`lost shard ${shard} and could not drain within ${graceMs} ms`), graceMs);
-        void stopEngine().finally(() => clearTimeout(timer));
-      },
+      onStoppedLeading: (shard, reason) => leadershipMachine.lost(shard, reason),
     });
+    fence = elector.fence;
     elector.start();
     log.info({ lease: le.leaseName, namespace: le.namespace, identity: le.identity, shards }, 'leader election: campaigning');
     started = Promise.resolve();
@@ -241,29 +232,32 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
     metrics,
     server,
     problems,
-    operator: () => operator,
+    operator: () => engines.current,
     leadership,
     started,
     stop: () =>
       (stopping ??= (async () => {
-        role = 'stopping';
         clearInterval(sampler);
         clearInterval(resync);
-        // Drain first, then release: releasing before the drain could let a standby write while we still do.
-        if (elector) {
-          await stopEngine();
-          await elector.stop();
-        } else {
-          await stopEngine();
-        }
+        // Drain first (still renewing), then release: releasing before the drain could let a standby write while we still do.
+        if (leadershipMachine) await leadershipMachine.stop();
+        else await engines.drain();
+        await elector?.stop();
         await server.close();
       })()),
   };
 }
 
-function defaultKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or in-cluster
-  return kubeConfig;
+/** The role /health and the dashboard show for a state of the leadership machine. */
+function roleOf(state: LeadershipState): Role {
+  switch (state.name) {
+    case 'standby':
+      return 'standby';
+    case 'waiting-out':
+      return 'waiting-out';
+    case 'leading':
+      return 'leader';
+    case 'stopping':
+      return 'stopping';
+  }
 }
-

@@ -5,7 +5,6 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
 import { makePlan } from '../src/plan/command.js';
@@ -13,6 +12,7 @@ import { renderText } from '../src/plan/report.js';
 import { startSupervisor, type Supervisor } from '../src/supervisor.js';
 import { ensureBinaries, repoRoot } from './binaries.js';
 import { serviceAccountToken, startEnvironment } from './environment.js';
+import { loadKubeConfig } from '../src/kube/kube-config.js';
 
 const execFileAsync = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -57,8 +57,7 @@ async function main(): Promise<number> {
     // What `vault-sync-operator plan` would print: the same reads and decisions as the operator, no write.
     say();
     say('The plan (vault-sync-operator plan: what the operator will do, and why; it writes nothing):');
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromFile(env.kubeconfigPath);
+    const kubeConfig = loadKubeConfig(env.kubeconfigPath);
     const report = await makePlan(config, createLogger('warn'), kubeConfig, (warning) => say(`  warning: ${warning}`));
     say(renderText(report).trimEnd().replace(/^/gm, '  '));
     say();

@@ -3,7 +3,7 @@
 // the e2e test test/e2e/admission-policy.test.ts checks that the real apiserver's verdict equals
 // annotationProblem() for a corpus of values, so the policy and the operator cannot drift apart.
 import { parseDurationMs } from '../config.js';
-import { checkTenancy } from '../sync/tenancy.js';
+import { checkTenancy } from '../vault/tenancy.js';
 import { parseVaultPath } from '../vault/path.js';
 import { Annotations } from './annotations.js';
 

@@ -115,7 +115,7 @@ export class ClusterClient {
     else await this.core.patchNamespacedSecret(request, options);
   }
 
-  async createEvent(kind: SourceKind, object: SlimMeta, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  async createEvent(kind: SourceKind, object: Pick<SlimMeta, 'namespace' | 'name' | 'uid'> & Partial<Pick<SlimMeta, 'resourceVersion'>>, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const now = new Date();
     await this.core.createNamespacedEvent({
       namespace: object.namespace,

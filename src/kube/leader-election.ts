@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Gauge, Counter, type Registry } from 'prom-client';
+import { LeaseFence, type WriteFence } from './lease-fence.js';
 
 /**
  * Leader election on coordination.k8s.io Leases, generalised to shards: namespaces are split into N
@@ -15,6 +16,10 @@ import { Gauge, Counter, type Registry } from 'prom-client';
  * (clock skew between nodes cannot make two leaders), a holder gives up when it could not renew for
  * renewDeadline (< leaseDuration, so it stops before anyone else may start), and a graceful release
  * empties holderIdentity so a standby takes over at its next retry instead of after the lease duration.
+ *
+ * Every duration is measured on the monotonic clock; the wall clock only fills the Lease's time fields.
+ * Whether the holder may act now is its `fence` (lease-fence.ts): valid for renewDeadline from the moment
+ * the last successful renewal was SENT.
  */
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;
@@ -28,10 +33,24 @@ export interface LeaderElectionOptions {
   log: Logger;
   registry?: Registry;
   /** Called when this replica starts holding a shard. The returned promise is not awaited by renewals. */
-  onStartedLeading(shard: number): void;
-  /** Called at once when the shard is lost (renewal failed past the deadline, or another holder seen). */
+  onStartedLeading(shard: number, takeover: Takeover): void;
+  /**
+   * Called at once when the shard is lost: the fence expired (no renewal sent within the renew deadline
+   * succeeded), or another holder was seen. The fence is closed before this is called.
+   */
   onStoppedLeading(shard: number, reason: string): void;
+  /** Wall clock (ms since the epoch) for the Lease's renewTime/acquireTime fields only. */
   now?: () => number;
+  /** Monotonic clock (ms) for every duration: expiry, renew deadline. Injected for tests. */
+  clock?: () => number;
+}
+
+/** How a shard was acquired: from nobody (or a graceful release, or ourselves), or taken over from another holder. */
+export interface Takeover {
+  /** The identity that held the Lease and did not release it; undefined when it was free. */
+  from?: string;
+  /** That holder's lease duration (ms): how long a request it let through before it stopped might still land. */
+  previousLeaseDurationMs: number;
 }
 
 /** The Lease names, one per shard. */
@@ -81,8 +100,10 @@ const statusOf = (error: unknown): number | undefined => {
 export class ShardElector {
   private readonly api: CoordinationV1Api;
   private readonly now: () => number;
+  private readonly clock: () => number;
+  private readonly leaseFence: LeaseFence;
   private readonly observations = new Map<number, Observation>();
-  private held?: { shard: number; lease: V1Lease; lastRenewAt: number };
+  private held?: { shard: number; lease: V1Lease };
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private loop?: Promise<void>;
@@ -92,6 +113,11 @@ export class ShardElector {
   constructor(private readonly options: LeaderElectionOptions) {
     this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
     this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? (() => performance.now());
+    this.leaseFence = new LeaseFence({ renewDeadlineMs: options.renewDeadlineMs, clock: this.clock });
+    // The fence expiring (no successful renewal within the deadline) is a loss, whether a renewal is pending or not.
+    // Deferred: the loss may be noticed inside a Vault request's gate check, which must not tear its engine down under it.
+    this.leaseFence.onLost((reason) => queueMicrotask(() => this.lose(reason)));
     if (options.registry) {
       this.leaderGauge = new Gauge({
         name: 'vault_sync_leader',
@@ -109,6 +135,11 @@ export class ShardElector {
       });
       for (const event of ['acquired', 'lost', 'released']) this.transitions.labels(event).inc(0);
     }
+  }
+
+  /** Whether this replica may act as the holder now: asked before every Vault request and status write. */
+  get fence(): WriteFence {
+    return this.leaseFence;
   }
 
   /** The shard this replica holds, if any. */
@@ -132,6 +163,8 @@ export class ShardElector {
     const held = this.held;
     if (!held) return;
     this.held = undefined;
+    // Closed before the release is sent: once the Lease is free, a standby may start at its next retry.
+    this.leaseFence.revoke('the Lease was released (stopping)');
     this.setLeader(held.shard, false);
     this.transitions?.labels('released').inc();
     try {
@@ -164,7 +197,7 @@ export class ShardElector {
     let delay = this.held ? this.options.retryPeriodMs : this.options.retryPeriodMs * (1 + Math.random() * 0.2);
     if (!this.held) {
       // Try again right when an observed lease expires rather than up to a retry period later.
-      const now = this.now();
+      const now = this.clock();
       for (const o of this.observations.values()) if (o.expiresAt > now) delay = Math.min(delay, o.expiresAt - now + 5);
     }
     this.timer = setTimeout(() => {
@@ -188,27 +221,34 @@ export class ShardElector {
     const name = shardLeaseName(this.options.leaseName, held.shard, this.options.shards);
     try {
       // Replace with the resourceVersion of our last write: one call; a 409 means someone else wrote it.
-      let base = held.lease;
-      let renewed: V1Lease | undefined;
+      // The validity runs from the moment the request is sent, not from its answer: a pause in between gains nothing.
+      const send = (base: V1Lease) => {
+        const sentAt = this.leaseFence.sendTime();
+        return this.api
+          .replaceNamespacedLease({ name, namespace: this.options.namespace, body: { ...base, spec: { ...base.spec, renewTime: microTime(this.now()) as unknown as Date } } })
+          .then((lease) => ({ lease, sentAt }));
+      };
+      let renewed: { lease: V1Lease; sentAt: number };
       try {
-        renewed = await this.api.replaceNamespacedLease({ name, namespace: this.options.namespace, body: { ...base, spec: { ...base.spec, renewTime: microTime(this.now()) as unknown as Date } } });
+        renewed = await send(held.lease);
       } catch (error) {
         if (statusOf(error) !== 409) throw error;
-        base = await this.api.readNamespacedLease({ name, namespace: this.options.namespace });
-        if (base.spec?.holderIdentity !== this.options.identity) {
-          this.lose(`the lease is now held by ${base.spec?.holderIdentity || 'nobody'}`);
+        const current = await this.api.readNamespacedLease({ name, namespace: this.options.namespace });
+        if (current.spec?.holderIdentity !== this.options.identity) {
+          this.lose(`the lease is now held by ${current.spec?.holderIdentity || 'nobody'}`);
           return;
         }
-        renewed = await this.api.replaceNamespacedLease({ name, namespace: this.options.namespace, body: { ...base, spec: { ...base.spec, renewTime: microTime(this.now()) as unknown as Date } } });
+        renewed = await send(current);
       }
-      if (this.held?.shard === held.shard) this.held = { shard: held.shard, lease: renewed, lastRenewAt: this.now() };
+      if (this.held !== held) return; // lost meanwhile: a late answer reopens nothing
+      this.held = { shard: held.shard, lease: renewed.lease };
+      this.leaseFence.renewed(renewed.sentAt);
     } catch (error) {
-      if (this.stopped) return;
-      const sinceRenew = this.now() - held.lastRenewAt;
-      if (sinceRenew >= this.options.renewDeadlineMs) {
-        this.lose(`could not renew for ${Math.round(sinceRenew / 1000)} s (status ${statusOf(error) ?? 'none'})`);
+      if (this.stopped || this.held !== held) return;
+      if (!this.leaseFence.holds()) {
+        this.lose(`could not renew within the renew deadline (status ${statusOf(error) ?? 'none'})`);
       } else {
-        this.options.log.warn({ lease: name, status: statusOf(error), sinceRenewMs: sinceRenew }, 'lease renewal failed; retrying');
+        this.options.log.warn({ lease: name, status: statusOf(error), trustedForMs: Math.round(this.leaseFence.remainingMs()) }, 'lease renewal failed; retrying');
       }
     }
   }
@@ -217,9 +257,10 @@ export class ShardElector {
     const held = this.held;
     if (!held) return;
     this.held = undefined;
+    this.leaseFence.revoke(reason);
     this.setLeader(held.shard, false);
     this.transitions?.labels('lost').inc();
-    this.options.log.error({ shard: held.shard, reason }, 'lost the lease: stopping to sync this shard');
+    this.options.log.error({ shard: held.shard, reason }, 'lost the lease: stopping to sync this shard at once, nothing more is sent');
     this.options.onStoppedLeading(held.shard, reason);
   }
 
@@ -243,7 +284,7 @@ export class ShardElector {
     } catch (error) {
       if (statusOf(error) !== 404) throw error;
     }
-    const now = this.now();
+    const now = this.clock();
     if (current) {
       const s = current.spec ?? {};
       const fingerprint = `${s.holderIdentity}|${String(s.renewTime)}|${s.leaseTransitions}|${current.metadata?.resourceVersion}`;
@@ -252,14 +293,16 @@ export class ShardElector {
       }
       if (s.holderIdentity !== identity && !leaseIsFree(current, this.observations.get(shard), now)) return false;
     }
+    const wallNow = this.now();
     const spec = {
       holderIdentity: identity,
       leaseDurationSeconds,
-      acquireTime: microTime(now) as unknown as Date,
-      renewTime: microTime(now) as unknown as Date,
+      acquireTime: microTime(wallNow) as unknown as Date,
+      renewTime: microTime(wallNow) as unknown as Date,
       leaseTransitions: current ? (current.spec?.leaseTransitions ?? 0) + (current.spec?.holderIdentity === identity ? 0 : 1) : 0,
     };
     let lease: V1Lease;
+    const sentAt = this.leaseFence.sendTime();
     try {
       lease = current
         ? await this.api.replaceNamespacedLease({ name, namespace, body: { ...current, spec } })
@@ -271,14 +314,24 @@ export class ShardElector {
       if (statusOf(error) === 409) return false; // another candidate was faster
       throw error;
     }
-    this.held = { shard, lease, lastRenewAt: this.now() };
+    this.leaseFence.acquired(sentAt);
+    if (!this.leaseFence.holds()) {
+      // Answered after the renew deadline: not trusted; the next round takes it again (it is ours in the API).
+      this.options.log.warn({ lease: name, shard }, 'the acquisition was answered too late to be trusted; trying again');
+      return false;
+    }
+    this.held = { shard, lease };
     this.setLeader(shard, true);
     this.transitions?.labels('acquired').inc();
     this.options.log.info(
       { lease: name, shard, shards: this.options.shards, previousHolder: current?.spec?.holderIdentity || undefined },
       this.options.shards > 1 ? 'acquired the lease of a shard: syncing it' : 'became the leader: syncing',
     );
-    this.options.onStartedLeading(shard);
+    const previous = current?.spec?.holderIdentity;
+    this.options.onStartedLeading(shard, {
+      from: previous && previous !== identity ? previous : undefined,
+      previousLeaseDurationMs: (current?.spec?.leaseDurationSeconds ?? leaseDurationSeconds) * 1000,
+    });
     return true;
   }
 }

@@ -1,4 +1,18 @@
 import { InputLimits } from '../vault/path-grammar.js';
+import { sortedTexts } from '../vault/path-order.js';
+
+/** Items one message names before "…and N more". */
+export const MAX_LISTED = 20;
+
+/**
+ * Names in a message (paths, or problems that each begin with their path), sorted in byte order and at most
+ * MAX_LISTED of them ("…and N more"): a message has a bound, and reads the same whatever order Vault
+ * answered in. The prefix is not sorted.
+ */
+export function boundedList(items: readonly string[], prefix = ''): string {
+  const shown = sortedTexts(items).slice(0, MAX_LISTED).join('; ');
+  return prefix + (items.length > MAX_LISTED ? `${shown}; …and ${items.length - MAX_LISTED} more` : shown);
+}
 
 /**
  * Every condition and Event message goes through here (vaultsync-store.ts, cluster.ts createEvent), so a

@@ -1,7 +1,5 @@
 import type { KubeConfig, V1Deployment, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { TenancyGrant } from '../sync/tenancy.js';
-import type { AdoptionGrant } from '../sync/write-policy.js';
 import { isManaged, slimDeployment, slimSecret, type SlimDeployment, type SlimSecret } from './objects.js';
 import { Reflector, type ChangeType } from './reflector.js';
 
@@ -10,8 +8,16 @@ interface VaultSyncPolicyObject {
   spec?: { namespaces?: string[]; allowedPathPrefixes?: string[]; adoptPathPrefixes?: string[] };
 }
 
-/** A VaultSyncPolicy: more path prefixes a namespace may write under, and prefixes where it may adopt. */
-export type PolicyGrant = TenancyGrant & AdoptionGrant;
+/**
+ * A VaultSyncPolicy as read from the cluster: more path prefixes a namespace may write under, and prefixes
+ * where it may adopt. Plain data: the sync layer's tenancy and adoption checks take it as their grants.
+ */
+export interface PolicyGrant {
+  name: string;
+  namespaces: string[];
+  allowedPathPrefixes: string[];
+  adoptPathPrefixes: string[];
+}
 
 export interface SourceReflectorHandlers {
   onDeployment?(type: ChangeType, current: SlimDeployment, previous: SlimDeployment | undefined): void;

@@ -21,7 +21,11 @@ export class Heartbeat {
   }
 }
 
-export type Role = 'starting' | 'leader' | 'standby' | 'single' | 'stopping';
+/** `waiting-out`: holds a Lease taken over from another holder and waits before sending anything (no engine yet). */
+export type Role = 'starting' | 'leader' | 'waiting-out' | 'standby' | 'single' | 'stopping';
+
+/** Roles without an engine of their own: nothing to check, nothing to heartbeat. */
+const idleRole = (role: Role) => role === 'standby' || role === 'waiting-out';
 
 /** Leader election as the endpoints show it. */
 export interface LeadershipView {
@@ -171,13 +175,13 @@ const round2 = (n: number) => Math.round(n * 100) / 100;
 /** Ready = can serve its role: a standby is ready to take over; a syncing replica needs every check. */
 export function isReady(leadership: LeadershipView, checks: ReadinessCheck[]): boolean {
   if (leadership.role === 'stopping' || leadership.role === 'starting') return false;
-  if (leadership.role === 'standby') return true;
+  if (idleRole(leadership.role)) return true;
   return checks.every((c) => c.ok);
 }
 
 /** The heartbeat is healthy unless the loop has been silent for 3x the resync interval. */
 export function heartbeatHealthy(now: number, heartbeatMs: number, resyncIntervalMs: number, leadership: LeadershipView): boolean {
-  if (leadership.role === 'standby') return true; // a standby has no loop to run
+  if (idleRole(leadership.role)) return true; // no loop to run
   return now - heartbeatMs <= 3 * resyncIntervalMs;
 }
 
@@ -250,7 +254,7 @@ export function buildHealthReport(input: HealthInput): HealthReport {
 /** The /readyz body in the apiserver's style: one line per check, then the verdict. */
 export function readinessText(leadership: LeadershipView, checks: ReadinessCheck[]): { ok: boolean; body: string } {
   const ok = isReady(leadership, checks);
-  const lines = [`[${leadership.role === 'standby' || leadership.role === 'leader' || leadership.role === 'single' ? '+' : '-'}]role ${leadership.role}`];
+  const lines = [`[${idleRole(leadership.role) || leadership.role === 'leader' || leadership.role === 'single' ? '+' : '-'}]role ${leadership.role}`];
   for (const c of checks) lines.push(`[${c.ok ? '+' : '-'}]${c.name} ${c.ok ? 'ok' : `failed${c.detail ? `: ${c.detail}` : ''}`}`);
   if (leadership.role === 'standby') lines.push('standby: ready to take over when the leader goes');
   lines.push(ok ? 'readyz check passed' : 'readyz check failed');

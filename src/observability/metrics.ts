@@ -139,6 +139,12 @@ export class Metrics {
     help: 'Out-of-band changes in Vault that were restored',
     registers: [this.registry],
   });
+  readonly fencedRequests = new Counter({
+    name: 'vault_sync_fenced_requests_total',
+    help: 'Requests not sent because this replica did not hold its Lease at the moment of sending, by target (vault: a Vault request; status: a VaultSync status write)',
+    labelNames: ['target'],
+    registers: [this.registry],
+  });
   /** DRY_RUN only (absent otherwise): the plan of every source, summed. */
   readonly plannedOperations = new Gauge({
     name: 'vault_sync_planned_operations',
@@ -154,6 +160,7 @@ export class Metrics {
       for (const kind of ['Deployment', 'Secret']) this.syncOperations.labels(kind, result).inc(0);
     }
     for (const result of ['success', 'failure']) this.batchOperations.labels(result).inc(0);
+    for (const target of ['vault', 'status']) this.fencedRequests.labels(target).inc(0);
     for (const event of ['login', 'renew']) for (const result of ['success', 'failure']) this.vaultAuth.labels(event, result).inc(0);
     for (const operation of ['write', 'write-metadata', 'read-metadata', 'read', 'delete', 'login', 'renew', 'token-lookup', 'mount-lookup']) {
       this.rateLimitRequests.labels(operation).inc(0);

@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -6,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { bearerCredential, tokenFromFile, tokenMatcher } from './bearer-token.js';
 import { EMPTY_PROBLEMS, renderDashboard } from './dashboard.js';
 import type { HealthReport } from './health.js';
 import type { DashboardProblems } from './problems.js';
@@ -29,7 +29,7 @@ export interface OpsServerOptions {
   log: Logger;
   /** What is wrong, for the dashboard: sources not Ready, the last refusals, the request-rate history. */
   problems?(): DashboardProblems;
-  /** How often TLS files and the token file are checked for changes (default 30 s). */
+  /** How often TLS files are checked for changes (default 30 s); the token file is checked on each request. */
   reloadIntervalMs?: number;
 }
 
@@ -95,45 +95,74 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex, 
 }
 
 class FileWatch {
-  private mtimeMs = -1;
+  private version = '';
   private content = '';
   constructor(private readonly path: string) {}
-  /** The file's content, re-read when its mtime changed; `changed` says whether it did. */
+  /**
+   * The file's content, re-read when it changed (mtime, size or inode: a Kubernetes Secret volume swaps a
+   * symlink, a rotation within one mtime tick changes the size); `changed` says whether it did. Throws when
+   * the file cannot be read, and then reads it afresh next time.
+   */
   read(): { content: string; changed: boolean } {
-    const mtimeMs = statSync(this.path).mtimeMs;
-    if (mtimeMs === this.mtimeMs) return { content: this.content, changed: false };
-    this.content = readFileSync(this.path, 'utf8');
-    this.mtimeMs = mtimeMs;
-    return { content: this.content, changed: true };
+    try {
+      const stat = statSync(this.path);
+      const version = `${stat.mtimeMs}:${stat.size}:${stat.ino}`;
+      if (version === this.version) return { content: this.content, changed: false };
+      this.content = readFileSync(this.path, 'utf8');
+      this.version = version;
+      return { content: this.content, changed: true };
+    } catch (error) {
+      this.version = '';
+      throw error;
+    }
   }
 }
 
-const digest = (text: string) => createHash('sha256').update(text).digest();
+/** A matcher for the token of the file, or why protected requests are refused. */
+type TokenState = { usable: true; matches: (credential: string | undefined) => boolean } | { usable: false; problem: string };
+
+/**
+ * What the bearer-token file says now. Read on every protected request (a stat, and the file when it
+ * changed), so a rotation, a blank file or a missing one takes effect at once. Fails closed: no usable token
+ * means no protected request is served (the last good token is not kept: a file emptied or removed on
+ * purpose must not leave the old token working).
+ */
+function bearerTokenState(path: string, log: Logger): () => TokenState {
+  const file = new FileWatch(path);
+  let state: TokenState = { usable: false, problem: 'not read yet' };
+  let lastProblem: string | undefined;
+  return () => {
+    try {
+      const { content, changed } = file.read();
+      if (changed || !state.usable) {
+        const parsed = tokenFromFile(content);
+        state = parsed.ok ? { usable: true, matches: tokenMatcher(parsed.token) } : { usable: false, problem: parsed.reason };
+      }
+    } catch (error) {
+      state = { usable: false, problem: `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+    }
+    // Logged once per problem, not once per request.
+    const problem = state.usable ? undefined : state.problem;
+    if (problem !== lastProblem) {
+      if (problem) log.error({ problem }, `the metrics bearer token file ${problem}: refusing every protected request (503) until it holds a token`);
+      else if (lastProblem) log.info('the metrics bearer token file holds a token again: protected requests are served');
+      lastProblem = problem;
+    }
+    return state;
+  };
+}
 
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
   const { log } = options;
-  const tokenFile = options.bearerTokenFile ? new FileWatch(options.bearerTokenFile) : undefined;
-  let tokenDigest: Buffer | undefined;
-  const expectedToken = (): Buffer | undefined => {
-    if (!tokenFile) return undefined;
-    try {
-      const { content, changed } = tokenFile.read();
-      if (changed || !tokenDigest) tokenDigest = digest(content.trim());
-    } catch (error) {
-      // Keep the last good token rather than opening the endpoints when the file is briefly missing.
-      log.warn({ err: (error as Error).message }, 'cannot re-read the metrics bearer token file; keeping the previous token');
-    }
-    return tokenDigest ?? digest(`\0unreadable-${Math.random()}`);
-  };
-  expectedToken();
+  const tokenState = options.bearerTokenFile ? bearerTokenState(options.bearerTokenFile, log) : undefined;
+  tokenState?.();
 
-  const authorized = (req: IncomingMessage): boolean => {
-    const expected = expectedToken();
-    if (!expected) return true;
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer\s+(.+)$/i.exec(header);
-    // Compare digests: constant time, and equal lengths whatever was sent.
-    return !!match && timingSafeEqual(digest(match[1].trim()), expected);
+  /** Undefined: serve. Else the status that refuses the request: 503 without a usable token, 401 for a wrong one. */
+  const refusal = (req: IncomingMessage): 401 | 503 | undefined => {
+    if (!tokenState) return undefined;
+    const state = tokenState();
+    if (!state.usable) return 503;
+    return state.matches(bearerCredential(req.headers.authorization)) ? undefined : 401;
   };
 
   const send = (req: IncomingMessage, res: ServerResponse, status: number, contentType: string, body: string, headers: Record<string, string> = {}) => {
@@ -142,13 +171,19 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   };
   const text = 'text/plain; charset=utf-8';
 
-  // The order is the security boundary: method, then the target parsed without throwing (400/414), then
-  // the bearer token, and only then any work. Everything inside one try, so no input can reject the promise.
+  // The order is the security boundary: method, one Host, then the target parsed without throwing (400/414),
+  // then the bearer token (503 without a usable one, 401 for a wrong one), and only then any work. Everything
+  // inside one try, so no input can reject the promise.
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
     let path = '?';
     try {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         send(req, res, 405, text, 'method not allowed\n', { Allow: 'GET, HEAD', Connection: 'close' });
+        return;
+      }
+      // RFC 9112 §3.2: more than one Host is a 400 (Node keeps the first and would serve it).
+      if ((req.headersDistinct.host?.length ?? 0) > 1) {
+        send(req, res, 400, text, 'bad request: more than one Host header\n', { Connection: 'close' });
         return;
       }
       const target = parseRequestTarget(req.url);
@@ -157,7 +192,13 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
         return;
       }
       path = target.path;
-      if (!OPEN_PATHS.has(path) && !authorized(req)) {
+      const refused = OPEN_PATHS.has(path) ? undefined : refusal(req);
+      if (refused === 503) {
+        // The server's own token is missing: no credential can be right, so none is asked for.
+        send(req, res, 503, text, 'unavailable: this endpoint needs a bearer token and the server has none it can use\n', { 'Retry-After': '30' });
+        return;
+      }
+      if (refused === 401) {
         send(req, res, 401, text, 'unauthorized: send "Authorization: Bearer <token>"\n', { 'WWW-Authenticate': 'Bearer realm="vault-sync-operator"' });
         return;
       }
@@ -252,7 +293,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   const port = (server.address() as AddressInfo).port;
   const host = options.bindAddress === '0.0.0.0' || options.bindAddress === '::' ? '127.0.0.1' : options.bindAddress.includes(':') ? `[${options.bindAddress}]` : options.bindAddress;
   const url = `${options.tls ? 'https' : 'http'}://${host}:${port}`;
-  log.info({ url, tls: !!options.tls, bearerToken: !!tokenFile }, 'operations server listening (/metrics, /healthz, /readyz, /health, /)');
+  log.info({ url, tls: !!options.tls, bearerToken: !!tokenState }, 'operations server listening (/metrics, /healthz, /readyz, /health, /)');
   return {
     url,
     port,

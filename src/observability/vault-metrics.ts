@@ -25,5 +25,7 @@ export function vaultMetricsOf(metrics: Metrics): VaultMetrics {
     },
     coalesced: (operation) => metrics.batchCoalesced.labels(operation).inc(),
     waiting: (count) => metrics.pendingOperations.set(count),
+    refused: (reason) => metrics.refusals.labels(reason).inc(),
+    fenced: () => metrics.fencedRequests.labels('vault').inc(),
   };
 }

@@ -1,16 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, syncSettings, usage, type Config } from '../config.js';
 import { ClusterClient } from '../kube/cluster.js';
 import { readHashKey } from '../kube/hash-key.js';
+import { loadKubeConfig } from '../kube/kube-config.js';
 import { sourceKey } from '../kube/objects.js';
 import { describeKubeError } from '../kube/reflector.js';
 import { SourceReflectors } from '../kube/source-reflectors.js';
 import { VaultSyncStore } from '../kube/vaultsync-store.js';
 import { createLogger } from '../observability/logger.js';
 import { Fingerprinter } from '../sync/fingerprint.js';
-import { syncStateStore } from '../sync/state-store.js';
+import { createDecisionPipeline } from '../sync/gather.js';
+import { reportDroppedPaths, syncStateStore } from '../sync/state-store.js';
 import { createVaultStack } from '../vault/stack.js';
 import { Planner } from './planner.js';
 import { buildReport, exitCodeOf, renderJson, renderText, type PlanReport, type SourcePlan } from './report.js';
@@ -122,8 +124,9 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
   const reflectors = new SourceReflectors(kubeConfig, config.watchNamespaces, (data) => fingerprint.secretData(data), log, { onError: (error) => failed(error) });
   try {
     const key = await readHashKey(kubeConfig, config.operatorNamespace, config.hashKeySecret);
-    const state = new VaultSyncStore(kubeConfig, config.watchNamespaces);
+    const state = new VaultSyncStore(kubeConfig, config.watchNamespaces, undefined, { kvMounts: config.vault.kvMounts });
     await state.load();
+    await reportDroppedPaths(state.droppedAtLoad, { log });
     if (!key && state.size > 0) {
       warn(`the content-hash key Secret ${config.operatorNamespace}/${config.hashKeySecret} does not exist (see --operator-namespace / --hash-key-secret): what the VaultSyncs record cannot be compared, so recorded paths show as "update"`);
     }
@@ -135,13 +138,16 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
     reflectors.stop();
 
     const planner = new Planner({
-      sources: reflectors,
-      state: syncStateStore(state),
-      cluster,
-      vault: vaultStack.vault,
-      kvVersion: (mount) => vaultStack.client.kvVersion(mount),
-      fingerprint,
-      ...syncSettings(config),
+      pipeline: createDecisionPipeline({
+        sources: reflectors,
+        state: syncStateStore(state),
+        cluster,
+        vault: vaultStack.vault,
+        kvVersion: (mount) => vaultStack.kvVersion(mount),
+        fingerprint,
+        settings: syncSettings(config),
+        readOnly: true,
+      }),
     });
     const keys = [...reflectors.managedSources()].map((object) => sourceKey(object.kind, object.namespace, object.name));
     const plans = await mapConcurrently(keys, config.workers, (key) => planner.planSource(key));
@@ -164,10 +170,4 @@ async function mapConcurrently<T, R>(items: readonly T[], limit: number, fn: (it
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-function loadKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or in-cluster
-  return kubeConfig;
 }

@@ -1,217 +1,108 @@
-import { Annotations, FINALIZER, isTrue } from '../kube/annotations.js';
 import { parseSourceKey } from '../kube/objects.js';
-import { preservationReason, preservesOnDelete } from '../sync/annotation-check.js';
-import { deriveTargets, pathsOfSource, describeProblems, materialize, secretNamesOf, type SyncSource } from '../sync/desired.js';
-import { driftPeriodMs, forceRequested, hasDrifted, inputFingerprint } from '../sync/change-detection.js';
-import type { Fingerprinter } from '../sync/fingerprint.js';
+import { Annotations } from '../kube/annotations.js';
+import type { DecisionPipeline } from '../sync/gather.js';
 import type { SecretIndex } from '../sync/secret-index.js';
-import { describeOwner, ownershipOf } from '../sync/ownership.js';
-import { adoptionAllowed, decideWrite, type VaultView, type WriteDecision, type WriteInput } from '../sync/write-policy.js';
-import { planSync } from '../sync/plan.js';
-import type { SourceLookup } from '../sync/reconciler.js';
-import type { SyncState, WriteFailure } from '../sync/state-store.js';
-import { checkTenancy } from '../sync/tenancy.js';
-import { formatPath, type KvPath } from '../vault/path.js';
-import type { KvMetadata } from '../vault/port.js';
+import type { WriteFailure } from '../sync/state-store.js';
+import type { DeleteOp, Verdict, WriteOp } from '../sync/verdict.js';
+import type { WriteDecision } from '../sync/write-policy.js';
+import { formatPath } from '../vault/path.js';
+import { sortedByPath } from '../vault/path-order.js';
+import { describeScope } from '../vault/scope.js';
 import { sourcePlan, type PathAction, type PathPlan, type SourcePlan } from './report.js';
 
-/** Everything the planner reads. Reads only: nothing here can write to Kubernetes or Vault. */
 export interface PlannerDeps {
-  sources: SourceLookup;
-  state: { get(sourceKey: string): Promise<SyncState | undefined> };
-  cluster: {
-    readSecretData(namespace: string, name: string): Promise<ReadonlyMap<string, Uint8Array> | undefined>;
-    namespaceIsTerminating(namespace: string): Promise<boolean>;
-  };
-  /** Vault metadata (never data). */
-  vault: { readMetadata(path: KvPath, context?: { source?: string }): Promise<KvMetadata | undefined> };
-  /**
-   * The KV version of a mount: on KV v1 the ownership marks live inside the data, which plan never reads,
-   * so ownership is reported as unchecked there.
-   */
-  kvVersion?(mount: string): Promise<1 | 2>;
-  fingerprint: Fingerprinter;
-  clusterName: string;
-  contentHashInMetadata: boolean;
-  kvMounts: readonly string[];
-  maxSecretBytes: number;
-  tenantPathTemplate?: string;
-  deletePolicy: 'all-versions' | 'latest-version';
-  /** Injected for tests. */
-  now?: () => number;
+  /** The read-only pipeline (createDecisionPipeline with readOnly): metadata reads only, nothing on KV v1. */
+  pipeline: DecisionPipeline;
   /** DRY_RUN keeps the Secret→source index up to date (as the reconciler does), so Secret changes re-plan. */
   index?: SecretIndex;
 }
 
 /**
- * What reconcile(key) would do, decided by the same pure functions in the same order (desired → tenancy →
- * change detection → materialize → planSync → ownership), with Vault metadata reads where the reconciler
- * would ask Vault. Writes nothing.
+ * What reconcile(key) would do: the same Verdict (src/sync/verdict.ts) from the same pipeline, printed instead
+ * of carried out. Reads only: the pipeline it is given reads metadata and Secrets, and nothing here writes.
  */
 export class Planner {
   constructor(private readonly deps: PlannerDeps) {}
 
-  /** Undefined when the key names no object (nothing to plan). */
+  /** Undefined when the key names no object, or one with nothing to plan. */
   async planSource(key: string): Promise<SourcePlan | undefined> {
-    const { kind, namespace, name } = parseSourceKey(key);
-    const object = kind === 'Deployment' ? this.deps.sources.deployment(namespace, name) : this.deps.sources.secret(namespace, name);
-    if (!object) {
-      this.deps.index?.forget(key);
-      return undefined;
-    }
-    const id = { kind, namespace, name };
-    const source: SyncSource = { kind, namespace, name, uid: object.uid, annotations: object.annotations, podSpec: object.kind === 'Deployment' ? object.podSpec : undefined };
-
-    if (object.deletionTimestamp || !(Annotations.path in object.annotations)) {
-      if (!object.finalizers.includes(FINALIZER)) return undefined; // never synced: nothing to clean up
-      return this.planCleanup(key, source, object.deletionTimestamp ? 'source deleted' : `the ${Annotations.path} annotation was removed`);
-    }
-    const previous = await this.deps.state.get(key);
-    const recorded = (reason: string): PathPlan[] => (previous?.entries ?? []).map((e) => ({ path: formatPath(e.path), action: 'unchanged', reason }));
-    if (isTrue(object.annotations[Annotations.suspend])) {
-      return sourcePlan(id, `suspended (${Annotations.suspend}: "true"): nothing is written or deleted`, recorded('suspended'));
-    }
-
-    const derived = deriveTargets(source, { allowedMounts: this.deps.kvMounts });
-    if (!derived.ok) {
-      this.deps.index?.forget(key);
-      return sourcePlan(id, `${derived.problem.code}: ${derived.problem.message}`, [], true);
-    }
-    const targets = derived.targets;
-    for (const target of targets) {
-      const tenancy = checkTenancy(target.path, namespace, this.deps.tenantPathTemplate, this.deps.sources.tenancyGrants());
-      if (!tenancy.ok) return sourcePlan(id, `OutsideTenantPrefix: ${tenancy.reason}`, [], true);
-    }
-    const secretNames = secretNamesOf(targets);
-    this.deps.index?.set(key, namespace, secretNames);
-    const changeDetection = object.annotations[Annotations.rotationCheck]?.trim().toLowerCase() !== 'disabled';
-    const forceToken = object.annotations[Annotations.forceSync];
-    const fingerprint = inputFingerprint(targets, secretNames, (secretName) => this.deps.sources.secret(namespace, secretName)?.dataHash, forceToken);
-
-    const now = (this.deps.now ?? Date.now)();
-    if (changeDetection && previous?.inputFingerprint === fingerprint && !(previous.failures ?? []).some((f) => failureDue(f, now))) {
-      // Done (as the reconciler sees it), except for writes Vault refused terminally: they wait for a change.
-      const failed = (previous.failures ?? []).map((f): PathPlan => ({ path: formatPath(f.path), action: 'refuse', reason: describeFailure(f) }));
-      const failedPaths = new Set(failed.map((f) => f.path));
-      if (driftPeriodMs(object.annotations[Annotations.reconcile]) === undefined) {
-        return sourcePlan(id, 'in sync: no input changed since the last sync', [...recorded('content unchanged').filter((p) => !failedPaths.has(p.path)), ...failed]);
-      }
-      const drift = await this.planDriftCheck(key, source, previous);
-      return sourcePlan(id, drift.reason, [...drift.paths.filter((p) => !failedPaths.has(p.path)), ...failed]);
-    }
-
-    if (await this.deps.cluster.namespaceIsTerminating(namespace)) {
-      return sourcePlan(id, `NamespaceTerminating: namespace "${namespace}" is being deleted; nothing is written to Vault`, [], true);
-    }
-    // Values are read (they decide the content hashes) and dropped here: only hashes leave this function.
-    const values = new Map<string, ReadonlyMap<string, Uint8Array> | undefined>();
-    // As the reconciler: only Secrets the cache knows are read (an absent one costs no API read).
-    for (const secretName of secretNames) values.set(secretName, this.deps.sources.secret(namespace, secretName) ? await this.deps.cluster.readSecretData(namespace, secretName) : undefined);
-    const materialized = materialize(targets, values, { maxEntryBytes: this.deps.maxSecretBytes });
-    if (!materialized.ok) {
-      const problems = materialized.problems;
-      return sourcePlan(id, `${problems[0].code}: ${describeProblems(problems)}`, [], true);
-    }
-    const desired = materialized.entries.map((entry) => ({ entry, hash: this.deps.fingerprint.entry(entry) }));
-    const operations = planSync(desired, previous?.entries ?? [], { changeDetection, force: forceRequested(forceToken, previous?.inputFingerprint) });
-
-    const paths: PathPlan[] = [];
-    for (const op of operations) {
-      if (op.type === 'unchanged') {
-        const pending = previous?.entries.find((e) => formatPath(e.path) === formatPath(op.path))?.marksPending;
-        paths.push({ path: formatPath(op.path), action: pending ? 'update' : 'unchanged', reason: pending ? 'content unchanged; its ownership marks did not follow the data yet: written now (no new version)' : op.reason });
-      } else if (op.type === 'write') {
-        const failure = previous?.failures?.find((f) => formatPath(f.path) === formatPath(op.entry.path));
-        if (failure && failure.hash === op.hash && !failureDue(failure, now)) paths.push({ path: formatPath(op.entry.path), action: 'refuse', reason: describeFailure(failure) });
-        else paths.push(await this.planWrite(key, source, op.entry.path, op.hash, op.reason, previous));
-      } else paths.push(await this.planDelete(key, source, op.path, op.reason));
-    }
-    return sourcePlan(id, previous ? 'inputs changed since the last sync' : 'not synced yet', paths);
-  }
-
-  /** The drift check of `vault-sync.io/reconcile` (its period aside: plan reports drift as soon as it exists). */
-  private async planDriftCheck(key: string, source: SyncSource, previous: SyncState): Promise<SourcePlan> {
-    const paths: PathPlan[] = [];
-    for (const entry of previous.entries) {
-      const metadata = await this.readMetadata(key, entry.path);
-      if (metadata === 'unchecked') paths.push({ path: formatPath(entry.path), action: 'unchanged', reason: 'KV v1: drift not checked (plan reads no data)' });
-      else if (!hasDrifted(entry, metadata, this.deps.contentHashInMetadata)) paths.push({ path: formatPath(entry.path), action: 'unchanged', reason: 'content unchanged; no drift in Vault' });
-      else {
-        // As the reconciler: the drifted path is forgotten from the record, then written like any other.
-        const forgotten: SyncState = { ...previous, entries: previous.entries.filter((e) => e !== entry) };
-        paths.push(await this.planWrite(key, source, entry.path, entry.hash, metadata ? 'changed in Vault out of band: restored' : 'gone from Vault: restored', forgotten, { metadata }));
-      }
-    }
-    return sourcePlan(source, 'in sync with its inputs; drift checked in Vault', paths);
-  }
-
-  private async planCleanup(key: string, source: SyncSource, why: string): Promise<SourcePlan> {
-    const paths = await this.ownedPaths(key, source);
-    if (preservesOnDelete(source.annotations)) {
-      return sourcePlan(source, `${why}; Vault data kept (${preservationReason(source.annotations)}), then the finalizer released`, paths.map((p) => ({ path: formatPath(p), action: 'keep', reason: 'preserve-on-delete' })));
-    }
-    const planned: PathPlan[] = [];
-    for (const path of paths) planned.push(await this.planDelete(key, source, path, why));
-    return sourcePlan(source, `${why}; its Vault data is deleted, then the finalizer released`, planned);
-  }
-
-  /**
-   * The write decision of the reconciler (decideWrite) at one path, with its metadata read where the
-   * reconciler would learn it: by a lookup, or by a check-and-set write that does not match.
-   */
-  private async planWrite(key: string, source: SyncSource, path: KvPath, hash: string, why: string, previous: SyncState | undefined, known?: { metadata: KvMetadata | undefined }): Promise<PathPlan> {
-    const shown = formatPath(path);
-    const input: Omit<WriteInput, 'vault'> = {
-      source,
-      clusterName: this.deps.clusterName,
-      recordedVersion: previous?.entries.find((e) => formatPath(e.path) === shown)?.version,
-      intent: previous?.intents?.find((i) => formatPath(i.path) === shown),
-      adoptAllowed: adoptionAllowed(path, source.namespace, isTrue(source.annotations[Annotations.adopt]), this.deps.sources.tenancyGrants()),
-    };
-    const metadata = known ? known.metadata : await this.readMetadata(key, path);
-    if (metadata === 'unchecked') {
-      const first = decideWrite({ ...input, vault: { state: 'unknown' } });
-      return { path: shown, action: first.action === 'create' ? 'create' : 'update', reason: `${why} (KV v1: ownership not checked, plan reads no data)` };
-    }
-    return { path: shown, ...describeWrite(predictWrite(input, metadata), hash, input.intent?.hash, why) };
-  }
-
-  /** Deletes happen only at paths this source owns (see the reconciler's deleteOwned). */
-  private async planDelete(key: string, source: SyncSource, path: KvPath, why: string): Promise<PathPlan> {
-    const metadata = await this.readMetadata(key, path);
-    const shown = formatPath(path);
-    if (metadata === 'unchecked') return { path: shown, action: 'delete', reason: `${why} (KV v1: ownership not checked, plan reads no data)` };
-    if (!metadata) return { path: shown, action: 'unchanged', reason: `${why}; already gone from Vault` };
-    if (ownershipOf(metadata.customMetadata, source, this.deps.clusterName) !== 'ours') return { path: shown, action: 'refuse', reason: `not deleting: it is ${describeOwner(metadata.customMetadata)}` };
-    return { path: shown, action: 'delete', reason: `${why} (${this.deps.deletePolicy === 'latest-version' ? 'latest version soft-deleted' : 'every version and the metadata'})` };
-  }
-
-  /** The paths this source wrote: from its record, and (after losing it) from its annotations. */
-  private async ownedPaths(key: string, source: SyncSource): Promise<KvPath[]> {
-    return pathsOfSource((await this.deps.state.get(key))?.entries ?? [], source, { allowedMounts: this.deps.kvMounts });
-  }
-
-  private async readMetadata(key: string, path: KvPath): Promise<KvMetadata | undefined | 'unchecked'> {
-    if (this.deps.kvVersion && (await this.deps.kvVersion(path.mount)) === 1) return 'unchecked';
-    return this.deps.vault.readMetadata(path, { source: key });
+    const { verdict, input } = await this.deps.pipeline.verdict(key);
+    const { namespace } = parseSourceKey(key);
+    if (verdict.index === 'forget') this.deps.index?.forget(key);
+    else if (verdict.index) this.deps.index?.set(key, namespace, verdict.index);
+    if (!input.object) return undefined;
+    return printVerdict(verdict, input.object, this.deps.pipeline.settings.deletePolicy);
   }
 }
 
-/**
- * Pure: the decision the reconciler ends with at one path, given its metadata now. It decides first with what
- * is recorded; a lookup, or a check-and-set write that would not match the version in Vault, makes it decide
- * again with what Vault says (as after a cas-mismatch answer).
- */
-export function predictWrite(input: Omit<WriteInput, 'vault'>, metadata: KvMetadata | undefined): WriteDecision {
-  const seen: VaultView = metadata ? { state: 'present', metadata } : { state: 'absent' };
-  const first = decideWrite({ ...input, vault: { state: 'unknown' } });
-  if (first.action === 'lookup') return decideWrite({ ...input, vault: seen });
-  if (first.action === 'create' || first.action === 'update') {
-    // KV v2 accepts a check-and-set write when cas equals current_version (0 when nothing was ever written).
-    const casMatches = (metadata?.currentVersion ?? 0) === first.cas;
-    if (!casMatches) return decideWrite({ ...input, vault: seen });
+const KV1_UNCHECKED = 'KV v1: ownership not checked, plan reads no data';
+
+/** Pure: a Verdict as the plan of one source (its paths sorted). */
+export function printVerdict(verdict: Verdict, id: Pick<SourcePlan, 'kind' | 'namespace' | 'name'>, deletePolicy: 'all-versions' | 'latest-version'): SourcePlan | undefined {
+  // As the reconciler: never looked up, never touched; nothing is said of what is there.
+  const scope = verdict.scope;
+  const untouched = scope ? (verdict.outside ?? []).map((p): PathPlan => ({ path: formatPath(p), action: 'refuse', reason: `outside what ${describeScope(scope)} may reach: never touched` })) : [];
+  const plan = (reason: string, paths: PathPlan[], refused = false) => sourcePlan(id, reason, sortedByPath([...paths, ...untouched], (p) => p.path), refused);
+  const failed = (failures: readonly WriteFailure[]) => failures.map((f): PathPlan => ({ path: formatPath(f.path), action: 'refuse', reason: describeFailure(f) }));
+  const without = (paths: PathPlan[], failures: readonly WriteFailure[]) => {
+    const failedPaths = new Set(failures.map((f) => formatPath(f.path)));
+    return paths.filter((p) => !failedPaths.has(p.path));
+  };
+  switch (verdict.type) {
+    case 'ignore':
+      return undefined;
+    case 'suspended':
+      return plan(`suspended (${Annotations.suspend}: "true"): nothing is written or deleted`, verdict.recorded.map((p) => ({ path: formatPath(p), action: 'unchanged', reason: 'suspended' })));
+    case 'reject':
+      return plan(`${verdict.code}: ${verdict.message}`, [], true);
+    case 'finalize':
+      if (verdict.preserved !== undefined) return plan(`${verdict.why}; Vault data kept (${verdict.preserved}), then the finalizer released`, verdict.recorded.map((p) => ({ path: formatPath(p), action: 'keep', reason: 'preserve-on-delete' })));
+      return plan(`${verdict.why}; its Vault data is deleted, then the finalizer released`, verdict.deletes.flatMap((d) => describeDelete(d, deletePolicy)));
+    case 'unchanged':
+      return plan('in sync: no input changed since the last sync', [...without(verdict.recorded.map((e) => ({ path: formatPath(e.path), action: 'unchanged', reason: 'content unchanged' })), verdict.heldBack), ...failed(verdict.heldBack)]);
+    case 'drift-check': {
+      const unchecked = new Set(verdict.unchecked.map(formatPath));
+      const lines = verdict.paths.map((p): PathPlan => ({ path: formatPath(p), action: 'unchanged', reason: unchecked.has(formatPath(p)) ? 'KV v1: drift not checked (plan reads no data)' : 'content unchanged; no drift in Vault' }));
+      return plan('in sync with its inputs; drift checked in Vault', [...without(lines, verdict.heldBack), ...failed(verdict.heldBack)]);
+    }
+    case 'apply': {
+      const unchangedReason = verdict.drifted.length > 0 ? 'content unchanged; no drift in Vault' : 'content unchanged';
+      return plan(verdict.why, [
+        ...verdict.unchanged.map((e): PathPlan => ({ path: formatPath(e.path), action: 'unchanged', reason: unchangedReason })),
+        ...verdict.marks.map((e): PathPlan => ({ path: formatPath(e.path), action: 'update', reason: 'content unchanged; its ownership marks did not follow the data yet: written now (no new version)' })),
+        ...verdict.writes.map(printWrite),
+        ...failed(verdict.heldBack),
+        ...verdict.deletes.flatMap((d) => describeDelete(d, deletePolicy)),
+      ]);
+    }
   }
-  return first;
+}
+
+function printWrite(op: WriteOp): PathPlan {
+  const path = formatPath(op.entry.path);
+  if (op.unchecked) return { path, action: op.decision.action === 'create' ? 'create' : 'update', reason: `${op.why} (${KV1_UNCHECKED})` };
+  return { path, ...describeWrite(op.decision, op.hash, op.recovered?.hash ?? op.hash, op.why) };
+}
+
+/** Pure: a delete decision as a line of the plan (a `drop` is nothing of ours: no line). */
+function describeDelete(op: DeleteOp, deletePolicy: 'all-versions' | 'latest-version'): PathPlan[] {
+  const path = formatPath(op.path);
+  const { decision } = op;
+  switch (decision.action) {
+    case 'unchecked':
+      return [{ path, action: 'delete', reason: `${op.why} (${KV1_UNCHECKED})` }];
+    case 'gone':
+      return [{ path, action: 'unchanged', reason: `${op.why}; already gone from Vault` }];
+    case 'refuse':
+      return [{ path, action: 'refuse', reason: `not deleting: ${decision.reason}` }];
+    case 'drop':
+      return [];
+    case 'delete': {
+      const how = deletePolicy === 'latest-version' ? 'latest version soft-deleted' : 'every version and the metadata';
+      const proof = decision.proof === 'intent' ? '; its data landed before its marks: ours by the record of the write' : '';
+      return [{ path, action: 'delete', reason: `${op.why} (${how})${proof}` }];
+    }
+  }
 }
 
 /** Pure: a write decision as a line of the plan. */
@@ -229,13 +120,8 @@ export function describeWrite(decision: WriteDecision, hash: string, intendedHas
     case 'refuse':
       return { action: 'refuse', reason: `refusing to overwrite: ${decision.reason}` };
     case 'lookup':
-      return { action: 'refuse', reason: `undecided: ${decision.reason}` }; // predictWrite always decides with a view
+      return { action: 'refuse', reason: `undecided: ${decision.reason}` }; // the verdict always decides with a view
   }
-}
-
-/** A terminal failure is retried at its retryAt (403: a policy fix can cure it), else only on a change. */
-function failureDue(failure: WriteFailure, now: number): boolean {
-  return failure.retryAt !== undefined && Date.parse(failure.retryAt) <= now;
 }
 
 function describeFailure(failure: WriteFailure): string {

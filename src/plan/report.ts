@@ -1,7 +1,9 @@
 /**
  * The plan as data, and its two renderings (text for people, JSON for machines). Pure. Names, paths and
- * reasons only: a plan never holds a secret value, so no rendering can print one.
+ * reasons only: a plan never holds a secret value, so no rendering can print one. Sources and paths are
+ * sorted here, where the report is built, so the plan reads the same whatever order it was gathered in.
  */
+import { compareUtf8, sortedByPath } from '../vault/path-order.js';
 
 /** What would happen at one Vault path. */
 export type PathAction =
@@ -66,14 +68,21 @@ export function cleanText(text: string, max = MAX_REASON_CHARS): string {
   return printable.length > max ? `${printable.slice(0, max - 1)}…` : printable;
 }
 
-/** A source plan from its paths (the verdict follows from them) or a refusal of the whole source. */
+/**
+ * A source plan from its paths (the verdict follows from them) or a refusal of the whole source. Paths come
+ * sorted (byte order): the order they were decided in (the record's, Vault's answers') is not the output's.
+ */
 export function sourcePlan(source: Pick<SourcePlan, 'kind' | 'namespace' | 'name'>, reason: string, paths: PathPlan[], refused = false): SourcePlan {
-  const cleanPaths = paths.map((p) => ({ path: cleanText(p.path), action: p.action, reason: cleanText(p.reason) }));
+  const cleanPaths = sortedByPath(
+    paths.map((p) => ({ path: cleanText(p.path), action: p.action, reason: cleanText(p.reason) })),
+    (p) => p.path,
+  );
   const verdict: Verdict = refused || cleanPaths.some((p) => p.action === 'refuse') ? 'refuse' : cleanPaths.some((p) => CHANGE_ACTIONS.has(p.action)) ? 'change' : 'none';
   return { kind: source.kind, namespace: source.namespace, name: source.name, verdict, reason: cleanText(reason), paths: cleanPaths };
 }
 
-const order = (a: SourcePlan, b: SourcePlan) => a.namespace.localeCompare(b.namespace) || a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name);
+/** Byte order, not localeCompare: the plan must not change with the machine's locale. */
+const order = (a: SourcePlan, b: SourcePlan) => compareUtf8(a.namespace, b.namespace) || compareUtf8(a.kind, b.kind) || compareUtf8(a.name, b.name);
 
 export function buildReport(cluster: string, sources: SourcePlan[]): PlanReport {
   const summary: PlanSummary = { sources: sources.length, create: 0, update: 0, adopt: 0, delete: 0, unchanged: 0, keep: 0, refuse: 0, refusedSources: 0 };
@@ -142,6 +151,7 @@ export interface PlannedCondition {
 }
 
 const MAX_CONDITION_MESSAGE_CHARS = 1024;
+const ACTION_ORDER: readonly PathAction[] = ['create', 'update', 'adopt', 'delete', 'refuse', 'unchanged', 'keep'];
 
 /**
  * DRY_RUN's VaultSync condition `Planned`: what the operator would do for one source. Paths are listed by
@@ -150,7 +160,8 @@ const MAX_CONDITION_MESSAGE_CHARS = 1024;
 export function plannedCondition(plan: SourcePlan): PlannedCondition {
   const reason = plan.verdict === 'refuse' ? 'Refused' : plan.verdict === 'change' ? 'ChangesPending' : 'NothingToDo';
   const byAction = new Map<PathAction, string[]>();
-  for (const path of plan.paths) byAction.set(path.action, [...(byAction.get(path.action) ?? []), path.action === 'refuse' ? `${path.path} (${path.reason})` : path.path]);
-  const parts = [...byAction.entries()].map(([action, paths]) => `${action === 'refuse' ? 'would refuse' : action === 'unchanged' || action === 'keep' ? action : `would ${action}`} ${paths.join(', ')}`);
+  for (const path of sortedByPath(plan.paths, (p) => p.path)) byAction.set(path.action, [...(byAction.get(path.action) ?? []), path.action === 'refuse' ? `${path.path} (${path.reason})` : path.path]);
+  // Actions in one fixed order (that of the summary), paths sorted within each.
+  const parts = ACTION_ORDER.filter((action) => byAction.has(action)).map((action) => `${action === 'refuse' ? 'would refuse' : action === 'unchanged' || action === 'keep' ? action : `would ${action}`} ${byAction.get(action)!.join(', ')}`);
   return { status: 'True', reason, message: cleanText([plan.reason, ...parts].join('; '), MAX_CONDITION_MESSAGE_CHARS) };
 }

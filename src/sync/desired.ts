@@ -3,6 +3,8 @@ import { Annotations } from '../kube/annotations.js';
 import { referencedSecrets } from '../kube/references.js';
 import { InputLimits } from '../vault/path-grammar.js';
 import { childPath, formatPath, parseVaultPath, quoteForMessage, type KvPath } from '../vault/path.js';
+import { sortedByPath, sortedTexts } from '../vault/path-order.js';
+import { permits, type RequestScope } from '../vault/scope.js';
 
 /** The annotated object a sync is for: a Deployment or a Secret. Its key is `Kind/namespace/name`. */
 export interface SyncSource {
@@ -46,6 +48,8 @@ export type SpecResult = { ok: true; targets: Target[] } | { ok: false; problem:
 
 export interface SpecOptions {
   allowedMounts: readonly string[];
+  /** Secrets one source may sync, listed or used by its pod template (--max-secrets-per-source). */
+  maxSecretsPerSource: number;
 }
 
 /**
@@ -59,7 +63,7 @@ export function deriveTargets(source: SyncSource, options: SpecOptions): SpecRes
 
   const listed = source.annotations[Annotations.secrets];
   if (listed !== undefined && listed.trim() !== '') {
-    const selections = parseSecretsAnnotation(listed);
+    const selections = parseSecretsAnnotation(listed, options.maxSecretsPerSource);
     if (!selections.ok && selections.tooMany) return { ok: false, problem: { code: 'TooManySecrets', message: `${Annotations.secrets}: ${selections.reason}` } };
     if (!selections.ok) return { ok: false, problem: { code: 'InvalidSecretsAnnotation', message: `${Annotations.secrets}: ${selections.reason}` } };
     return { ok: true, targets: [{ path: base, selections: selections.value }] };
@@ -70,8 +74,8 @@ export function deriveTargets(source: SyncSource, options: SpecOptions): SpecRes
   }
 
   const references = referencedSecrets(source.podSpec);
-  if (references.length > InputLimits.maxSecretsPerSource) {
-    return { ok: false, problem: { code: 'TooManySecrets', message: `the pod template uses ${references.length} Secrets, more than the ${InputLimits.maxSecretsPerSource} one source may sync; list the ones to sync in ${Annotations.secrets}` } };
+  if (references.length > options.maxSecretsPerSource) {
+    return { ok: false, problem: { code: 'TooManySecrets', message: `the pod template uses ${references.length} Secrets, more than the ${options.maxSecretsPerSource} one source may sync (the operator's --max-secrets-per-source); list the ones to sync in ${Annotations.secrets}` } };
   }
   const targets: Target[] = [];
   for (const ref of references) {
@@ -87,8 +91,11 @@ type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string; tooMany?:
 /** A Secret's key name, as Kubernetes allows it (so a listed key that could never exist is refused early). */
 const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
 
-/** `[{"name":"db","keys":["user","pass"],"prefix":"db_"}]`; names the first thing wrong. */
-export function parseSecretsAnnotation(text: string): Parsed<SecretSelection[]> {
+/**
+ * `[{"name":"db","keys":["user","pass"],"prefix":"db_"}]`; names the first thing wrong. An item's `keys` are
+ * bounded by what one Vault write may hold (more could never be written).
+ */
+export function parseSecretsAnnotation(text: string, maxSecretsPerSource: number): Parsed<SecretSelection[]> {
   if (text.length > InputLimits.maxSecretsAnnotationLength) {
     return { ok: false, tooMany: true, reason: `is ${text.length} characters long, more than the ${InputLimits.maxSecretsAnnotationLength} allowed` };
   }
@@ -101,8 +108,8 @@ export function parseSecretsAnnotation(text: string): Parsed<SecretSelection[]> 
   }
   if (!Array.isArray(json)) return { ok: false, reason: 'must be a JSON list of {name, keys?, prefix?}' };
   if (json.length === 0) return { ok: false, reason: 'lists no Secrets' };
-  if (json.length > InputLimits.maxSecretsPerSource) {
-    return { ok: false, tooMany: true, reason: `lists ${json.length} Secrets, more than the ${InputLimits.maxSecretsPerSource} one source may sync` };
+  if (json.length > maxSecretsPerSource) {
+    return { ok: false, tooMany: true, reason: `lists ${json.length} Secrets, more than the ${maxSecretsPerSource} one source may sync (the operator's --max-secrets-per-source)` };
   }
   const seen = new Set<string>();
   const selections: SecretSelection[] = [];
@@ -115,8 +122,8 @@ export function parseSecretsAnnotation(text: string): Parsed<SecretSelection[]> 
     if (keys !== undefined && (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string' && k !== ''))) {
       return { ok: false, reason: `item ${i} (${name}): "keys" must be a non-empty list of key names` };
     }
-    if (keys !== undefined && keys.length > InputLimits.maxKeysPerItem) {
-      return { ok: false, tooMany: true, reason: `item ${i} (${name}): "keys" lists ${keys.length} keys, more than the ${InputLimits.maxKeysPerItem} allowed` };
+    if (keys !== undefined && keys.length > InputLimits.maxKeysPerPath) {
+      return { ok: false, tooMany: true, reason: `item ${i} (${name}): "keys" lists ${keys.length} keys, more than the ${InputLimits.maxKeysPerPath} one Vault write may hold` };
     }
     const badKey = (keys as string[] | undefined)?.find((k) => k.length > InputLimits.maxKeyNameLength || !SECRET_KEY.test(k));
     if (badKey !== undefined) return { ok: false, reason: `item ${i} (${name}): ${quoteForMessage(badKey)} is not a Secret key name (letters, digits, "-", "_", "." up to ${InputLimits.maxKeyNameLength})` };
@@ -227,24 +234,34 @@ function decodeUtf8(bytes: Uint8Array): string | undefined {
 }
 
 /**
- * One message for many problems, bounded: the first few in full, then how many more. The problems name
- * objects and keys only (never values); a key name is user input, so each is quoted bounded and escaped.
+ * One message for many problems, sorted (byte order) and bounded: the first few in full, then how many more.
+ * The problems name objects and keys only (never values); a key name is user input, so each is quoted
+ * bounded and escaped.
  */
 export function describeProblems(problems: readonly Problem[], shown = 5): string {
-  const head = problems.slice(0, shown).map((p) => p.message).join('; ');
+  const head = sortedTexts(problems.map((p) => p.message)).slice(0, shown).join('; ');
   return problems.length > shown ? `${head}; …and ${problems.length - shown} more` : head;
+}
+
+/** The paths cleanup may touch (inside the source's grant) and those it must not, each sorted and once. */
+export interface SourcePaths {
+  inside: KvPath[];
+  /** Recorded or derived, but outside the grant (re-pointed elsewhere, a tampered record, a grant withdrawn). */
+  outside: KvPath[];
 }
 
 /**
  * Pure: the paths a source may have written, for cleanup: those its record names, and (a record may be lost)
- * those its annotations derive now. Each path once.
+ * those its annotations derive now; split by its scope, since neither the annotation (re-pointed at another
+ * tenant's prefix) nor the record (its status is writable) is proof that the path is the source's.
  */
-export function pathsOfSource(recorded: readonly { path: KvPath }[], source: SyncSource, options: SpecOptions): KvPath[] {
+export function pathsOfSource(recorded: readonly { path: KvPath }[], source: SyncSource, options: SpecOptions & { scope: RequestScope }): SourcePaths {
   const paths = new Map<string, KvPath>();
   for (const entry of recorded) paths.set(formatPath(entry.path), entry.path);
   const derived = deriveTargets(source, options);
   if (derived.ok) for (const target of derived.targets) paths.set(formatPath(target.path), target.path);
-  return [...paths.values()];
+  const sorted = sortedByPath([...paths], ([text]) => text).map(([, path]) => path);
+  return { inside: sorted.filter((path) => permits(options.scope, path)), outside: sorted.filter((path) => !permits(options.scope, path)) };
 }
 
 /** Every Secret name a set of targets reads: what the Secret→source index is built from. */

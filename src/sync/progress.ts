@@ -22,6 +22,7 @@ export class SyncProgress {
   private lastWriteAt = -Infinity;
   private dirty = false;
   private landedCount = 0;
+  private recordConflict: Error | undefined;
 
   constructor(
     private readonly options: {
@@ -91,6 +92,18 @@ export class SyncProgress {
     if (this.intents.delete(formatPath(path))) this.changed();
   }
 
+  /**
+   * A check-and-set write met another version: someone else wrote. Nothing landed, and what the record says
+   * of the path (its content, its version) is no longer known: the next decision looks the path up.
+   */
+  conflict(path: KvPath): void {
+    const shown = formatPath(path);
+    const entry = this.entries.get(shown);
+    if (entry) this.entries.set(shown, { path: entry.path, hash: '', ...(entry.binaryKeys ? { binaryKeys: entry.binaryKeys } : {}) });
+    this.intents.delete(shown);
+    this.changed();
+  }
+
   fail(failure: WriteFailure): void {
     this.failures.set(formatPath(failure.path), failure);
     this.notLanded(failure.path);
@@ -139,8 +152,13 @@ export class SyncProgress {
 
   private enqueue(write: () => Promise<void>): Promise<void> {
     const run = this.chain.then(async () => {
+      // The record changed under this reconcile (another writer): none of its later writes may overwrite it.
+      if (this.recordConflict) throw this.recordConflict;
       this.lastWriteAt = this.options.now();
-      await write();
+      await write().catch((error: unknown) => {
+        if (error instanceof Error && error.name === 'RecordConflictError') this.recordConflict = error;
+        throw error;
+      });
     });
     this.chain = run.catch(() => undefined);
     return run;

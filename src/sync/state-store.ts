@@ -1,5 +1,6 @@
-import type { StoredSyncRecord, SyncRecordStore } from '../kube/vaultsync-store.js';
-import { formatPath, parseKvPathLoose, type KvPath } from '../vault/path.js';
+import type { Logger } from 'pino';
+import type { DroppedPaths, StoredSyncRecord, SyncRecordStore } from '../kube/vaultsync-store.js';
+import { formatPath, parseKvPathLoose, quoteForMessage, type KvPath } from '../vault/path.js';
 import type { SyncedEntry } from './plan.js';
 import type { WriteIntent } from './write-policy.js';
 
@@ -40,6 +41,8 @@ export interface Condition {
 /** Where the sync record of each source lives. The source is passed so a record can name and own it. */
 export interface SyncStateStore {
   get(sourceKey: string): Promise<SyncState | undefined>;
+  /** The record as the API server has it now (not a cached copy): after a version conflict. */
+  refresh?(sourceKey: string): Promise<SyncState | undefined>;
   /** Records a sync (complete, partial or in progress); with `ready`, also its Ready condition. */
   set(sourceKey: string, source: SourceRef, state: SyncState, ready?: Condition): Promise<void>;
   /** Records a problem without changing what was synced. */
@@ -63,6 +66,10 @@ export function syncStateStore(records: SyncRecordStore): SyncStateStore {
   return {
     async get(key) {
       const record = records.get(key);
+      return record ? fromRecord(record) : undefined;
+    },
+    async refresh(key) {
+      const record = await records.refresh(key);
       return record ? fromRecord(record) : undefined;
     },
     set: (key, source, state, ready) => records.set(key, source, toRecord(state), ready),
@@ -106,4 +113,33 @@ function toRecord(state: SyncState): StoredSyncRecord {
     lastSyncTime: state.lastSyncTime,
     lastDriftCheckTime: state.lastDriftCheckTime,
   };
+}
+
+/** The reason of the Event and the refusal count for a status that listed paths that do not parse. */
+export const INVALID_RECORD = 'InvalidRecord';
+
+export interface DroppedPathsReport {
+  log: Logger;
+  /** Records a Warning Event on the source (absent in DRY_RUN and plan: they record no Event). */
+  event?(owner: DroppedPaths['owner'], reason: string, message: string): Promise<void>;
+  /** Counts one record reported (vault_sync_refusals_total{reason="InvalidRecord"}). */
+  count?(): void;
+  /** Sharding: report only the sources this engine serves. */
+  accepts?(namespace: string): boolean;
+}
+
+/**
+ * Reports the paths a loaded VaultSync status listed that are not Vault paths under the allowed KV mounts
+ * (the store dropped them: nothing is ever done with them). The log, read by the operator's admins, quotes
+ * a few of them (bounded, escaped); the Event, read in the source's namespace, names none: it says how many
+ * and that they are ignored, never what or whose they are.
+ */
+export async function reportDroppedPaths(dropped: ReadonlyMap<string, DroppedPaths>, report: DroppedPathsReport): Promise<void> {
+  for (const [key, { owner, paths }] of [...dropped].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (report.accepts && !report.accepts(owner.namespace)) continue;
+    report.log.warn({ source: key, dropped: paths.length, paths: paths.slice(0, 5).map(quoteForMessage) }, 'the VaultSync status lists paths that are not Vault paths under the allowed KV mounts; they are ignored');
+    report.count?.();
+    const message = `the VaultSync status of this ${owner.kind} listed ${paths.length} path(s) that are not Vault paths under the allowed KV mounts; they were dropped from its record and nothing is done with them`;
+    if (report.event) await report.event(owner, INVALID_RECORD, message).catch((error: unknown) => report.log.warn({ source: key, err: error instanceof Error ? error.message : String(error) }, 'could not record an Event'));
+  }
 }

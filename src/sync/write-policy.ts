@@ -5,6 +5,9 @@ import type { KvMetadata } from '../vault/port.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { SyncSource } from './desired.js';
 import { describeOwner, ownershipMetadata, ownershipOf } from './ownership.js';
+import { adoptionPrefixes, isInside, type AdoptionGrant } from '../vault/tenancy.js';
+
+export type { AdoptionGrant } from '../vault/tenancy.js';
 
 /** A write about to be made, recorded in VaultSync status BEFORE it is sent: what version it will create. */
 export interface WriteIntent {
@@ -25,6 +28,9 @@ export type VaultView =
   /** A LIST of its folder, or a metadata read, found nothing there (no metadata, no version). */
   | { state: 'absent' }
   | { state: 'present'; metadata: KvMetadata };
+
+/** What Vault says about a path as a gatherer read it; `unchecked`: a read-only plan on KV v1 (the marks live in the data, never read). */
+export type PathView = VaultView | { state: 'unchecked' };
 
 export interface WriteInput {
   source: Pick<SyncSource, 'kind' | 'namespace' | 'name'>;
@@ -58,9 +64,10 @@ export type WriteDecision =
 export function decideWrite(input: WriteInput): WriteDecision {
   const { vault } = input;
   if (vault.state === 'unknown') {
+    // A write recorded as intended may have landed with its answer lost: Vault is asked first, so a landed
+    // write is recorded from its intent (no second version) and a version that moved is never overwritten.
+    if (input.intent) return { action: 'lookup', reason: 'an intended write may have landed: Vault is asked before anything is sent' };
     if (input.recordedVersion !== undefined) return { action: 'update', cas: input.recordedVersion, reason: `ours at version ${input.recordedVersion} (recorded)` };
-    // The pre-check of the previous attempt passed and nothing foreign can be claimed by cas on that version.
-    if (input.intent) return input.intent.version <= 1 ? { action: 'create', cas: 0, reason: 'an intended claim that may not have landed' } : { action: 'update', cas: input.intent.version - 1, reason: `an intended write on version ${input.intent.version - 1}` };
     return { action: 'lookup', reason: 'not recorded: who owns it must be known before any write reaches it' };
   }
   if (vault.state === 'absent') return { action: 'create', cas: 0, reason: 'a new path' };
@@ -81,11 +88,6 @@ export function decideWrite(input: WriteInput): WriteDecision {
     return { action: 'refuse', reason: `it is ${describeOwner(metadata.customMetadata)} (adopt it with vault-sync.io/adopt: "true" or a VaultSyncPolicy's adoptPathPrefixes)` };
   }
   return { action: 'refuse', reason: `it is ${describeOwner(metadata.customMetadata)}` };
-}
-
-/** Pure: after a check-and-set mismatch the path moved under us; what was known is stale, look it up again. */
-export function afterCasMismatch(): WriteDecision {
-  return { action: 'lookup', reason: 'the version moved since it was recorded' };
 }
 
 /** How new paths are checked before a data write with cas=0 may be sent. */
@@ -140,24 +142,14 @@ export function ownershipMarks(
   };
 }
 
-/** May an unmarked path be adopted: the source asks for it, or a VaultSyncPolicy grants it for a prefix. */
-export interface AdoptionGrant {
-  namespaces: readonly string[];
-  adoptPathPrefixes?: readonly string[];
-}
-
-/** Pure: prefixes compare on whole segments (`secret/legacy` covers `secret/legacy/x`, not `secret/legacy-2`). */
+/**
+ * Pure: may an unmarked path be adopted: the source asks for it, or a VaultSyncPolicy's adoptPathPrefixes
+ * covers it. The prefixes are read by the tenancy parser and compared on whole segments (`secret/legacy`
+ * covers `secret/legacy/x`, not `secret/legacy-2`; `secret/data/legacy/` covers `secret/legacy/x`).
+ */
 export function adoptionAllowed(path: KvPath, namespace: string, sourceAsks: boolean, grants: readonly AdoptionGrant[]): boolean {
   if (sourceAsks) return true;
-  const segments = formatPath(path).split('/');
-  return grants.some(
-    (grant) =>
-      grant.namespaces.some((pattern) => pattern === '*' || (pattern.endsWith('*') ? namespace.startsWith(pattern.slice(0, -1)) : pattern === namespace)) &&
-      (grant.adoptPathPrefixes ?? []).some((prefix) => {
-        const wanted = prefix.replaceAll('{namespace}', namespace).split('/').filter((s) => s !== '');
-        return wanted.length > 0 && wanted.length <= segments.length && wanted.every((segment, i) => segments[i] === segment);
-      }),
-  );
+  return adoptionPrefixes(namespace, grants).prefixes.some((prefix) => isInside(path, prefix));
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,10 +1,5 @@
 import { readFile } from 'node:fs/promises';
-
-/** How the operator proves itself to Vault. */
-export type VaultAuthConfig =
-  | { method: 'token'; token: string }
-  | { method: 'kubernetes'; role: string; mount: string; tokenPath: string }
-  | { method: 'approle'; roleId: string; secretIdPath: string; mount: string };
+import type { VaultAuthConfig } from '../config.js';
 
 /** The Vault login request for a method (path relative to /v1, body), or undefined for a static token. */
 export async function loginRequest(auth: VaultAuthConfig): Promise<{ path: string; body: Record<string, string> } | undefined> {

@@ -1,5 +1,5 @@
 import { VaultRequestError } from './errors.js';
-import { FairQueue } from './fair-queue.js';
+import { FairQueue, type Aging } from './fair-queue.js';
 import type { VaultMetrics } from './metrics.js';
 import { formatPath, type KvPath } from './path.js';
 
@@ -22,6 +22,8 @@ export interface BatcherOptions {
   metrics?: VaultMetrics;
   /** Injected for tests; milliseconds, monotonic; the limiter's clock (performance.now()). */
   clock?: () => number;
+  /** A lower level's operation that waited through this many services moves up (the pipeline: marks to data). */
+  aging?: Aging;
 }
 
 /** Where an operation waits in the fair line: its flow (the source it is for) and its priority level. */
@@ -79,7 +81,7 @@ export function validateBatchSize(batchSize: number): void {
  * vault_batch_operations_total{result}, vault_batch_coalesced_total.
  */
 export class VaultBatcher {
-  private readonly pending = new FairQueue<Entry>(LEVEL_COUNT);
+  private readonly pending: FairQueue<Entry>;
   /** Per path, its waiting entries in the order they were asked for: only the first may go (levels must not reorder one path). */
   private readonly waitingByPath = new Map<string, Entry[]>();
   /** The newest waiting entry per path: what a new operation on that path may merge into. */
@@ -96,6 +98,7 @@ export class VaultBatcher {
 
   constructor(private readonly options: BatcherOptions) {
     validateBatchSize(options.batchSize);
+    this.pending = new FairQueue<Entry>(LEVEL_COUNT, options.aging);
   }
 
   /** Operations waiting for a batch or for their first token. */
@@ -136,15 +139,27 @@ export class VaultBatcher {
 
   /** Rejects what still waits for a batch; waits for the batches in flight. */
   async stop(): Promise<void> {
+    this.rejectWaiting('stopped', 'the operator is shutting down');
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /**
+   * The Lease is lost: what still waits is rejected at once as 'fenced' (never sent), and nothing more is
+   * taken; the batches already handed to the limiter are the limiter's to refuse. Does not wait.
+   */
+  abort(reason: string): void {
+    this.rejectWaiting('fenced', `not sent: ${reason}`);
+  }
+
+  private rejectWaiting(kind: 'stopped' | 'fenced', detail: string): void {
     this.stopped = true;
     for (const entry of this.pending.drain()) {
-      const error = new VaultRequestError(entry.operation.kind, entry.key, undefined, 'stopped', 'the operator is shutting down');
+      const error = new VaultRequestError(entry.operation.kind, entry.key, undefined, kind, detail);
       for (const waiter of entry.waiters) waiter.reject(error);
     }
     this.newestWaiting.clear();
     this.waitingByPath.clear();
     this.updateGauge();
-    await Promise.allSettled([...this.inFlight]);
   }
 
   private scheduleDispatch(): void {

@@ -35,7 +35,9 @@ export type VaultErrorKind =
   | 'bad-request'
   | 'too-large' // above the configured maximum, or 413 from Vault
   | 'stopped' // the operator is shutting down
+  | 'fenced' // not sent: this replica does not hold its Lease now (another may write)
   | 'tls' // certificate not trusted / wrong name / not TLS: a configuration problem, not retried
+  | 'outside-scope' // refused by the port before sending: the path is outside the scope the request carries (a caller bug)
   | 'unknown';
 
 export function isRetryableKind(kind: VaultErrorKind): boolean {

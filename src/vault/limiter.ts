@@ -1,4 +1,5 @@
 import Bottleneck from 'bottleneck';
+import { VaultRequestError } from './errors.js';
 
 export interface RateLimit {
   /** Sustained requests per second. */
@@ -21,12 +22,31 @@ export interface LimiterOptions extends RateLimit {
   /** Called as each request starts (metrics). */
   onStart?(event: LimiterStart): void;
   /**
+   * Called when a request is on the wire (written to the socket, or failed before), on this limiter's
+   * clock: the point at which the bucket is exact (tests and diagnostics).
+   */
+  onSent?(event: { operation: string; label?: string; at: number; paced: boolean }): void;
+  /**
    * Since when work has been waiting in front of the limiter without a break (the batcher's line, handed over
    * one batch at a time; on this limiter's clock), undefined while none waits. While some waits the limiter
    * is not idle even when its own line is momentarily empty, so credit does not pile up into a fresh burst
    * between two batches; credit saved while truly idle stays.
    */
   upstreamWaitingSince?(): number | undefined;
+  /**
+   * Asked immediately before each request is sent (after any pacing hold, not when it was queued): a request
+   * is sent only while this holds (the replica holds its Lease now). Absent: always holds.
+   */
+  gate?: SendGate;
+  /** A request the gate refused (never sent); `first` for the first refusal since a request last passed. */
+  onFenced?(event: { operation: string; label?: string; reason: string; first: boolean }): void;
+}
+
+/** Whether requests may leave now (the lease fence, src/kube/lease-fence.ts). */
+export interface SendGate {
+  holds(): boolean;
+  /** Why not, while it does not hold. */
+  reason(): string | undefined;
 }
 
 export interface LimiterStart {
@@ -101,6 +121,7 @@ export class VaultRateLimiter {
   private readonly marginMs: number;
   private readonly now: () => number;
   private readonly onStart?: (event: LimiterStart) => void;
+  private readonly onSent?: LimiterOptions['onSent'];
   private readonly upstreamWaitingSince: () => number | undefined;
 
   private credit: number;
@@ -123,6 +144,10 @@ export class VaultRateLimiter {
   /** Burst requests started and not yet answered; paced requests wait for them (see holdForWindow). */
   private burstInFlight = 0;
   private burstAnswered: Array<() => void> = [];
+  private readonly gate?: SendGate;
+  private readonly onFenced?: LimiterOptions['onFenced'];
+  /** Whether the last request that reached the gate was refused (so each refusal streak is reported as new once). */
+  private fencedStreak = false;
 
   constructor(options: LimiterOptions) {
     validateRateLimit(options);
@@ -133,7 +158,10 @@ export class VaultRateLimiter {
     this.marginMs = options.marginMs ?? 20;
     this.now = options.clock ?? (() => performance.now());
     this.onStart = options.onStart;
+    this.onSent = options.onSent;
     this.upstreamWaitingSince = options.upstreamWaitingSince ?? (() => undefined);
+    this.gate = options.gate;
+    this.onFenced = options.onFenced;
     this.credit = options.burst;
     this.creditAt = this.now();
     this.bottleneck = new Bottleneck({ reservoir: 0, maxConcurrent: null, minTime: 0 });
@@ -160,11 +188,23 @@ export class VaultRateLimiter {
       this.accrue(this.now()); // up to here Bottleneck was still starting granted jobs: busy, not idle
       const paced = this.grantKinds.shift() !== 'burst';
       if (!paced) this.burstInFlight++;
-      const permit = paced ? await this.holdForWindow() : { sent: () => undefined };
+      const held = paced ? await this.holdForWindow() : { sent: () => undefined };
+      let reported = false;
+      let ran = false; // a request refused at the gate never went on the wire: nothing to report
+      const permit: LimiterPermit = {
+        sent: () => {
+          held.sent();
+          if (reported || !ran) return;
+          reported = true;
+          this.onSent?.({ operation, label: options.label, at: this.now(), paced });
+        },
+      };
       try {
         if (this.stopped) throw new LimiterStoppedError();
+        this.passGate(operation, options.label);
         const at = this.now();
         this.onStart?.({ operation, label: options.label, source: options.source, at, waitedMs: at - submittedAt, paced });
+        ran = true;
         return await task(permit);
       } finally {
         permit.sent();
@@ -177,6 +217,22 @@ export class VaultRateLimiter {
       if (error instanceof Bottleneck.BottleneckError) throw new LimiterStoppedError();
       throw error;
     });
+  }
+
+  /**
+   * The last check before a request leaves: a replica that does not hold its Lease now sends nothing. The
+   * refusal is terminal (kind 'fenced', not retried): the request belongs to a term of leadership that is over.
+   */
+  private passGate(operation: string, label: string | undefined): void {
+    if (!this.gate || this.gate.holds()) {
+      this.fencedStreak = false;
+      return;
+    }
+    const reason = this.gate.reason() ?? 'this replica does not hold the Lease';
+    const first = !this.fencedStreak;
+    this.fencedStreak = true;
+    this.onFenced?.({ operation, label, reason, first });
+    throw new VaultRequestError(operation, label ?? operation, undefined, 'fenced', `not sent: ${reason}`);
   }
 
   /** Rejects waiting requests with LimiterStoppedError; requests already running finish. */

@@ -27,4 +27,8 @@ export interface VaultMetrics {
   coalesced(operation: string): void;
   /** Operations waiting for a batch or for their first token. */
   waiting(count: number): void;
+  /** A request the port refused before it reached the line (reason: `OutsideScope`); it was never sent. */
+  refused(reason: string): void;
+  /** A request not sent: this replica did not hold its Lease at the moment of sending. */
+  fenced(operation: string): void;
 }

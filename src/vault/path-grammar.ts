@@ -43,12 +43,12 @@ export const VaultPathGrammar = {
 
 /** The limits of the `vault-sync.io/secrets` annotation and of what a source may send: data, like the grammar. */
 export const InputLimits = {
-  /** Items in the `vault-sync.io/secrets` list: each one is a Secret to read; a real source lists a handful. */
-  maxSecretsPerSource: 64,
-  /** Entries in one item's `keys`. */
-  maxKeysPerItem: 256,
-  /** Longest text of the `vault-sync.io/secrets` annotation. */
-  maxSecretsAnnotationLength: 32 * 1024,
+  /**
+   * Longest text of the `vault-sync.io/secrets` annotation: Kubernetes' own bound on all of an object's
+   * annotations together (256 KiB), so a list the apiserver accepts is never refused for its length. How many
+   * Secrets one source may sync is a setting (--max-secrets-per-source), not a constant here.
+   */
+  maxSecretsAnnotationLength: 256 * 1024,
   /** Longest key name and `prefix` (Kubernetes allows 253 for a Secret key). */
   maxKeyNameLength: 253,
   /**

@@ -1,10 +1,12 @@
+import { MARKS_MAX_WAIT_DEFAULT } from '../config.js';
 import type { Logger } from 'pino';
 import { VaultBatcher, type VaultOperation } from './batcher.js';
 import { VaultRequestError } from './errors.js';
 import type { VaultMetrics } from './metrics.js';
 import type { NodeVaultClient } from './node-vault-client.js';
-import { formatPath, type KvPath } from './path.js';
+import { formatPath, quoteForMessage, type KvPath } from './path.js';
 import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
+import { describeScope, permits } from './scope.js';
 
 export interface PipelineOptions {
   client: NodeVaultClient;
@@ -15,7 +17,15 @@ export interface PipelineOptions {
   maxSecretBytes: number;
   log: Logger;
   metrics?: VaultMetrics;
+  /** A waiting metadata write (marks) is served as data after this many services of the line (default MARKS_MAX_WAIT_SERVICES). */
+  marksMaxWaitServices?: number;
 }
+
+/**
+ * Marks trail their data, but must not starve under steady churn (a path whose marks never come is not
+ * provably ours and would be left behind by a cleanup): 20 services is 2 s at 10 requests/s.
+ */
+export const MARKS_MAX_WAIT_SERVICES = MARKS_MAX_WAIT_DEFAULT;
 
 /**
  * Priority levels of the fair line, decided from the operation kind: values first. Auth requests (login,
@@ -37,9 +47,15 @@ export function payloadBytes(data: ReadonlyMap<string, string>): number {
   return size;
 }
 
+/** The reason a request refused at the port is counted under (vault_sync_refusals_total{reason}). */
+export const OUTSIDE_SCOPE = 'OutsideScope';
+
 /**
- * The VaultPort the reconciler sees: size checks on writes, then the batcher (grouping, merging waiting
- * writes to one path), then the client (rate limiter, retries, auth) for each operation.
+ * The VaultPort the reconciler and the planner see, the one entrance of every KV request: first its scope
+ * (a request outside the grant it carries, or carrying none, is refused and never sent), then the size
+ * check on writes, then the batcher (grouping, merging waiting writes to one path), then the client (rate
+ * limiter, retries, auth) for each operation. Login, token renewal and lookup and mount lookup are the
+ * only requests that do not come through here: they serve no source and reach no KV path.
  */
 export class VaultPipeline implements VaultPort {
   private readonly batcher: VaultBatcher;
@@ -48,7 +64,12 @@ export class VaultPipeline implements VaultPort {
     if (!(options.maxSecretBytes >= options.largeSecretThresholdBytes)) {
       throw new RangeError(`the maximum secret size (${options.maxSecretBytes}) must not be below the large-secret threshold (${options.largeSecretThresholdBytes})`);
     }
-    this.batcher = new VaultBatcher({ batchSize: options.batchSize, metrics: options.metrics, execute: (operation, hooks) => this.execute(operation, hooks) });
+    this.batcher = new VaultBatcher({
+      batchSize: options.batchSize,
+      metrics: options.metrics,
+      aging: { afterServices: options.marksMaxWaitServices ?? MARKS_MAX_WAIT_SERVICES, toLevel: Level.data },
+      execute: (operation, hooks) => this.execute(operation, hooks),
+    });
   }
 
   get waiting(): number {
@@ -60,25 +81,15 @@ export class VaultPipeline implements VaultPort {
     return this.batcher.waitingSince;
   }
 
-  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<WriteResult> {
-    const size = payloadBytes(data);
-    if (size > this.options.maxSecretBytes) {
-      // Refused here, terminally: Vault would reject it on every retry (or its storage would).
-      this.options.metrics?.requestFailed('write', 'too-large');
-      return Promise.reject(new VaultRequestError('write', formatPath(path), undefined, 'too-large', `the payload is ${size} bytes, above the maximum of ${this.options.maxSecretBytes} bytes (--max-secret-size)`));
-    }
-    if (size > this.options.largeSecretThresholdBytes) {
-      this.options.metrics?.largeSecret();
-      this.options.log.warn({ path: formatPath(path), sizeBytes: size, keys: data.size, thresholdBytes: this.options.largeSecretThresholdBytes }, 'large secret: streaming it to Vault');
-    }
-    return this.submit({ kind: 'write', path, data, cas: options?.cas }, context);
+  writeData(path: KvPath, data: ReadonlyMap<string, string>, options: { cas?: number }, context: RequestContext): Promise<WriteResult> {
+    return this.submit({ kind: 'write', path, data, cas: options.cas }, context);
   }
 
-  writeMetadata(path: KvPath, customMetadata: Record<string, string>, context?: RequestContext): Promise<void> {
+  writeMetadata(path: KvPath, customMetadata: Record<string, string>, context: RequestContext): Promise<void> {
     return this.submit({ kind: 'write-metadata', path, customMetadata }, context);
   }
 
-  readMetadata(path: KvPath, context?: RequestContext): Promise<KvMetadata | undefined> {
+  readMetadata(path: KvPath, context: RequestContext): Promise<KvMetadata | undefined> {
     return this.submit({ kind: 'read-metadata', path }, context);
   }
 
@@ -86,29 +97,66 @@ export class VaultPipeline implements VaultPort {
    * Through the fair line like every KV operation (data level, the source's flow): sent straight to the
    * limiter, each new source's LIST would go ahead of every waiting operation of the others.
    */
-  listFolder(folder: KvPath, context?: RequestContext): Promise<string[]> {
+  listFolder(folder: KvPath, context: RequestContext): Promise<string[]> {
     return this.submit({ kind: 'list', path: folder }, context);
   }
 
-  readData(path: KvPath, context?: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
+  readData(path: KvPath, context: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
     return this.submit({ kind: 'read', path }, context);
   }
 
-  deleteLatest(path: KvPath, context?: RequestContext): Promise<void> {
+  deleteLatest(path: KvPath, context: RequestContext): Promise<void> {
     return this.submit({ kind: 'delete-latest', path }, context);
   }
 
-  deleteAll(path: KvPath, context?: RequestContext): Promise<void> {
+  deleteAll(path: KvPath, context: RequestContext): Promise<void> {
     return this.submit({ kind: 'delete-all', path }, context);
   }
 
-  private submit<T>(operation: VaultOperation, context: RequestContext | undefined): Promise<T> {
-    return this.batcher.submit<T>(operation, { source: context?.source, level: levelOf(operation.kind) });
+  private submit<T>(operation: VaultOperation, context: RequestContext): Promise<T> {
+    const refused = this.refuseOutsideScope(operation.kind, operation.path, context) ?? (operation.kind === 'write' ? this.refuseTooLarge(operation.path, operation.data) : undefined);
+    if (refused) return Promise.reject(refused);
+    return this.batcher.submit<T>(operation, { source: context.source, level: levelOf(operation.kind) });
+  }
+
+  /** Refused here, terminally: Vault would reject it on every retry (or its storage would). */
+  private refuseTooLarge(path: KvPath, data: ReadonlyMap<string, string>): VaultRequestError | undefined {
+    const size = payloadBytes(data);
+    if (size > this.options.maxSecretBytes) {
+      this.options.metrics?.requestFailed('write', 'too-large');
+      return new VaultRequestError('write', formatPath(path), undefined, 'too-large', `the payload is ${size} bytes, above the maximum of ${this.options.maxSecretBytes} bytes (--max-secret-size)`);
+    }
+    if (size > this.options.largeSecretThresholdBytes) {
+      this.options.metrics?.largeSecret();
+      this.options.log.warn({ path: formatPath(path), sizeBytes: size, keys: data.size, thresholdBytes: this.options.largeSecretThresholdBytes }, 'large secret: streaming it to Vault');
+    }
+    return undefined;
+  }
+
+  /**
+   * The grant, enforced below every caller and before the line and the limiter. A refusal means a caller
+   * asked for a path its own checks should have kept out (or forgot the scope): an internal error, logged
+   * and counted, and terminal (no retry can change it). The error names the path as the caller gave it;
+   * the log names the scope too.
+   */
+  private refuseOutsideScope(operation: VaultOperation['kind'], path: KvPath, context: RequestContext | undefined): VaultRequestError | undefined {
+    const scope = context?.scope;
+    if (scope && permits(scope, path)) return undefined;
+    const shown = quoteForMessage(formatPath(path));
+    const why = scope ? `outside the scope of ${describeScope(scope)}` : 'the request carries no scope';
+    this.options.metrics?.refused(OUTSIDE_SCOPE);
+    this.options.log.error({ operation, path: shown, source: context?.source, scope: scope ? describeScope(scope) : undefined }, `internal error: a Vault request was refused before sending: ${why}`);
+    return new VaultRequestError(operation, shown, undefined, 'outside-scope', `refused before sending: ${why}`);
   }
 
   /** Rejects operations still waiting for a batch; waits for those in flight. */
   stop(): Promise<void> {
     return this.batcher.stop();
+  }
+
+  /** Rejects operations still waiting for a batch as not sent ('fenced'), at once; takes no more. */
+  abort(reason: string): void {
+    this.batcher.abort(reason);
   }
 
   private execute(operation: VaultOperation, hooks: { onStart(): void; source?: string }): Promise<unknown> {

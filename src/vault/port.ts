@@ -1,4 +1,5 @@
 import type { KvPath } from './path.js';
+import type { RequestScope } from './scope.js';
 
 /** Metadata of a KV v2 secret: enough to check ownership and drift without reading the data. */
 export interface KvMetadata {
@@ -15,17 +16,23 @@ export interface WriteResult {
 }
 
 /**
- * On whose behalf a request is made: the rate limiter's waiting line is shared fairly between sources
- * (round-robin per source key), so one big source cannot hold back a small one.
+ * On whose behalf a request is made, and what it may reach. The rate limiter's waiting line is shared fairly
+ * between sources (round-robin per source key), so one big source cannot hold back a small one; the scope is
+ * the grant of that source's namespace, which the port enforces on every KV request.
  */
 export interface RequestContext {
   /** The source key (`Kind/namespace/name`) the request is for; requests without one share one flow. */
   source?: string;
+  /**
+   * What this request may reach. The port refuses a KV request outside it, never sending it (a caller bug).
+   * Only login, token renewal and lookup, and mount lookup go without one: they pass no port method.
+   */
+  scope: RequestScope;
 }
 
 /**
  * The narrow interface the rest of the operator sees; only the adapter imports the Vault SDK.
- * Every method goes through the operator's single rate limiter.
+ * Every method goes through the operator's single rate limiter, and every KV request carries its scope.
  */
 export interface VaultPort {
   /**
@@ -33,21 +40,21 @@ export interface VaultPort {
    * answers with the path's custom_metadata as it is: a claim that appeared since the ownership check shows.
    * Key names are user input: a Map (serialized as a JSON object), never a plain object.
    */
-  writeData(path: KvPath, data: ReadonlyMap<string, string>, options?: { cas?: number }, context?: RequestContext): Promise<WriteResult>;
+  writeData(path: KvPath, data: ReadonlyMap<string, string>, options: { cas?: number }, context: RequestContext): Promise<WriteResult>;
   /** Replaces the path's custom_metadata (ownership marks). */
-  writeMetadata(path: KvPath, customMetadata: Record<string, string>, context?: RequestContext): Promise<void>;
+  writeMetadata(path: KvPath, customMetadata: Record<string, string>, context: RequestContext): Promise<void>;
   /** Undefined when nothing exists at the path. */
-  readMetadata(path: KvPath, context?: RequestContext): Promise<KvMetadata | undefined>;
+  readMetadata(path: KvPath, context: RequestContext): Promise<KvMetadata | undefined>;
   /** Soft-deletes the latest version (recoverable with `undelete`; older versions stay). */
-  deleteLatest(path: KvPath, context?: RequestContext): Promise<void>;
+  deleteLatest(path: KvPath, context: RequestContext): Promise<void>;
   /** Deletes every version and the metadata. */
-  deleteAll(path: KvPath, context?: RequestContext): Promise<void>;
+  deleteAll(path: KvPath, context: RequestContext): Promise<void>;
   /**
    * The names directly below a folder that have metadata (with or without a version; sub-folders end in `/`).
    * Empty when the folder does not exist. One request for any number of children: the ownership pre-check of
    * new paths (docs/adr/0003-claim-with-the-data-write.md).
    */
-  listFolder(folder: KvPath, context?: RequestContext): Promise<string[]>;
+  listFolder(folder: KvPath, context: RequestContext): Promise<string[]>;
   /** Reads the data (tests, drift repair). Undefined when absent or deleted. */
-  readData(path: KvPath, context?: RequestContext): Promise<ReadonlyMap<string, string> | undefined>;
+  readData(path: KvPath, context: RequestContext): Promise<ReadonlyMap<string, string> | undefined>;
 }

@@ -10,6 +10,11 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** Cap of a Retry-After that Vault (or a proxy in front of it) asks for. */
   maxRetryAfterMs: number;
+  /**
+   * Cancels every retry of the requests made with this policy: a backoff in progress ends at once and no
+   * further attempt is made (the stack's abort when the Lease is lost). Abort it with a RetriesCancelled.
+   */
+  signal?: AbortSignal;
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { retries: 5, minDelayMs: 250, maxDelayMs: 30_000, maxRetryAfterMs: 120_000 };
@@ -32,6 +37,37 @@ export function retryDelayMs(error: VaultRequestError, retryNumber: number, poli
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Resolves after `ms`, or at once when `signal` aborts (whichever first). */
+function sleepUnlessAborted(sleep: (ms: number) => Promise<void>, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return sleep(ms);
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void sleep(ms).then(done);
+  });
+}
+
+/** Why the retries of a policy were cancelled: the abort reason of its signal. */
+export class RetriesCancelled extends Error {
+  override readonly name = 'RetriesCancelled';
+  constructor(
+    readonly kind: 'fenced' | 'stopped',
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** The error a cancelled retry ends with: the request's own operation and target, the abort's kind and reason. */
+function cancelled(last: VaultRequestError, signal: AbortSignal): VaultRequestError {
+  const reason = signal.reason instanceof RetriesCancelled ? signal.reason : undefined;
+  return new VaultRequestError(last.operation, last.target, undefined, reason?.kind ?? 'stopped', `not retried after ${last.kind}: ${reason?.message ?? 'cancelled'}`);
+}
+
 /**
  * Runs `attempt` (one Vault request, which takes its own token from the limiter each time) until it
  * succeeds, fails terminally (400, 403, 404, a CAS mismatch, ...: not retried) or the retries are spent
@@ -41,6 +77,9 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 export async function withRetries<T>(attempt: (attemptNumber: number) => Promise<T>, policy: RetryPolicy, hooks: RetryHooks = {}): Promise<T> {
   if (!Number.isInteger(policy.retries) || policy.retries < 0) throw new RangeError(`Vault retries must be a whole number >= 0, got ${policy.retries}`);
   const sleep = hooks.sleep ?? defaultSleep;
+  const { signal } = policy;
+  // The signal is not handed to p-retry: it would turn an attempt that succeeded while it aborted into a
+  // failure. An attempt under way settles as it does; only the waits between attempts are cut short.
   return pRetry(attempt, {
     retries: policy.retries,
     minTimeout: 0,
@@ -48,9 +87,11 @@ export async function withRetries<T>(attempt: (attemptNumber: number) => Promise
     shouldRetry: ({ error }) => error instanceof VaultRequestError && error.retryable,
     onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
       if (!(error instanceof VaultRequestError) || !error.retryable || retriesLeft <= 0) return;
+      if (signal?.aborted) throw cancelled(error, signal);
       const delayMs = retryDelayMs(error, attemptNumber, policy, hooks.random);
       hooks.onRetry?.(error, attemptNumber, delayMs);
-      await sleep(delayMs);
+      await sleepUnlessAborted(sleep, delayMs, signal);
+      if (signal?.aborted) throw cancelled(error, signal);
     },
   });
 }

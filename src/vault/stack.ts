@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { validateBatchSize } from './batcher.js';
-import { VaultRateLimiter, type LimiterStart } from './limiter.js';
+import { VaultRateLimiter, type LimiterOptions, type LimiterStart, type SendGate } from './limiter.js';
 import type { VaultMetrics } from './metrics.js';
 import { NodeVaultClient } from './node-vault-client.js';
 import { VaultPipeline } from './pipeline.js';
 import type { VaultPort } from './port.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY_POLICY, RetriesCancelled, type RetryPolicy } from './retry.js';
 
 /** The Vault side as the operator sees it: one port (batched, rate limited, retried), login, stop. */
 export interface VaultStack {
@@ -18,8 +18,16 @@ export interface VaultStack {
   login(): Promise<void>;
   /** Whether the client holds a usable token now (a failed re-login or an expired token makes it false). */
   authenticated(): boolean;
+  /** The KV version of a mount (asked once per mount): a read-only plan reads no data, so on KV v1 it checks no marks. */
+  kvVersion(mount: string): Promise<1 | 2>;
   /** Rejects what still waits, stops renewing the token, closes connections. */
   stop(): Promise<void>;
+  /**
+   * The Lease is lost: stop at once, no drain. Waiting operations are rejected, the limiter's queue is
+   * dropped, backoffs of retries end now (no further attempt), token renewal stops. Requests already sent
+   * settle as they do. Resolves when the limiter has let go of its last job.
+   */
+  abort(reason: string): Promise<void>;
 }
 
 export interface VaultStackParts extends VaultStack {
@@ -34,11 +42,19 @@ export interface VaultStackTuning {
   limiterMarginMs?: number;
   /** Sees every request the limiter lets go (benchmark, diagnostics). */
   onLimiterStart?(event: LimiterStart): void;
+  /** Sees every request as it goes on the wire (tests: the bucket measured at the point it is exact). */
+  onLimiterSent?: LimiterOptions['onSent'];
+}
+
+export interface VaultStackOptions extends VaultStackTuning {
+  /** Asked immediately before each request leaves: the lease fence with leader election; absent = always send. */
+  gate?: SendGate;
 }
 
 /** `metrics`: the narrow recorder the Vault layer reports to (the composition root adapts its registry to it). */
-export function createVaultStack(config: Config, log: Logger, metrics?: VaultMetrics, tuning: VaultStackTuning = {}): VaultStackParts {
+export function createVaultStack(config: Config, log: Logger, metrics?: VaultMetrics, tuning: VaultStackOptions = {}): VaultStackParts {
   validateBatchSize(config.batchSize);
+  const cancelRetries = new AbortController();
   // The pipeline is built after the limiter it sends through; the limiter asks it whether work waits upstream.
   let upstream: { waitingSince: number | undefined } | undefined;
   const limiter = new VaultRateLimiter({
@@ -49,6 +65,13 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
       metrics?.rateLimited(event.operation, event.waitedMs / 1000);
       tuning.onLimiterStart?.(event);
     },
+    gate: tuning.gate,
+    onSent: tuning.onLimiterSent,
+    onFenced: (event) => {
+      metrics?.fenced(event.operation);
+      // Once per loss: every request after the first is refused for the same reason.
+      if (event.first) log.error({ operation: event.operation, target: event.label, reason: event.reason }, 'not sending Vault requests: this replica does not hold its Lease');
+    },
   });
   const client = new NodeVaultClient({
     connection: config.vault,
@@ -56,11 +79,12 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
     limiter,
     log,
     metrics,
-    retry: { ...DEFAULT_RETRY_POLICY, ...config.vaultRetry, ...tuning.retry },
+    retry: { ...DEFAULT_RETRY_POLICY, ...config.vaultRetry, ...tuning.retry, signal: cancelRetries.signal },
   });
   const vault = new VaultPipeline({
     client,
     batchSize: config.batchSize,
+    marksMaxWaitServices: config.marksMaxWaitRequests,
     largeSecretThresholdBytes: config.largeSecretThresholdBytes,
     maxSecretBytes: config.maxSecretBytes,
     log,
@@ -68,6 +92,12 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
   });
   upstream = vault;
   let stopped: Promise<void> | undefined;
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    (closed ??= (async () => {
+      await limiter.stop();
+      client.close();
+    })());
   return {
     vault,
     client,
@@ -77,11 +107,17 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
       await client.checkMounts(config.vault.kvMounts);
     },
     authenticated: () => client.authenticated,
+    kvVersion: (mount) => client.kvVersion(mount),
     stop: () =>
       (stopped ??= (async () => {
         await vault.stop();
-        await limiter.stop();
-        client.close();
+        await close();
       })()),
+    abort: (reason) => {
+      cancelRetries.abort(new RetriesCancelled('fenced', reason));
+      vault.abort(reason);
+      client.close(); // no token renewal or login of a term that is over
+      return close();
+    },
   };
 }

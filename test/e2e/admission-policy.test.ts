@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import type { V1Secret } from '@kubernetes/client-node';
 import { annotationProblem, BOOLEAN_ANNOTATIONS, MAX_SHORT_VALUE_LENGTH, type AnnotationContext } from '../../src/kube/annotation-rules.js';
 import { Annotations, FINALIZER } from '../../src/kube/annotations.js';
-import { parsePrefix } from '../../src/sync/tenancy.js';
+import { parsePrefix } from '../../src/vault/tenancy.js';
 import { freshNamespace, kubeClients, loadTestEnv, waitFor } from './helpers/env.js';
 import { chartDir, find, kubectlApply, parseYamlDocs, renderChart, run, runOk, tools } from './helpers/ops.js';
 

@@ -15,7 +15,7 @@
 //  - while all big sources wait, each gets the same share of the data writes (round-robin, ± a round);
 //  - the deleted source's deletions go out in its turns, not after the backlog;
 //  - no ownership-metadata write of a new path goes out while data writes of new paths wait (values first);
-//  - after the initial burst no 1-s window on Vault's clock holds more than 10 of this operator's requests.
+//  - replayed through one 10/s burst-20 bucket on Vault's clock (250 ms tolerance), nothing is over.
 import { loadConfig } from '../../src/config.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -24,7 +24,7 @@ import { startOperator, type RunningOperator } from '../../src/operator.js';
 import type { VaultPort } from '../../src/vault/port.js';
 import { createVaultStack, type VaultStackParts } from '../../src/vault/stack.js';
 import { freshNamespace, kubeClients, loadTestEnv, vaultHttp, waitFor } from './helpers/env.js';
-import { maxInAnyWindow } from './helpers/fault-proxy.js';
+import { tokenBucketExcess } from './helpers/fault-proxy.js';
 import { createSecret, deploymentUsing, mergePatch, vaultRead } from './helpers/objects.js';
 import { operatorArgs } from './helpers/operator.js';
 import { auditMark, kvRequestsSince, type AuditedRequest } from './helpers/vault-audit.js';
@@ -83,7 +83,10 @@ test('10 Deployments x 30 new Secrets applied at once: a one-Secret change of an
   for (const name of secretNames) await createSecret(ns, name, { value: `${name}-value` });
   await createSecret(ns, 'tiny', { value: 'one' });
 
-  const config = loadConfig(await operatorArgs([ns]), { KUBECONFIG: loadTestEnv().kubeconfigPath });
+  // The strict order of values before marks is what this test measures, so no mark ages into the data level
+  // here (the default lets a mark go after 100 other operations: test/unit/fair-queue-aging.test.ts, and the
+  // chaos test's "nothing left behind" under steady churn).
+  const config = loadConfig([...(await operatorArgs([ns])), '--vault-marks-max-wait=1000000'], { KUBECONFIG: loadTestEnv().kubeconfigPath });
   process.env.KUBECONFIG = loadTestEnv().kubeconfigPath;
   const log = createLogger(process.env.VSO_TEST_LOG_LEVEL ?? 'warn');
   const metrics = new Metrics({ processMetrics: false });
@@ -186,6 +189,9 @@ test('10 Deployments x 30 new Secrets applied at once: a one-Secret change of an
   expect(marks.length).toBeGreaterThanOrEqual(2 * BATCH);
   expect(marks.filter((i) => i < lastData)).toEqual([]);
 
-  // The bucket: after the initial burst, at most 10 of this operator's requests in any 1-s window on Vault's clock.
-  expect(maxInAnyWindow(all.map((r) => r.at), 1000, all[lastBurst].at + 0.001)).toBeLessThanOrEqual(10);
+  // The bucket, on Vault's clock: this operator's requests replayed through one 10/s burst-20 bucket, with the
+  // 250 ms clock tolerance of test/e2e/vault-limiter.test.ts (OpenBao stamps requests it queued together on a
+  // busy machine; the strict window on the send clock is that test's).
+  const bucket = tokenBucketExcess(all.map((r) => r.at), 10, 20, 250);
+  expect({ excess: Math.max(0, Math.ceil(bucket.excess)), at: bucket.at }).toMatchObject({ excess: 0 });
 }, 180_000);

@@ -2,6 +2,7 @@
 // process (`node main.js`, as in its container, with a bearer token on the protected endpoints) is fed
 // malformed request lines, absurd headers, slow and half-closed connections and a connection flood over raw
 // sockets; afterwards it is still alive, serves /healthz, /readyz and /metrics, and still syncs.
+import { rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { MAX_CONNECTIONS } from '../../src/observability/server.js';
 import { freshNamespace, kubeClients, loadTestEnv, waitFor } from './helpers/env.js';
@@ -12,13 +13,14 @@ import { closedByServer, HOSTILE_REQUESTS, openSocket, rawRequest } from './help
 import { tokenFile } from './helpers/supervised.js';
 
 const TOKEN = 'hostile-e2e-token';
+const TOKEN_FILE = tokenFile(TOKEN);
 let op: OperatorProcess;
 let namespace: string;
 let port: number;
 
 beforeAll(async () => {
   namespace = await freshNamespace('ops-hostile');
-  op = await startOperatorProcess('hostile-http', [...(await operatorArgs([namespace])), `--metrics-bearer-token-file=${tokenFile(TOKEN)}`], {
+  op = await startOperatorProcess('hostile-http', [...(await operatorArgs([namespace])), `--metrics-bearer-token-file=${TOKEN_FILE}`], {
     KUBECONFIG: loadTestEnv().kubeconfigPath,
   });
   port = Number(new URL(op.url).port);
@@ -50,8 +52,8 @@ test('every malformed request gets a 4xx (or a closed connection), and the proce
     answers.push({ name: request.name, status: answer.status });
     expect(alive()).toBe(true);
   }
-  // Each as expected (listed together, so one failure shows them all).
-  expect(answers.filter((a, i) => !HOSTILE_REQUESTS[i].expect.includes(a.status as number))).toEqual([]);
+  // Each exactly as expected (listed together, so one failure shows them all).
+  expect(answers).toEqual(HOSTILE_REQUESTS.map((r) => ({ name: r.name, status: r.expect })));
   // The crash of issue 8, once more, on every path, with and without the token.
   for (const path of ['//[', '//[/metrics', 'http://[::1', '//[healthz']) {
     for (const auth of ['', `Authorization: Bearer ${TOKEN}\r\n`]) {
@@ -86,14 +88,20 @@ test('slow clients (slowloris) and silent connections are cut off by the header 
 }, 60_000);
 
 test('half-closed connections get their answer and are closed', async () => {
-  for (const request of ['GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 'GET //[ HTTP/1.1\r\nHost: x\r\n\r\n', 'GET /healthz HTTP/1.1\r\nHost: x\r\n']) {
+  // A whole request is answered; an unfinished one (no blank line before the close) is a 400.
+  const requests = [
+    { bytes: 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', answer: 'HTTP/1.1 200 ' },
+    { bytes: 'GET //[ HTTP/1.1\r\nHost: x\r\n\r\n', answer: 'HTTP/1.1 400 ' },
+    { bytes: 'GET /healthz HTTP/1.1\r\nHost: x\r\n', answer: 'HTTP/1.1 400 ' },
+  ];
+  for (const request of requests) {
     const socket = await openSocket(port);
     let text = '';
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => (text += chunk));
-    socket.end(request); // half-close: nothing more will come
+    socket.end(request.bytes); // half-close: nothing more will come
     expect(await closedByServer(socket, 15_000)).toBe(true);
-    if (request.endsWith('\r\n\r\n')) expect(text).toMatch(/^HTTP\/1\.1 (200|400) /);
+    expect(text.slice(0, 13)).toBe(request.answer);
   }
   await servesEverything();
 });
@@ -127,6 +135,44 @@ test('a burst of 600 connections (more than the server holds) is refused or serv
   await waitFor(async () => (await fetch(`${op.url}/healthz`).catch(() => undefined))?.ok, { description: '/healthz after the flood' });
   await servesEverything();
 }, 60_000);
+
+test('the bearer token fails closed at run time: a token file rotated to a blank line, or gone, refuses every protected request with 503', async () => {
+  const PROTECTED = ['/metrics', '/health', '/'];
+  const CREDENTIALS = ['', `Authorization: Bearer ${TOKEN}\r\n`, 'Authorization: Bearer \u00a0\u00a0\r\n', 'Authorization: Bearer\u00a0\u00a0\r\n', 'Authorization: Bearer \r\n'];
+  /** Status per credential and path; sent as latin1 bytes, so U+00A0 is the byte 0xA0. */
+  const statuses = async () => {
+    const seen: number[][] = [];
+    for (const auth of CREDENTIALS) {
+      const row: number[] = [];
+      for (const path of PROTECTED) row.push((await rawRequest(port, Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, 'latin1'))).status!);
+      seen.push(row);
+    }
+    return seen;
+  };
+  const all = (status: number) => CREDENTIALS.map(() => PROTECTED.map(() => status));
+  const probes = async () => [(await fetch(`${op.url}/healthz`)).status, (await fetch(`${op.url}/readyz`)).status];
+  try {
+    // With the token: only the right credential passes (the U+00A0 ones are not blank, they are wrong).
+    expect(await statuses()).toEqual([[401, 401, 401], [200, 200, 200], [401, 401, 401], [401, 401, 401], [401, 401, 401]]);
+
+    writeFileSync(TOKEN_FILE, '\n');
+    expect(await statuses()).toEqual(all(503));
+    expect(await probes()).toEqual([200, 200]);
+
+    rmSync(TOKEN_FILE);
+    expect(await statuses()).toEqual(all(503));
+    expect(await probes()).toEqual([200, 200]);
+    expect(alive()).toBe(true);
+    // Said once per problem in the log, naming no token.
+    expect(op.logs()).toContain('the metrics bearer token file is blank: refusing every protected request (503)');
+    expect(op.logs()).toContain('the metrics bearer token file cannot be read (ENOENT)');
+    expect(op.logs()).not.toContain(TOKEN);
+  } finally {
+    writeFileSync(TOKEN_FILE, `${TOKEN}\n`);
+  }
+  expect(await statuses()).toEqual([[401, 401, 401], [200, 200, 200], [401, 401, 401], [401, 401, 401], [401, 401, 401]]);
+  await servesEverything();
+});
 
 test('after all of it, the operator still syncs a new source', async () => {
   await createSecret(namespace, 'db', { user: 'app' });

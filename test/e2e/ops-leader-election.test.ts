@@ -11,6 +11,8 @@ import { startOperatorProcess, type OperatorProcess } from './helpers/ops.js';
 const LEASE_MS = 6000;
 const RENEW_MS = 4000;
 const RETRY_MS = 1000;
+/** The default --leader-election-takeover-margin. */
+const MARGIN_MS = 2000;
 
 const { core, apps, kc } = kubeClients();
 const leases = kc.makeApiClient(CoordinationV1Api);
@@ -46,8 +48,8 @@ async function operator(name: string, leaseNamespace: string, leaseName: string,
 }
 
 const status = async (op: OperatorProcess): Promise<string> => (await op.health()).status;
-const waitForRole = (op: OperatorProcess, role: string, timeoutMs = 20_000) =>
-  waitFor(async () => (await status(op)) === role, { timeoutMs, intervalMs: 100, description: `${op.name} to be ${role} (log: ${op.logPath})` });
+const waitForRole = (op: OperatorProcess, role: string | string[], timeoutMs = 20_000) =>
+  waitFor(async () => [role].flat().includes(await status(op)), { timeoutMs, intervalMs: 100, description: `${op.name} to be ${role} (log: ${op.logPath})` });
 
 async function lease(namespace: string, name: string): Promise<V1Lease> {
   return leases.readNamespacedLease({ namespace, name });
@@ -71,7 +73,8 @@ test('two replicas: one writes, the standby makes no Vault call, takes over when
   await createSecret(namespace, 'db', { value: 'v1' });
   await apps.createNamespacedDeployment({ namespace, body: deploymentUsing(namespace, 'web', { 'vault-sync.io/path': `secret/${namespace}/web` }, ['db']) });
   await waitForVault(`${namespace}/web/db`, (d) => d.data.value === 'v1');
-  expect(await a.metric('vault_sync_operations_total', { result: 'synced' })).toBeGreaterThanOrEqual(1);
+  // The data lands before the reconcile ends (marks, the record): its count follows, waited for, not raced.
+  await waitFor(async () => (await a.metric('vault_sync_operations_total', { result: 'synced' })) >= 1, { description: 'a counts its sync' });
   expect(await a.metric('vault_auth_total', { event: 'login', result: 'success' })).toBe(1);
   expect(await b.metric('vault_sync_operations_total')).toBe(0);
   expect(await b.metric('vault_rate_limit_requests_total')).toBe(0); // not even a login
@@ -80,10 +83,11 @@ test('two replicas: one writes, the standby makes no Vault call, takes over when
   expect(await b.metric('vault_sync_leader', { shard: '0' })).toBe(0);
   expect((await lease(leaseNamespace, leaseName)).spec?.holderIdentity).toBe('le-a');
 
-  // The leader dies (no chance to release): the standby takes over once the lease has expired.
+  // The leader dies (no chance to release): the standby takes the Lease once it has expired, then waits out
+  // the old lease plus the margin before it sends anything (a request of the old leader may still land).
   const killedAt = Date.now();
   a.kill('SIGKILL');
-  await waitForRole(b, 'leader', LEASE_MS + 10_000);
+  await waitForRole(b, ['waiting-out', 'leader'], LEASE_MS + 10_000);
   const failoverMs = Date.now() - killedAt;
   process.stderr.write(`[ops-leader-election] failover after SIGKILL: ${failoverMs} ms (lease ${LEASE_MS} ms, retry ${RETRY_MS} ms)\n`);
   // Not before the lease could have expired (no second writer while the old one might still write)...
@@ -92,9 +96,13 @@ test('two replicas: one writes, the standby makes no Vault call, takes over when
   // to one retry period late; it then acts right when the lease expires).
   expect(failoverMs).toBeLessThanOrEqual(LEASE_MS + RETRY_MS * 1.2 + 500);
   expect((await lease(leaseNamespace, leaseName)).spec).toMatchObject({ holderIdentity: 'le-b', leaseTransitions: 1 });
+  expect(b.logs()).toContain(`"waitMs":${LEASE_MS + MARGIN_MS}`);
+  await waitForRole(b, 'leader', LEASE_MS + MARGIN_MS + 10_000);
+  process.stderr.write(`[ops-leader-election] syncing after SIGKILL: ${Date.now() - killedAt} ms (failover plus the wait-out of ${LEASE_MS + MARGIN_MS} ms)\n`);
   await setSecret(namespace, 'db', 'v2');
   await waitForVault(`${namespace}/web/db`, (d) => d.data.value === 'v2', 'the new leader writes the change');
-  expect(await b.metric('vault_sync_operations_total', { result: 'synced' })).toBeGreaterThanOrEqual(1);
+  // The data lands before the reconcile ends (marks, the record): its count follows, waited for, not raced.
+  await waitFor(async () => (await b.metric('vault_sync_operations_total', { result: 'synced' })) >= 1, { description: 'b counts its sync' });
 
   // A graceful stop (SIGTERM: a rollout, a drain) releases the lease at once: no wait for the lease duration.
   const c = await operator('le-c', leaseNamespace, leaseName, [namespace]);
@@ -193,8 +201,8 @@ test('a leader that finds its Lease taken stops syncing at its next renewal, bef
   process.stderr.write(`[ops-leader-election] leader stepped down ${stoppedAfterMs} ms after losing its Lease\n`);
   expect(stoppedAfterMs).toBeLessThan(RETRY_MS * 1.2 + 1000);
   expect(a.logs()).toContain('lost the lease');
-  // The intruder never renews: once the lease expires, the replica takes it back and syncs again.
-  await waitForRole(a, 'leader', LEASE_MS + 10_000);
+  // The intruder never renews: once the lease expires, the replica takes it back and, after the wait-out, syncs again.
+  await waitForRole(a, 'leader', 2 * LEASE_MS + MARGIN_MS + 10_000);
   await createSecret(namespace, 'db', { value: 'back' });
   await apps.createNamespacedDeployment({ namespace, body: deploymentUsing(namespace, 'web', { 'vault-sync.io/path': `secret/${namespace}/web` }, ['db']) });
   await waitForVault(`${namespace}/web/db`, (d) => d.data.value === 'back');

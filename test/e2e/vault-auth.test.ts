@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { loadTestEnv, testExceptOn, vaultHttp } from './helpers/env.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { writeOperatorToken } from './helpers/operator.js';
-import { kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
+import { asTest, kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
 
 const env = loadTestEnv();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -38,9 +38,9 @@ test('AppRole: logs in, and renews its short-lived token before it expires (no n
   const stack = await vaultStack(role.args);
   await stack.login();
   const prefix = uniquePrefix('approle');
-  await stack.vault.writeData({ mount: 'secret', key: `${prefix}/a` }, new Map(Object.entries({ v: '1' })));
+  await stack.vault.writeData({ mount: 'secret', key: `${prefix}/a` }, new Map(Object.entries({ v: '1' })), {}, asTest);
   await sleep(5_000); // past the first TTL: two renewals at 2/3 of it
-  await stack.vault.writeData({ mount: 'secret', key: `${prefix}/a` }, new Map(Object.entries({ v: '2' })));
+  await stack.vault.writeData({ mount: 'secret', key: `${prefix}/a` }, new Map(Object.entries({ v: '2' })), {}, asTest);
   expect(await kvData(`${prefix}/a`)).toEqual({ v: '2' });
   expect(await metricValue(stack.metrics, 'vault_auth_total', { event: 'renew', result: 'success' })).toBeGreaterThanOrEqual(2);
   expect(await metricValue(stack.metrics, 'vault_auth_total', { event: 'login', result: 'success' })).toBe(1);
@@ -56,7 +56,7 @@ test('a static token (VAULT_TOKEN) that expires is renewed before it does', asyn
   await stack.login();
   await sleep(4_500);
   const key = uniquePrefix('static');
-  await stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ v: '1' })));
+  await stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ v: '1' })), {}, asTest);
   expect(await kvData(key)).toEqual({ v: '1' });
   expect(await metricValue(stack.metrics, 'vault_auth_total', { event: 'renew', result: 'success' })).toBeGreaterThanOrEqual(1);
   expect(stack.logText()).not.toContain(token);
@@ -69,7 +69,7 @@ test('a token near its max TTL is not renewed into uselessness: the operator log
   await sleep(5_500);
   expect(await metricValue(stack.metrics, 'vault_auth_total', { event: 'login', result: 'success' })).toBeGreaterThanOrEqual(2);
   const prefix = uniquePrefix('max-ttl');
-  await stack.vault.writeData({ mount: 'secret', key: `${prefix}/a` }, new Map(Object.entries({ v: '1' })));
+  await stack.vault.writeData({ mount: 'secret', key: `${prefix}/a` }, new Map(Object.entries({ v: '1' })), {}, asTest);
   expect(await kvData(`${prefix}/a`)).toEqual({ v: '1' });
   await stack.stop();
 }, 30_000);
@@ -81,16 +81,16 @@ test('a revoked token: the 403 triggers one fresh login, which re-reads the serv
   await stack.login();
   const prefix = uniquePrefix('revoked');
   const path = { mount: 'secret', key: `${prefix}/a` };
-  await stack.vault.writeData(path, new Map(Object.entries({ v: '1' })));
+  await stack.vault.writeData(path, new Map(Object.entries({ v: '1' })), {}, asTest);
 
   // The projected token "rotates" into something Vault refuses; then the Vault token is revoked.
   writeFileSync(tokenPath, 'not-a-jwt');
   await root('auth/token/revoke-accessor', { accessor: stack.client.tokenAccessor });
-  await expect(stack.vault.writeData(path, new Map(Object.entries({ v: '2' })))).rejects.toThrow(/Vault login auth\/kubernetes\/login failed: HTTP (400|403)/);
+  await expect(stack.vault.writeData(path, new Map(Object.entries({ v: '2' })), {}, asTest)).rejects.toThrow(/Vault login auth\/kubernetes\/login failed: HTTP (400|403)/);
 
   // A valid token in the file again: the next 403 logs in with it, and the write goes through.
   writeFileSync(tokenPath, readFileSync(await writeOperatorToken(), 'utf8'));
-  await stack.vault.writeData(path, new Map(Object.entries({ v: '3' })));
+  await stack.vault.writeData(path, new Map(Object.entries({ v: '3' })), {}, asTest);
   expect(await kvData(`${prefix}/a`)).toEqual({ v: '3' });
   expect(await metricValue(stack.metrics, 'vault_auth_total', { event: 'login', result: 'success' })).toBe(2);
   expect(await metricValue(stack.metrics, 'vault_auth_total', { event: 'login', result: 'failure' })).toBe(1);
@@ -110,7 +110,7 @@ testWithNamespaces('--vault-namespace: every request carries X-Vault-Namespace, 
   const stack = await vaultStack(['--vault-auth-method=token', `--vault-token=${env.vaultRootToken}`, `--vault-namespace=${namespace}`]);
   await stack.login();
   const key = uniquePrefix('ns');
-  await stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ where: 'namespace' })));
+  await stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ where: 'namespace' })), {}, asTest);
   await stack.stop();
   const there = await vaultHttp(`secret/data/${key}`, inNamespace);
   expect(there.json?.data?.data).toEqual({ where: 'namespace' });
@@ -133,7 +133,7 @@ describe('TLS', () => {
       const trusted = await vaultStack([`--vault-addr=${proxy.url}`, `--vault-cacert=${join(dir, 'ca.crt')}`]);
       await trusted.login();
       const key = uniquePrefix('tls');
-      await trusted.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ over: 'tls' })));
+      await trusted.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ over: 'tls' })), {}, asTest);
       await trusted.stop();
       expect(await kvData(key)).toEqual({ over: 'tls' });
 
@@ -155,10 +155,10 @@ test('--vault-timeout: a Vault slower than the timeout fails the request as a ti
     await stack.login();
     const key = uniquePrefix('timeout');
     proxy.setFaults({ latencyMs: 1000 });
-    await expect(stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ v: '1' })))).rejects.toMatchObject({ kind: 'timeout', message: expect.stringContaining('no response (ETIMEDOUT)') });
+    await expect(stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ v: '1' })), {}, asTest)).rejects.toMatchObject({ kind: 'timeout', message: expect.stringContaining('no response (ETIMEDOUT)') });
     expect(await metricValue(stack.metrics, 'vault_request_errors_total', { operation: 'write', error_type: 'timeout' })).toBe(3);
     proxy.setFaults({});
-    await stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ v: '2' })));
+    await stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ v: '2' })), {}, asTest);
     await stack.stop();
     await new Promise((r) => setTimeout(r, 1200)); // let the slow requests of the proxy drain
   } finally {

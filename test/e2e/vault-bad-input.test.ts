@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { freshNamespace, loadTestEnv, vaultHttp } from './helpers/env.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { runOperator } from './helpers/operator.js';
-import { uniquePrefix, vaultStack } from './helpers/vault-stack.js';
+import { asTest, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
 
 const env = loadTestEnv();
 let proxy: FaultProxy;
@@ -61,7 +61,7 @@ test('a policy that may read but not write: each write fails on its own with HTT
   await stack.login();
   const key = uniquePrefix('read-only');
   const made = await requestsDuring(async () => {
-    const results = await Promise.allSettled([stack.vault.writeData({ mount: 'secret', key: `${key}/a` }, new Map(Object.entries({ v: '1' }))), stack.vault.readMetadata({ mount: 'secret', key: `${key}/a` })]);
+    const results = await Promise.allSettled([stack.vault.writeData({ mount: 'secret', key: `${key}/a` }, new Map(Object.entries({ v: '1' })), {}, asTest), stack.vault.readMetadata({ mount: 'secret', key: `${key}/a` }, asTest)]);
     expect(results[0]).toMatchObject({ status: 'rejected', reason: { kind: 'forbidden', statusCode: 403, message: `Vault write secret/${key}/a failed: HTTP 403: 1 error occurred: * permission denied` } });
     expect(results[1]).toMatchObject({ status: 'fulfilled', value: undefined }); // the read is allowed: not found
   });

@@ -9,7 +9,7 @@
 import type { KvPath } from '../../src/vault/path.js';
 import { auditMark, requestsSince, type AuditedRequest } from './helpers/vault-audit.js';
 import { waitFor } from './helpers/env.js';
-import { kvData, uniquePrefix, vaultStack, type TestVaultStack } from './helpers/vault-stack.js';
+import { kvData, testScope, uniquePrefix, vaultStack, type TestVaultStack } from './helpers/vault-stack.js';
 
 const BIG_SOURCES = 10;
 const PATHS_PER_BIG_SOURCE = 40;
@@ -19,8 +19,8 @@ const DELETIONS = 10;
 function syncNewPaths(stack: TestVaultStack, source: string, paths: KvPath[]): Promise<unknown> {
   return Promise.allSettled(
     paths.map(async (path) => {
-      await stack.vault.writeData(path, new Map([['value', path.key]]), { cas: 0 }, { source });
-      await stack.vault.writeMetadata(path, { 'managed-by': 'vault-sync-operator' }, { source });
+      await stack.vault.writeData(path, new Map([['value', path.key]]), { cas: 0 }, { source, scope: testScope });
+      await stack.vault.writeMetadata(path, { 'managed-by': 'vault-sync-operator' }, { source, scope: testScope });
     }),
   );
 }
@@ -34,7 +34,7 @@ test('10 sources x 40 new paths queued: a one-path change of another source is s
 
   // The deleting source's paths exist first.
   const doomed = Array.from({ length: DELETIONS }, (_, i): KvPath => ({ mount: 'secret', key: `${prefix}/deleter/p${i}` }));
-  await Promise.all(doomed.map((path) => stack.vault.writeData(path, new Map([['v', '1']]), {}, { source: 'Deployment/ns/deleter' })));
+  await Promise.all(doomed.map((path) => stack.vault.writeData(path, new Map([['v', '1']]), {}, { source: 'Deployment/ns/deleter', scope: testScope })));
 
   const start = auditMark();
   const backlog = Array.from({ length: BIG_SOURCES }, (_, s) =>
@@ -43,8 +43,8 @@ test('10 sources x 40 new paths queued: a one-path change of another source is s
   // Once the backlog is flowing (the burst spent), the small change and the deletions arrive.
   await waitFor(() => requestsSince(start).filter(ofTest).length >= 30, { timeoutMs: 60_000, intervalMs: 50, description: '30 requests of the backlog at OpenBao' });
   const enqueued = auditMark();
-  const small = stack.vault.writeData({ mount: 'secret', key: `${prefix}/small/p0` }, new Map([['value', 'small']]), { cas: 0 }, { source: 'Deployment/ns/small' });
-  const deletions = Promise.all(doomed.map((path) => stack.vault.deleteAll(path, { source: 'Deployment/ns/deleter' })));
+  const small = stack.vault.writeData({ mount: 'secret', key: `${prefix}/small/p0` }, new Map([['value', 'small']]), { cas: 0 }, { source: 'Deployment/ns/small', scope: testScope });
+  const deletions = Promise.all(doomed.map((path) => stack.vault.deleteAll(path, { source: 'Deployment/ns/deleter', scope: testScope })));
   await small;
   await deletions;
   await waitFor(() => requestsSince(enqueued).filter(ofTest).length >= 150, { timeoutMs: 60_000, intervalMs: 50, description: '150 requests after the small change' });

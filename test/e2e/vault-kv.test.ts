@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { freshNamespace, kubeClients, loadTestEnv, vaultHttp, waitFor } from './helpers/env.js';
 import { runOperator } from './helpers/operator.js';
+import { wholeMounts } from '../../src/vault/scope.js';
 import { vaultStack } from './helpers/vault-stack.js';
 
 const env = loadTestEnv();
@@ -27,19 +28,20 @@ test('the port on a KV v1 mount: data and marks in one entry; reads return the d
   expect(stack.logs.filter((l) => l.msg === 'KV mount detected').map((l) => [l.mount, l.kvVersion])).toEqual([['secret', 2], [kv1, 1]]);
   const path = { mount: kv1, key: 'team/app' };
   const vault = stack.vault;
+  const kv1Test = { scope: wholeMounts([kv1], 'an e2e test of the Vault layer') };
 
-  expect(await vault.readMetadata(path)).toBeUndefined();
-  await vault.writeMetadata(path, { 'managed-by': 'vault-sync-operator', 'content-hash': 'h1' }); // claim: nothing to write yet
-  expect(await vault.writeData(path, new Map(Object.entries({ user: 'app', pass: 'p1' })), { cas: 0 })).toEqual({ version: 0 });
+  expect(await vault.readMetadata(path, kv1Test)).toBeUndefined();
+  await vault.writeMetadata(path, { 'managed-by': 'vault-sync-operator', 'content-hash': 'h1' }, kv1Test); // claim: nothing to write yet
+  expect(await vault.writeData(path, new Map(Object.entries({ user: 'app', pass: 'p1' })), { cas: 0 }, kv1Test)).toEqual({ version: 0 });
   expect(await raw('team/app')).toEqual({ user: 'app', pass: 'p1', custom_metadata: { 'managed-by': 'vault-sync-operator', 'content-hash': 'h1' } });
 
-  await vault.writeData(path, new Map(Object.entries({ user: 'app', pass: 'p2' })), { cas: 0 }); // cas has no meaning on v1
-  await vault.writeMetadata(path, { 'managed-by': 'vault-sync-operator', 'content-hash': 'h2' });
-  expect(await vault.readData(path)).toEqual(new Map([['user', 'app'], ['pass', 'p2']]));
-  expect(await vault.readMetadata(path)).toEqual({ currentVersion: 0, customMetadata: { 'managed-by': 'vault-sync-operator', 'content-hash': 'h2' } });
+  await vault.writeData(path, new Map(Object.entries({ user: 'app', pass: 'p2' })), { cas: 0 }, kv1Test); // cas has no meaning on v1
+  await vault.writeMetadata(path, { 'managed-by': 'vault-sync-operator', 'content-hash': 'h2' }, kv1Test);
+  expect(await vault.readData(path, kv1Test)).toEqual(new Map([['user', 'app'], ['pass', 'p2']]));
+  expect(await vault.readMetadata(path, kv1Test)).toEqual({ currentVersion: 0, customMetadata: { 'managed-by': 'vault-sync-operator', 'content-hash': 'h2' } });
 
-  await expect(vault.writeData(path, new Map(Object.entries({ custom_metadata: 'x' })))).rejects.toThrow(/the key "custom_metadata" is reserved on a KV version 1 mount/);
-  await vault.deleteAll(path);
+  await expect(vault.writeData(path, new Map(Object.entries({ custom_metadata: 'x' })), {}, kv1Test)).rejects.toThrow(/the key "custom_metadata" is reserved on a KV version 1 mount/);
+  await vault.deleteAll(path, kv1Test);
   expect(await raw('team/app')).toBeUndefined();
   await stack.stop();
 });

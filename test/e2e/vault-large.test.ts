@@ -4,14 +4,14 @@
 import { randomBytes } from 'node:crypto';
 import { freshNamespace, kubeClients, waitFor } from './helpers/env.js';
 import { runOperator } from './helpers/operator.js';
-import { kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
+import { asTest, kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
 
 test('a 1.5 MiB secret is streamed to Vault intact, counted, and logged without its value', async () => {
   const stack = await vaultStack();
   await stack.login();
   const key = uniquePrefix('large');
   const data = { blob: randomBytes(600 * 1024).toString('base64'), note: 'é'.repeat(350 * 1024) }; // ~1.5 MiB of payload
-  await stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries(data)));
+  await stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries(data)), {}, asTest);
   expect(await kvData(key)).toEqual(data);
   expect(await metricValue(stack.metrics, 'vault_large_secret_count')).toBe(1);
   expect(await metricValue(stack.metrics, 'vault_memory_optimization_applied_total')).toBe(1);
@@ -21,7 +21,7 @@ test('a 1.5 MiB secret is streamed to Vault intact, counted, and logged without 
   expect(stack.logText()).not.toContain(data.blob.slice(0, 64));
 
   // A small write takes the ordinary path.
-  await stack.vault.writeData({ mount: 'secret', key: `${key}-small` }, new Map(Object.entries({ a: 'b' })));
+  await stack.vault.writeData({ mount: 'secret', key: `${key}-small` }, new Map(Object.entries({ a: 'b' })), {}, asTest);
   expect(await metricValue(stack.metrics, 'vault_memory_optimization_applied_total')).toBe(1);
   await stack.stop();
 });
@@ -30,7 +30,7 @@ test('above --max-secret-size a write is refused at once, naming the setting; no
   const stack = await vaultStack(['--max-secret-size=2Mi']);
   await stack.login();
   const key = uniquePrefix('too-large');
-  await expect(stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ blob: 'x'.repeat(3 * 1024 * 1024) })))).rejects.toMatchObject({
+  await expect(stack.vault.writeData({ mount: 'secret', key }, new Map(Object.entries({ blob: 'x'.repeat(3 * 1024 * 1024) })), {}, asTest)).rejects.toMatchObject({
     kind: 'too-large',
     retryable: false,
     message: `Vault write secret/${key} failed: the payload is ${3 * 1024 * 1024 + 4} bytes, above the maximum of ${2 * 1024 * 1024} bytes (--max-secret-size)`,

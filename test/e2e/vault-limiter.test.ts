@@ -3,12 +3,15 @@
 // mount lookup and every retry included, also those the proxy itself fails. Default settings: 10 requests/s,
 // burst 20, batches of 5.
 //
-// The strict "at most 10 in any 1-s window" is asserted on Vault's clock. The proxy runs in this test's own
-// process: a pause of this event loop between a request leaving the socket and the proxy reading it shifts
-// the proxy's timestamps (not Vault's), so there the bucket bound is checked with one request of slack.
+// The strict "at most 10 in any 1-s window" is asserted where the operator controls it: on the times its
+// requests went on the wire (the limiter's own clock). What Vault's clock shows also depends on Vault: on a
+// busy machine OpenBao queues requests and stamps them together (12 in one second seen at load 5, every one
+// sent 100 ms apart). So OpenBao's audit log is replayed through the 10/s burst-20 bucket with a stated clock
+// tolerance of 250 ms, and the proxy's times (this process: an event-loop pause shifts them) with one request
+// of slack.
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, tokenBucketExcess, type FaultProxy } from './helpers/fault-proxy.js';
 import { loadTestEnv } from './helpers/env.js';
-import { kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
+import { asTest, kvData, metricValue, uniquePrefix, vaultStack } from './helpers/vault-stack.js';
 
 let proxy: FaultProxy;
 beforeAll(async () => {
@@ -22,11 +25,15 @@ test('a backlog of 100 writes: the burst of 20, then never more than 10 requests
   const first = proxy.requests.length;
   const auditFrom = auditLogMark(loadTestEnv().vaultAuditLogPath);
   const burstPaths = new Set<string>(); // requests the limiter let go on credit saved while idle
-  const stack = await vaultStack([`--vault-addr=${proxy.url}`], { onLimiterStart: (e) => void (!e.paced && e.label && burstPaths.add(e.label.replace(/^secret\//, 'secret/data/'))) });
+  const sends: Array<{ at: number; paced: boolean }> = []; // on the wire, on the limiter's clock
+  const stack = await vaultStack([`--vault-addr=${proxy.url}`], {
+    onLimiterStart: (e) => void (!e.paced && e.label && burstPaths.add(e.label.replace(/^secret\//, 'secret/data/'))),
+    onLimiterSent: (e) => void sends.push({ at: e.at, paced: e.paced }),
+  });
   await stack.login(); // login + mount lookup: two requests, two tokens
   const prefix = uniquePrefix('limiter');
   const n = 100;
-  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ i: String(i) })))));
+  await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ i: String(i) })), {}, asTest)));
   await stack.stop();
 
   const times = proxy.requests.slice(first).map((r) => r.at);
@@ -43,8 +50,11 @@ test('a backlog of 100 writes: the burst of 20, then never more than 10 requests
   // batches is not idle time (the work waits in the batcher), so no second burst comes mid-backlog.
   expect(burstWrites.length).toBeGreaterThanOrEqual(15);
   expect(burstWrites.length).toBeLessThanOrEqual(19);
-  const lastBurst = Math.max(...burstWrites.map((r) => r.at));
-  expect(maxInAnyWindow(atVault.map((r) => r.at), 1000, lastBurst + 0.001)).toBeLessThanOrEqual(10);
+  expect(sends).toHaveLength(n + 2);
+  const lastBurstSent = Math.max(...sends.filter((e) => !e.paced).map((e) => e.at));
+  expect(maxInAnyWindow(sends.map((e) => e.at), 1000, lastBurstSent + 0.001)).toBeLessThanOrEqual(10);
+  const atVaultExcess = tokenBucketExcess(atVault.map((r) => r.at), 10, 20, 250);
+  expect({ excess: Math.max(0, Math.ceil(atVaultExcess.excess)), at: atVaultExcess.at }).toMatchObject({ excess: 0 });
   const { excess, at } = tokenBucketExcess(times, 10, 20);
   expect({ excess: Math.max(0, Math.ceil(excess - 1)), at }).toMatchObject({ excess: 0 });
   // That the whole budget is used (no idle gaps) is a speed figure, measured by `npm run bench` (convergence
@@ -65,7 +75,7 @@ test('retries go through the limiter too: with 429s (Retry-After), 500s and rese
   const prefix = uniquePrefix('limiter-faults');
   const n = 50;
   try {
-    await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ i: String(i) })))));
+    await Promise.all(Array.from({ length: n }, (_, i) => stack.vault.writeData({ mount: 'secret', key: `${prefix}/s${i}` }, new Map(Object.entries({ i: String(i) })), {}, asTest)));
   } finally {
     proxy.setFaults({});
   }

@@ -11,6 +11,12 @@ describe('loadConfig: invalid configuration fails at start, naming the setting',
     expect(config.vault.auth).toEqual({ method: 'token', token: 't' });
   });
 
+  test('Secrets per source: 1,000 by default (measured: bench/source-size.ts), a flag or an environment variable', () => {
+    expect(loadConfig([], base).maxSecretsPerSource).toBe(1000);
+    expect(loadConfig([], { ...base, MAX_SECRETS_PER_SOURCE: '2500' }).maxSecretsPerSource).toBe(2500);
+    expect(loadConfig(['--max-secrets-per-source=64'], { ...base, MAX_SECRETS_PER_SOURCE: '2500' }).maxSecretsPerSource).toBe(64);
+  });
+
   test('flags win over the environment and use the same names', () => {
     const config = loadConfig(['--vault-rate-limit=25', '--vault-rate-burst', '40', '--watch-namespaces=a, b'], { ...base, VAULT_RATE_LIMIT: '5' });
     expect(config.rateLimit).toEqual({ rate: 25, burst: 40 });
@@ -30,6 +36,9 @@ describe('loadConfig: invalid configuration fails at start, naming the setting',
     { reason: 'an unknown auth method', argv: ['--vault-auth-method=ldap'], env: base, says: 'must be token, kubernetes or approle' },
     { reason: 'an unreadable CA bundle', argv: ['--vault-cacert=/nonexistent/ca.pem'], env: base, says: 'VAULT_CACERT: cannot read' },
     { reason: 'a bad size', argv: ['--max-secret-size=lots'], env: base, says: 'MAX_SECRET_SIZE: must be a size' },
+    { reason: 'zero Secrets per source', argv: ['--max-secrets-per-source=0'], env: base, says: '--max-secrets-per-source / MAX_SECRETS_PER_SOURCE: must be a whole number from 1 to 5000, got "0"' },
+    { reason: 'more Secrets per source than a VaultSync status can record', argv: [], env: { ...base, MAX_SECRETS_PER_SOURCE: '50000' }, says: 'MAX_SECRETS_PER_SOURCE: must be a whole number from 1 to 5000, got "50000"' },
+    { reason: 'a fractional number of Secrets per source', argv: ['--max-secrets-per-source=1.5'], env: base, says: 'MAX_SECRETS_PER_SOURCE: must be a whole number' },
   ])('$reason', ({ argv, env, says }) => {
     expect(() => loadConfig(argv, env)).toThrow(says);
   });

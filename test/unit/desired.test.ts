@@ -9,7 +9,8 @@ const deployment = (annotations: Record<string, string>, podSpec = { containers:
   annotations,
   podSpec,
 });
-const options = { allowedMounts: ['secret'] };
+/** The operator's default (--max-secrets-per-source). */
+const options = { allowedMounts: ['secret'], maxSecretsPerSource: 1000 };
 const bytes = (text: string) => new Uint8Array(Buffer.from(text));
 const kv = <V>(record: Record<string, V>): ReadonlyMap<string, V> => new Map(Object.entries(record));
 
@@ -72,7 +73,7 @@ describe('parseSecretsAnnotation: names the first thing wrong', () => {
     { reason: 'an empty keys list', text: '[{"name":"db","keys":[]}]', says: '"keys"' },
     { reason: 'a prefix that is not a string', text: '[{"name":"db","prefix":3}]', says: '"prefix"' },
   ])('refuses $reason', ({ text, says }) => {
-    const result = parseSecretsAnnotation(text);
+    const result = parseSecretsAnnotation(text, 1000);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.reason).toContain(says);
   });
@@ -148,9 +149,9 @@ describe('bounds: every input has a limit, checked before any read or write', ()
   const names = (n: number) => JSON.stringify(Array.from({ length: n }, (_, i) => ({ name: `s-${i}` })));
 
   test.each([
-    { reason: 'more than 64 listed Secrets', annotation: names(65), code: 'TooManySecrets', says: 'lists 65 Secrets, more than the 64 one source may sync' },
-    { reason: 'an annotation over 32 KiB', annotation: names(10_000), code: 'TooManySecrets', says: 'characters long, more than the 32768 allowed' },
-    { reason: 'more than 256 keys in one item', annotation: JSON.stringify([{ name: 'db', keys: Array.from({ length: 257 }, (_, i) => `k${i}`) }]), code: 'TooManySecrets', says: '"keys" lists 257 keys, more than the 256 allowed' },
+    { reason: 'more listed Secrets than the setting allows', annotation: names(1001), code: 'TooManySecrets', says: "lists 1001 Secrets, more than the 1000 one source may sync (the operator's --max-secrets-per-source)" },
+    { reason: 'an annotation over 256 KiB (Kubernetes\' bound on all annotations)', annotation: names(20_000), code: 'TooManySecrets', says: 'characters long, more than the 262144 allowed' },
+    { reason: 'more keys in one item than one Vault write may hold', annotation: JSON.stringify([{ name: 'db', keys: Array.from({ length: 481 }, (_, i) => `k${i}`) }]), code: 'TooManySecrets', says: '"keys" lists 481 keys, more than the 480 one Vault write may hold' },
     { reason: 'a listed key that no Secret can hold', annotation: JSON.stringify([{ name: 'db', keys: ['a\u202Eb'] }]), code: 'InvalidSecretsAnnotation', says: '"a\\u{202E}b" is not a Secret key name' },
     { reason: 'the same Secret listed twice with the same prefix', annotation: JSON.stringify([{ name: 'db' }, { name: 'db' }]), code: 'InvalidSecretsAnnotation', says: 'lists the same Secret with the same prefix again' },
   ])('refuses $reason', ({ annotation, code, says }) => {
@@ -159,10 +160,25 @@ describe('bounds: every input has a limit, checked before any read or write', ()
     if (!result.ok) expect(result.problem.message.length).toBeLessThan(300);
   });
 
-  test('auto-discovery of more than 64 Secrets is refused, naming the way out', () => {
-    const podSpec = { containers: [{ name: 'app', envFrom: Array.from({ length: 65 }, (_, i) => ({ secretRef: { name: `s-${i}` } })) }] };
-    const result = deriveTargets(deployment({ 'vault-sync.io/path': 'secret/team-a/web' }, podSpec), options);
-    expect(result).toEqual({ ok: false, problem: { code: 'TooManySecrets', message: expect.stringContaining('uses 65 Secrets, more than the 64') } });
+  const usingSecrets = (n: number) => deployment({ 'vault-sync.io/path': 'secret/team-a/web' }, { containers: [{ name: 'app', envFrom: Array.from({ length: n }, (_, i) => ({ secretRef: { name: `s-${i}` } })) }] });
+  const listing = (n: number) => deployment({ 'vault-sync.io/path': 'secret/team-a/web', 'vault-sync.io/secrets': names(n) });
+
+  test.each([80, 500, 1000])('a workload of %i Secrets is not refused: one target per Secret used, or one merged target for a list', (n) => {
+    const used = deriveTargets(usingSecrets(n), options);
+    expect(used.ok && used.targets.length).toBe(n);
+    const listed = deriveTargets(listing(n), options);
+    expect(listed.ok && listed.targets.map((t) => t.selections.length)).toEqual([n]);
+  });
+
+  test('auto-discovery of more Secrets than the setting allows is refused, naming the setting and the way out', () => {
+    expect(deriveTargets(usingSecrets(1001), options)).toEqual({ ok: false, problem: { code: 'TooManySecrets', message: expect.stringContaining("uses 1001 Secrets, more than the 1000 one source may sync (the operator's --max-secrets-per-source); list the ones to sync in vault-sync.io/secrets") } });
+  });
+
+  test('the bound is the setting: a lower one refuses what the default accepts', () => {
+    const strict = { ...options, maxSecretsPerSource: 64 };
+    expect(deriveTargets(usingSecrets(80), strict)).toEqual({ ok: false, problem: { code: 'TooManySecrets', message: expect.stringContaining('uses 80 Secrets, more than the 64 one source') } });
+    expect(deriveTargets(listing(65), strict)).toEqual({ ok: false, problem: { code: 'TooManySecrets', message: expect.stringContaining('lists 65 Secrets, more than the 64 one source') } });
+    expect(deriveTargets(usingSecrets(64), strict).ok).toBe(true);
   });
 
   test('more keys than one Vault write may hold is refused before anything is sent', () => {
@@ -172,16 +188,17 @@ describe('bounds: every input has a limit, checked before any read or write', ()
     expect(result).toEqual({ ok: false, problems: [{ code: 'TooManyKeys', message: 'the data for secret/x has 1000 keys, more than the 480 one Vault write may hold' }] });
   });
 
-  test('describeProblems keeps the first five and counts the rest', () => {
-    const problems = Array.from({ length: 64 }, (_, i) => ({ code: 'SecretNotFound' as const, message: `Secret "s-${i}" does not exist` }));
-    expect(describeProblems(problems)).toBe(`${problems.slice(0, 5).map((p) => p.message).join('; ')}; …and 59 more`);
+  test('describeProblems keeps the first five in byte order and counts the rest', () => {
+    const problems = Array.from({ length: 64 }, (_, i) => ({ code: 'SecretNotFound' as const, message: `Secret "s-${String(63 - i).padStart(2, '0')}" does not exist` }));
+    expect(describeProblems(problems)).toBe(`${['00', '01', '02', '03', '04'].map((n) => `Secret "s-${n}" does not exist`).join('; ')}; …and 59 more`);
   });
 
-  test('property: whatever the annotation text, deriveTargets answers with at most 64 targets or one bounded problem, and never throws', () => {
+  test('property: whatever the annotation text, deriveTargets answers within the setting or with one bounded problem, and never throws', () => {
+    const limited = { ...options, maxSecretsPerSource: 64 };
     const item = fc.record({ name: fc.oneof(fc.stringMatching(/^[a-z0-9]{1,10}$/), fc.string()), keys: fc.option(fc.array(fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor')), { maxLength: 300 }), { nil: undefined }), prefix: fc.option(fc.string(), { nil: undefined }) });
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.array(item, { maxLength: 100 }).map((items) => JSON.stringify(items))), (annotation) => {
-        const result = deriveTargets(deployment({ 'vault-sync.io/path': 'secret/team-a/web', 'vault-sync.io/secrets': annotation }), options);
+        const result = deriveTargets(deployment({ 'vault-sync.io/path': 'secret/team-a/web', 'vault-sync.io/secrets': annotation }), limited);
         return result.ok ? result.targets.length <= 64 && result.targets.every((t) => t.selections.length <= 64) : result.problem.message.length < 500;
       }),
       { seed: 8_2026_11, numRuns: 3000 },

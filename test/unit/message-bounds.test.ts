@@ -1,6 +1,6 @@
 // Condition and Event messages are bounded at the two places that write them, whoever composed them.
 import fc from 'fast-check';
-import { boundMessage } from '../../src/kube/message-bounds.js';
+import { boundedList, boundMessage, MAX_LISTED } from '../../src/kube/message-bounds.js';
 
 describe('boundMessage: every condition and Event message fits, and says what it left out', () => {
   test('a short message is kept as it is', () => {
@@ -31,6 +31,31 @@ describe('boundMessage: every condition and Event message fits, and says what it
         return bounded.length <= max && (text.length > max || bounded === text);
       }),
       { seed: 8_2026_11, numRuns: 5000 },
+    );
+  });
+});
+
+describe('boundedList: the paths an Event or condition names, sorted and bounded', () => {
+  test('paths come in byte order of the path, whatever order Vault answered in; the prefix stays first', () => {
+    expect(boundedList(['secret/t/web/db', 'secret/t/web/api', 'secret/t/web/Zed'], '3 path(s) written; ')).toBe('3 path(s) written; secret/t/web/Zed; secret/t/web/api; secret/t/web/db');
+  });
+
+  test('problems that begin with their path are sorted by it', () => {
+    expect(boundedList(['secret/t/b: Vault refused the write (forbidden)', 'secret/t/a: timed out; retrying'])).toBe('secret/t/a: timed out; retrying; secret/t/b: Vault refused the write (forbidden)');
+  });
+
+  test('the first MAX_LISTED in sorted order are shown, then how many more', () => {
+    const paths = Array.from({ length: 50 }, (_, i) => `secret/t/p${String(49 - i).padStart(2, '0')}`);
+    const message = boundedList(paths);
+    expect(message.split('; ').slice(0, MAX_LISTED)).toEqual(Array.from({ length: MAX_LISTED }, (_, i) => `secret/t/p${String(i).padStart(2, '0')}`));
+    expect(message.endsWith(`; …and ${50 - MAX_LISTED} more`)).toBe(true);
+  });
+
+  test('property: the message does not depend on the order of its items', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.stringMatching(/^secret\/[a-zA-Z0-9]{1,6}$/), { maxLength: 40 }), (paths) => {
+        expect(boundedList([...paths].reverse())).toBe(boundedList(paths));
+      }),
     );
   });
 });

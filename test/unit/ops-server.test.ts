@@ -1,6 +1,6 @@
 // The operations server on loopback (a real HTTP server in this process: no cluster, no Vault needed).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -126,6 +126,70 @@ describe('bearer-token protection', () => {
   });
 });
 
+describe('the bearer token fails closed: a blank or unreadable token file refuses every protected request', () => {
+  let server: OpsServer;
+  const tokenFile = join(dir, 'closed-token');
+  const PROTECTED = ['/metrics', '/health', '/', '/dashboard', '/nope'];
+  /** The status of each protected path, with each header: answered in full, so one failure shows them all. */
+  const statuses = async (headers: Array<string | undefined>) => {
+    const seen: Record<string, number[]> = {};
+    for (const header of headers) {
+      const auth = header === undefined ? '' : `Authorization: ${header}\r\n`;
+      seen[header ?? '(none)'] = [];
+      for (const path of PROTECTED) seen[header ?? '(none)'].push((await rawRequest(server.port, Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, 'latin1'))).status!);
+    }
+    return seen;
+  };
+  const everyone = (status: number, headers: Array<string | undefined>) => Object.fromEntries(headers.map((h) => [h ?? '(none)', PROTECTED.map(() => status)]));
+  const probesOpen = async () => [(await fetch(`${server.url}/healthz`)).status, (await fetch(`${server.url}/readyz`)).status];
+  const rotate = (content: string) => writeFileSync(tokenFile, content);
+
+  beforeAll(async () => {
+    rotate('good-token\n');
+    server = await serve({ bearerTokenFile: tokenFile });
+  });
+  afterAll(() => server.close());
+  afterEach(() => rmSync(tokenFile, { recursive: true, force: true }));
+  beforeEach(() => rotate('good-token\n'));
+
+  const hostile = [undefined, 'Bearer', 'Bearer ', 'Bearer \u00a0\u00a0', 'Bearer\u00a0\u00a0', 'Bearer \t ', 'Bearer good-token', 'Bearer old-token'];
+
+  test('a token file rotated to a blank line at run time: 503 for every protected path, whatever is sent (even the last good token)', async () => {
+    expect((await statuses(['Bearer good-token']))['Bearer good-token']).toEqual(PROTECTED.map((p) => (p === '/nope' ? 404 : 200)));
+    rotate('\n');
+    expect(await statuses(hostile)).toEqual(everyone(503, hostile));
+    expect(await probesOpen()).toEqual([200, 200]);
+    // The 503 asks for no credentials (none could be right) and says nothing of the file.
+    const answer = await rawRequest(server.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(answer.text).not.toMatch(/WWW-Authenticate|closed-token|vault_sync/i);
+  });
+
+  test('a token file of Unicode spaces is no token: "Bearer <U+00A0><U+00A0>" does not pass', async () => {
+    rotate('\u00a0\u00a0\n');
+    expect(await statuses(hostile)).toEqual(everyone(503, hostile));
+  });
+
+  test('an unreadable token file (gone, or a directory in its place): 503, and the token works again once the file is back', async () => {
+    rmSync(tokenFile);
+    expect(await statuses(hostile)).toEqual(everyone(503, hostile));
+    mkdirSync(tokenFile);
+    expect(await statuses(hostile)).toEqual(everyone(503, hostile));
+    rmSync(tokenFile, { recursive: true });
+    rotate('good-token\n');
+    expect((await statuses(['Bearer good-token']))['Bearer good-token']).toEqual(PROTECTED.map((p) => (p === '/nope' ? 404 : 200)));
+    expect(await probesOpen()).toEqual([200, 200]);
+  });
+
+  test('with a good token, only ASCII space or tab separates the scheme from it', async () => {
+    // Headers go as latin1 bytes; U+00A0 is the byte 0xA0, and U+3000 is sent as its UTF-8 bytes, as a client would.
+    const ideographicSpace = Buffer.from('\u3000', 'utf8').toString('latin1');
+    const refused = ['Bearer\u00a0good-token', 'Bearer \u00a0good-token', 'Bearer good-token\u00a0', `Bearer${ideographicSpace}good-token`, 'Bearergood-token', 'Basic good-token'];
+    expect(await statuses(refused)).toEqual(everyone(401, refused));
+    const accepted = ['Bearer good-token', 'bearer\tgood-token', 'BEARER  good-token \t'];
+    expect(Object.values(await statuses(accepted)).map((s) => s.slice(0, 4))).toEqual(accepted.map(() => [200, 200, 200, 200]));
+  });
+});
+
 describe('TLS', () => {
   test('serves HTTPS with the given certificate (verified against it as CA)', async () => {
     const certFile = join(dir, 'tls.crt');
@@ -193,7 +257,7 @@ describe('hostile input over raw sockets: answered with a 4xx, never a crash (is
 
   test.each(HOSTILE_REQUESTS.map((r) => [r.name, r] as const))('%s', async (_name, request) => {
     const answer = await rawRequest(server.port, request.bytes);
-    expect(request.expect).toContain(answer.status);
+    expect(answer.status).toBe(request.expect);
     if (answer.status !== null && answer.status >= 400) expect(answer.text).not.toMatch(/vault_sync_operations_total|internal error/);
     // Still serving, and nothing escaped as an unhandled rejection.
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);

@@ -47,7 +47,7 @@ test('the gauge is the sum over sources, updated by difference when a source is 
   expect(await gauge('refuse')).toBe(0);
 });
 
-test('each plan is recorded as the Planned condition of its source, paths listed by action', async () => {
+test('each plan is recorded as the Planned condition of its source, paths listed by action (in the summary\'s order)', async () => {
   const plans = new Map<string, SourcePlan | undefined>([
     ['Deployment/team/web', sourcePlan({ kind: 'Deployment', namespace: 'team', name: 'web' }, 'inputs changed since the last sync', [path('secret/team/web/a', 'update'), path('secret/team/web/b', 'unchanged'), { path: 'secret/team/web/c', action: 'refuse', reason: 'owned by x' }])],
   ]);
@@ -56,7 +56,7 @@ test('each plan is recorded as the Planned condition of its source, paths listed
   expect(recorded).toEqual([
     {
       key: 'Deployment/team/web',
-      condition: { status: 'True', reason: 'Refused', message: 'inputs changed since the last sync; would update secret/team/web/a; unchanged secret/team/web/b; would refuse secret/team/web/c (owned by x)' },
+      condition: { status: 'True', reason: 'Refused', message: 'inputs changed since the last sync; would update secret/team/web/a; would refuse secret/team/web/c (owned by x); unchanged secret/team/web/b' },
     },
   ]);
 });

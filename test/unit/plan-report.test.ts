@@ -1,6 +1,8 @@
 import { parsePlanArgs, PlanUsageError } from '../../src/plan/command.js';
-import { describeWrite, predictWrite } from '../../src/plan/planner.js';
-import { buildReport, cleanText, exitCodeOf, renderJson, renderText, sourcePlan, type PathPlan } from '../../src/plan/report.js';
+import { describeWrite } from '../../src/plan/planner.js';
+import { decideWrite } from '../../src/sync/write-policy.js';
+import fc from 'fast-check';
+import { buildReport, cleanText, exitCodeOf, plannedCondition, renderJson, renderText, sourcePlan, type PathPlan } from '../../src/plan/report.js';
 import { forceRequested, hasDrifted, inputFingerprint } from '../../src/sync/change-detection.js';
 
 const web = { kind: 'Deployment' as const, namespace: 'team', name: 'web' };
@@ -54,9 +56,9 @@ describe('the report', () => {
       'Secret b/x: changes - not synced yet',
       '  + secret/b/x  create     new path',
       'Deployment team/web: REFUSED - inputs changed',
+      '  ! secret/other         refuse     refusing to overwrite: it is managed by "eso"',
       '  ~ secret/team/web/db   update     content changed',
       '  - secret/team/web/old  delete     no longer produced',
-      '  ! secret/other         refuse     refusing to overwrite: it is managed by "eso"',
       'Plan for cluster "prod": 3 source(s); paths: 1 to create, 1 to update, 1 to delete, 1 refused; 1 source(s) refused as a whole.',
       'Refusals need attention (see "!" lines and REFUSED sources).',
       '',
@@ -70,6 +72,47 @@ describe('the report', () => {
 
   test('an empty plan says so', () => {
     expect(renderText(buildReport('c', []))).toBe('No annotated sources found.\nPlan for cluster "c": 0 source(s); paths: no paths.\nNothing to do.\n');
+  });
+});
+
+describe('the output is deterministic: the same plan prints the same bytes whatever order it was gathered in', () => {
+  const drift = [
+    path('secret/team/web/db', 'update', 'changed in Vault out of band: restored'),
+    path('secret/team/web/api', 'unchanged', 'content unchanged; no drift in Vault'),
+    path('secret/team/web/Zed', 'unchanged', 'content unchanged; no drift in Vault'),
+    path('secret/team/web/cache', 'refuse', 'Vault refused this content before'),
+  ];
+
+  test('paths are listed in byte order of the path, not in the order they were recorded or answered', () => {
+    expect(sourcePlan(web, 'drift checked', drift).paths.map((p) => p.path)).toEqual(['secret/team/web/Zed', 'secret/team/web/api', 'secret/team/web/cache', 'secret/team/web/db']);
+  });
+
+  test('property: any order of the same paths and sources gives the same text and JSON', () => {
+    const sources = [
+      { id: web, paths: drift },
+      { id: { kind: 'Secret' as const, namespace: 'team', name: 'web' }, paths: [path('secret/team/s/b', 'create'), path('secret/team/s/a', 'delete')] },
+      { id: { kind: 'Deployment' as const, namespace: 'Team', name: 'x' }, paths: [path('secret/Team/x', 'keep')] },
+      { id: { kind: 'Deployment' as const, namespace: 'team', name: 'Web' }, paths: [] },
+    ];
+    const render = (order: typeof sources) => {
+      const report = buildReport('c', order.map((s) => sourcePlan(s.id, 'r', s.paths)));
+      return renderText(report) + renderJson(report);
+    };
+    const reference = render(sources);
+    const permutation = <T>(items: T[]) => fc.shuffledSubarray(items, { minLength: items.length });
+    const shuffledSource = (s: (typeof sources)[number]) => permutation(s.paths).map((paths) => ({ ...s, paths }));
+    const shuffledPlan = permutation(sources).chain((order) => fc.tuple(...order.map(shuffledSource)));
+    fc.assert(fc.property(shuffledPlan, (order) => expect(render(order)).toBe(reference)));
+  });
+
+  test('sources are in byte order (upper case first), not the locale\'s', () => {
+    const report = buildReport('c', [sourcePlan({ ...web, namespace: 'b' }, 'r', []), sourcePlan({ ...web, namespace: 'B' }, 'r', []), sourcePlan({ ...web, namespace: 'a' }, 'r', [])]);
+    expect(report.sources.map((s) => s.namespace)).toEqual(['B', 'a', 'b']);
+  });
+
+  test('the Planned condition lists actions in the summary\'s order and paths sorted within each', () => {
+    const plan = sourcePlan(web, 'inputs changed', [path('secret/b', 'unchanged'), path('secret/d', 'create'), path('secret/a', 'unchanged'), path('secret/c', 'refuse', 'owned by x'), path('secret/c2', 'create')]);
+    expect(plannedCondition(plan).message).toBe('inputs changed; would create secret/c2, secret/d; would refuse secret/c (owned by x); unchanged secret/a, secret/b');
   });
 });
 
@@ -89,22 +132,21 @@ describe('what anyone may write (annotations, Vault custom_metadata) is shown bo
   });
 });
 
-describe('the write decision at one path: the reconciler\'s decideWrite, with what Vault says now', () => {
+describe('the write decision at one path nobody recorded: decideWrite with what Vault says (the verdict\'s lookup)', () => {
   const source = { kind: 'Deployment' as const, namespace: 'team', name: 'web' };
   const base = { source, clusterName: 'c', adoptAllowed: false };
   const ours = { 'managed-by': 'vault-sync-operator', cluster: 'c', 'source-kind': 'Deployment', 'source-namespace': 'team', 'source-name': 'web' };
   const meta = (currentVersion: number, customMetadata: Record<string, string>) => ({ currentVersion, customMetadata });
   test.each([
     { why: 'a path nobody recorded and nothing in Vault is created with cas 0', input: base, metadata: undefined, expected: { action: 'create', cas: 0 } },
-    { why: 'a recorded path at the recorded version is updated on it', input: { ...base, recordedVersion: 3 }, metadata: meta(3, ours), expected: { action: 'update', cas: 3 } },
-    { why: 'a recorded path whose version moved is decided again from its marks (a cas mismatch)', input: { ...base, recordedVersion: 3 }, metadata: meta(5, ours), expected: { action: 'update', cas: 5 } },
-    { why: 'a recorded path taken over by another manager is refused', input: { ...base, recordedVersion: 3 }, metadata: meta(4, { 'managed-by': 'external-secrets' }), expected: { action: 'refuse' } },
+    { why: 'ours (the record was lost, or a version conflict forgot its version) is updated on the current version', input: base, metadata: meta(5, ours), expected: { action: 'update', cas: 5 } },
+    { why: 'a path taken over by another manager is refused', input: base, metadata: meta(4, { 'managed-by': 'external-secrets' }), expected: { action: 'refuse' } },
     { why: 'an unmarked path is refused without adoption', input: base, metadata: meta(2, {}), expected: { action: 'refuse' } },
     { why: 'an unmarked path is adopted when allowed', input: { ...base, adoptAllowed: true }, metadata: meta(2, { owner: 'script' }), expected: { action: 'adopt', cas: 2, previousMetadata: { owner: 'script' } } },
     { why: 'a path marked by another manager is never adopted', input: { ...base, adoptAllowed: true }, metadata: meta(2, { 'managed-by': 'other' }), expected: { action: 'refuse' } },
     { why: 'an intended write that landed is recovered, not written again', input: { ...base, intent: { version: 4, hash: 'h' } }, metadata: meta(4, ours), expected: { action: 'recover', version: 4, markMissing: false } },
   ] as const)('$why', ({ input, metadata, expected }) => {
-    expect(predictWrite(input, metadata)).toMatchObject(expected);
+    expect(decideWrite({ ...input, vault: metadata ? { state: 'present', metadata } : { state: 'absent' } })).toMatchObject(expected);
   });
 
   test('as plan lines: the reason says why the path is written and on what grounds', () => {

@@ -1,7 +1,7 @@
 // Tenancy: a namespace writes only under its granted prefixes, compared segment by segment on the parsed
 // path. Property tests are seeded and reproducible.
 import fc from 'fast-check';
-import { allowedPrefixes, checkTenancy, formatPrefix, isInside, parsePrefix } from '../../src/sync/tenancy.js';
+import { allowedPrefixes, checkTenancy, formatPrefix, isInside, parsePrefix } from '../../src/vault/tenancy.js';
 import { kvApiPath, parseVaultPath, type KvPath } from '../../src/vault/path.js';
 import { requestPathProblem } from '../../src/vault/transport.js';
 import { hostilePath, nearlyValidPath } from './arbitraries.js';

@@ -4,8 +4,10 @@
 import { pino } from 'pino';
 import type { NodeVaultClient } from '../../src/vault/node-vault-client.js';
 import { VaultPipeline } from '../../src/vault/pipeline.js';
+import { wholeMounts } from '../../src/vault/scope.js';
 
 const path = (key: string) => ({ mount: 'secret', key });
+const scope = wholeMounts(['secret'], 'a unit test');
 const tick = async () => {
   for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
 };
@@ -26,9 +28,9 @@ test('a folder LIST waits in the fair line in its source\'s turn (data level), n
   const { calls, client } = servedClient();
   const pipeline = new VaultPipeline({ client, batchSize: 1, largeSecretThresholdBytes: 1024, maxSecretBytes: 2048, log: pino({ level: 'silent' }) });
   const all: Promise<unknown>[] = [];
-  for (const source of ['a', 'b']) for (let i = 0; i < 3; i++) all.push(pipeline.writeData(path(`${source}/${i}`), new Map(), { cas: 0 }, { source: `Deployment/ns/${source}` }));
+  for (const source of ['a', 'b']) for (let i = 0; i < 3; i++) all.push(pipeline.writeData(path(`${source}/${i}`), new Map(), { cas: 0 }, { source: `Deployment/ns/${source}`, scope }));
   await tick();
-  const listed = pipeline.listFolder(path('c'), { source: 'Deployment/ns/c' });
+  const listed = pipeline.listFolder(path('c'), { source: 'Deployment/ns/c', scope });
   await tick();
   // Only the batch already taken is with the client: the LIST waits in the line.
   expect(calls.map((c) => c.name)).toEqual(['write:a/0']);
@@ -56,8 +58,8 @@ test('a folder LIST waits in the fair line in its source\'s turn (data level), n
 test('a folder LIST neither waits for nor merges with an operation on a path of the same name', async () => {
   const { calls, client } = servedClient();
   const pipeline = new VaultPipeline({ client, batchSize: 5, largeSecretThresholdBytes: 1024, maxSecretBytes: 2048, log: pino({ level: 'silent' }) });
-  const written = pipeline.writeData(path('ns/app'), new Map(), {}, { source: 'Secret/ns/app' });
-  const listed = pipeline.listFolder(path('ns/app'), { source: 'Deployment/ns/app' });
+  const written = pipeline.writeData(path('ns/app'), new Map(), {}, { source: 'Secret/ns/app', scope });
+  const listed = pipeline.listFolder(path('ns/app'), { source: 'Deployment/ns/app', scope });
   await tick();
   // Both in the same batch: the folder secret/ns/app/ is not the path secret/ns/app.
   expect(calls.map((c) => c.name)).toEqual(['write:ns/app', 'list:ns/app']);

@@ -11,8 +11,9 @@ describe('decideWrite: who may be written, and how', () => {
   test.each([
     { why: 'a recorded version is updated with cas on it, no lookup', input: { ...base, recordedVersion: 4, vault: { state: 'unknown' as const } }, expected: { action: 'update', cas: 4 } },
     { why: 'nothing recorded: look it up before any write reaches it', input: { ...base, vault: { state: 'unknown' as const } }, expected: { action: 'lookup' } },
-    { why: 'an intended claim (previous attempt passed the check) is sent again with cas=0', input: { ...base, intent: { version: 1, hash: 'h' }, vault: { state: 'unknown' as const } }, expected: { action: 'create', cas: 0 } },
-    { why: 'an intended update is sent again on the version before it', input: { ...base, intent: { version: 5, hash: 'h' }, vault: { state: 'unknown' as const } }, expected: { action: 'update', cas: 4 } },
+    { why: 'an intended claim may have landed (its answer lost): Vault is asked before anything is sent', input: { ...base, intent: { version: 1, hash: 'h' }, vault: { state: 'unknown' as const } }, expected: { action: 'lookup' } },
+    { why: 'an intended update on a recorded path: Vault is asked first, never a second version on the recorded one', input: { ...base, recordedVersion: 4, intent: { version: 5, hash: 'h' }, vault: { state: 'unknown' as const } }, expected: { action: 'lookup' } },
+    { why: 'an intended claim that did not land (absent): the data write with cas=0 is the claim', input: { ...base, intent: { version: 1, hash: 'h' }, vault: { state: 'absent' as const } }, expected: { action: 'create', cas: 0 } },
     { why: 'absent (not in its folder): the data write with cas=0 is the claim', input: { ...base, vault: { state: 'absent' as const } }, expected: { action: 'create', cas: 0 } },
     { why: 'foreign metadata with no version (cas=0 would succeed): refused', input: { ...base, vault: present(0, { 'managed-by': 'external-secrets' }) }, expected: { action: 'refuse' } },
     { why: 'unmarked metadata with no version, adoption not asked: refused', input: { ...base, vault: present(0, { note: 'x' }) }, expected: { action: 'refuse' } },
@@ -64,6 +65,12 @@ describe('adoption grants', () => {
     { why: 'outside every prefix', path: 'apps/team-a/db', asks: false, expected: false },
   ])('$why → $expected', ({ path: key, asks, expected }) => {
     expect(adoptionAllowed({ mount: 'secret', key }, 'team-a', asks, grants)).toBe(expected);
+  });
+  test('a prefix in the KV v2 API form covers the same paths as the plain form (parsed like the tenancy grants)', () => {
+    const apiForm = [{ namespaces: ['team-a'], adoptPathPrefixes: ['secret/data/legacy/'] }];
+    expect(adoptionAllowed({ mount: 'secret', key: 'legacy/x' }, 'team-a', false, apiForm)).toBe(true);
+    expect(adoptionAllowed({ mount: 'secret', key: 'legacy-2/x' }, 'team-a', false, apiForm)).toBe(false);
+    expect(adoptionAllowed({ mount: 'kv', key: 'legacy/x' }, 'team-a', false, apiForm)).toBe(false);
   });
   test('a policy for other namespaces grants nothing', () => {
     expect(adoptionAllowed({ mount: 'secret', key: 'legacy/prod/db' }, 'prod', false, grants)).toBe(false);

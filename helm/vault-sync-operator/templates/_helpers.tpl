@@ -121,7 +121,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/*
-tenancy.pathTemplate as the canonical prefix the operator derives from it (src/sync/tenancy.ts parsePrefix):
+tenancy.pathTemplate as the canonical prefix the operator derives from it (src/vault/tenancy.ts parsePrefix):
 trimmed, one trailing "/" dropped, `data` right after the mount dropped (the KV v2 API form), "/" appended;
 {namespace} left in place. "" when the template is "none". A template the operator could not parse fails
 the render, naming the problem (the grammar comes from files/admission-policy.generated.yaml).

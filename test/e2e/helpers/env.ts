@@ -1,8 +1,9 @@
 // Helpers for e2e tests: the environment started by global-setup.ts, clients for it, polling.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { LocalEnvironmentInfo } from '../../../testenv/environment.js';
+import { loadKubeConfig } from '../../../src/kube/kube-config.js';
 
 export type TestEnv = LocalEnvironmentInfo;
 
@@ -36,8 +37,7 @@ export function testExceptOn(product: 'openbao' | 'vault', reason: string): jest
 
 /** Admin clients for the test apiserver (client-node takes the CA from the kubeconfig). */
 export function kubeClients(): { kc: KubeConfig; core: CoreV1Api; apps: AppsV1Api } {
-  const kc = new KubeConfig();
-  kc.loadFromFile(loadTestEnv().kubeconfigPath);
+  const kc = loadKubeConfig(loadTestEnv().kubeconfigPath);
   return { kc, core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api) };
 }
 

@@ -214,17 +214,19 @@ export function maxInAnyWindow(times: number[], windowMs = 1000, from = -Infinit
 
 /**
  * Token-bucket conformance of observed request times: for every span [t_i, t_j], the requests in it must
- * not exceed burst + rate x (t_j - t_i) (+ slack requests for measurement jitter). Returns the worst excess
+ * not exceed burst + rate x (t_j - t_i + clockToleranceMs): the tolerance is how far the clock that took
+ * the times may have shifted one request against another (a server that queued requests while the machine
+ * was busy stamps them together). Returns the worst excess
  * (<= 0 means conforming) and where it was.
  */
-export function tokenBucketExcess(times: number[], rate: number, burst: number): { excess: number; at?: { from: number; to: number; count: number } } {
+export function tokenBucketExcess(times: number[], rate: number, burst: number, clockToleranceMs = 0): { excess: number; at?: { from: number; to: number; count: number } } {
   const sorted = [...times].sort((a, b) => a - b);
   let worst = -Infinity;
   let at: { from: number; to: number; count: number } | undefined;
   for (let i = 0; i < sorted.length; i++) {
     for (let j = i; j < sorted.length; j++) {
       const count = j - i + 1;
-      const allowed = burst + (rate * (sorted[j] - sorted[i])) / 1000;
+      const allowed = burst + (rate * (sorted[j] - sorted[i] + clockToleranceMs)) / 1000;
       if (count - allowed > worst) {
         worst = count - allowed;
         at = { from: sorted[i], to: sorted[j], count };

@@ -5,11 +5,12 @@ import { accessSync, constants, createWriteStream, mkdtempSync, readFileSync, wr
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { binaryPaths } from '../../../testenv/binaries.js';
 import { buildOperator } from './build.js';
 import { loadTestEnv, waitFor } from './env.js';
+import { loadKubeConfig } from '../../../src/kube/kube-config.js';
 
 export const repoRoot = resolve(process.cwd());
 export const chartDir = join(repoRoot, 'helm', 'vault-sync-operator');
@@ -101,8 +102,7 @@ export async function freePort(): Promise<number> {
 
 /** A TokenRequest token for a ServiceAccount, with the given audiences (default: the apiserver's). */
 export async function tokenFor(namespace: string, name: string, audiences: string[] = [], expirationSeconds = 3600): Promise<string> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(loadTestEnv().kubeconfigPath);
+  const kc = loadKubeConfig(loadTestEnv().kubeconfigPath);
   const r = await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences, expirationSeconds } } });
   if (!r.status?.token) throw new Error(`no token for ${namespace}/${name}`);
   return r.status.token;
@@ -126,8 +126,7 @@ export async function serviceAccountKubeconfig(namespace: string, name: string):
     }),
     { mode: 0o600 },
   );
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(path);
+  const kubeConfig = loadKubeConfig(path);
   return { path, kubeConfig };
 }
 

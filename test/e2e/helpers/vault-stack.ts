@@ -6,6 +6,8 @@ import { pino, type Logger } from 'pino';
 import { loadConfig } from '../../../src/config.js';
 import { Metrics } from '../../../src/observability/metrics.js';
 import { vaultMetricsOf } from '../../../src/observability/vault-metrics.js';
+import type { RequestContext } from '../../../src/vault/port.js';
+import { wholeMounts } from '../../../src/vault/scope.js';
 import { createVaultStack, type VaultStackParts, type VaultStackTuning } from '../../../src/vault/stack.js';
 import { loadTestEnv, vaultHttp } from './env.js';
 import { writeOperatorToken } from './operator.js';
@@ -53,6 +55,13 @@ export async function vaultStack(argv: string[] = [], tuning: VaultStackTuning =
     logText: () => lines.join('\n'),
   };
 }
+
+/**
+ * The context of a request these tests make on the port directly, for no source: the whole `secret/` mount
+ * (every KV request carries a scope; the port refuses one without).
+ */
+export const testScope = wholeMounts(['secret'], 'an e2e test of the Vault layer');
+export const asTest: RequestContext = { scope: testScope };
 
 /** A unique prefix under secret/ for one test. */
 export function uniquePrefix(name: string): string {

@@ -1,17 +1,14 @@
-import { VaultPathGrammar as G } from '../vault/path-grammar.js';
-import { formatPath, keySegmentsBelowMount, pathSegments, quoteForMessage, segmentProblem, type KvPath } from '../vault/path.js';
+import { VaultPathGrammar as G } from './path-grammar.js';
+import { formatPath, keySegmentsBelowMount, quoteForMessage, segmentProblem, type KvPath } from './path.js';
+import { formatPrefix, isInside, wholeMounts, type PathPrefix, type RequestScope } from './scope.js';
+
+export { formatPrefix, isInside, type PathPrefix } from './scope.js';
 
 /** A cluster-scoped VaultSyncPolicy: more path prefixes for some namespaces. */
 export interface TenancyGrant {
   name: string;
   namespaces: string[];
   allowedPathPrefixes: string[];
-}
-
-/** A prefix parsed into segments: a path is inside it when its mount and key start with these segments. */
-export interface PathPrefix {
-  mount: string;
-  key: readonly string[];
 }
 
 export type TenancyDecision = { ok: true; prefix: string } | { ok: false; reason: string };
@@ -47,18 +44,8 @@ export function parsePrefix(template: string, namespace: string): PrefixResult {
   return { ok: true, prefix: { mount, key: below.segments } };
 }
 
-/** The canonical text of a prefix, as messages show it: `secret/team-a/`. */
-export function formatPrefix(prefix: PathPrefix): string {
-  return prefix.key.length === 0 ? `${prefix.mount}/` : `${formatPath({ mount: prefix.mount, key: prefix.key.join('/') })}/`;
-}
-
-/** Pure: is the path inside the prefix, comparing whole segments (never strings)? */
-export function isInside(path: KvPath, prefix: PathPrefix): boolean {
-  const [mount, ...key] = pathSegments(path);
-  return mount === prefix.mount && prefix.key.length <= key.length && prefix.key.every((segment, i) => key[i] === segment);
-}
-
-function namespaceMatches(pattern: string, namespace: string): boolean {
+/** Does a VaultSyncPolicy's `namespaces` entry (a name, `prefix*` or `*`) name this namespace? */
+export function namespaceMatches(pattern: string, namespace: string): boolean {
   if (pattern === '*') return true;
   return pattern.endsWith('*') ? namespace.startsWith(pattern.slice(0, -1)) : pattern === namespace;
 }
@@ -74,6 +61,27 @@ export interface AllowedPrefixes {
  * undefined = no default restriction) plus every VaultSyncPolicy that names the namespace.
  */
 export function allowedPrefixes(namespace: string, template: string | undefined, grants: readonly TenancyGrant[]): AllowedPrefixes {
+  return grantedPrefixes(namespace, template, grants, (grant) => grant.allowedPathPrefixes);
+}
+
+/** A VaultSyncPolicy that also lets unmarked paths be adopted below some prefixes. */
+export interface AdoptionGrant {
+  name?: string;
+  namespaces: readonly string[];
+  adoptPathPrefixes?: readonly string[];
+}
+
+/**
+ * Pure: the prefixes below which a source in this namespace may adopt an unmarked path. Parsed and matched
+ * exactly like the tenancy prefixes (the same parser, whole segments, both path forms: `secret/data/legacy/`
+ * covers `secret/legacy/x`).
+ */
+export function adoptionPrefixes(namespace: string, grants: readonly AdoptionGrant[]): AllowedPrefixes {
+  return grantedPrefixes(namespace, undefined, grants, (grant) => grant.adoptPathPrefixes ?? []);
+}
+
+/** The one reader of prefix lists: the template, then each grant naming the namespace; each prefix once. */
+function grantedPrefixes<T extends { name?: string; namespaces: readonly string[] }>(namespace: string, template: string | undefined, grants: readonly T[], prefixesOf: (grant: T) => readonly string[]): AllowedPrefixes {
   const prefixes = new Map<string, PathPrefix>();
   const ignored: string[] = [];
   const add = (text: string, from: string) => {
@@ -84,9 +92,30 @@ export function allowedPrefixes(namespace: string, template: string | undefined,
   if (template !== undefined) add(template, 'the tenant path template');
   for (const grant of grants) {
     if (!grant.namespaces.some((pattern) => namespaceMatches(pattern, namespace))) continue;
-    for (const prefix of grant.allowedPathPrefixes) add(prefix, `VaultSyncPolicy ${quoteForMessage(grant.name)}`);
+    for (const prefix of prefixesOf(grant)) add(prefix, `VaultSyncPolicy ${quoteForMessage(grant.name ?? '')}`);
   }
   return { prefixes: [...prefixes.values()], ignored };
+}
+
+/** The settings a scope is built from (the operator's, as syncSettings gives them). */
+export interface ScopeSettings {
+  /** Undefined: no default restriction (every allowed mount, whole). */
+  tenantPathTemplate?: string;
+  kvMounts: readonly string[];
+}
+
+/**
+ * Pure: the scope every Vault request made for a source in this namespace carries, and the port enforces:
+ * the tenant template's prefix and the VaultSyncPolicy grants for the namespace (exactly what checkTenancy
+ * accepts), on the allowed KV mounts only. Without a template, every allowed mount is the scope, as
+ * checkTenancy then accepts any path the path parser does. The one builder: the reconciler, the planner
+ * and DRY_RUN all call it.
+ */
+export function scopeOf(namespace: string, settings: ScopeSettings, grants: readonly TenancyGrant[]): RequestScope {
+  if (settings.tenantPathTemplate === undefined) return wholeMounts(settings.kvMounts, namespace);
+  const mounts = [...settings.kvMounts];
+  const prefixes = allowedPrefixes(namespace, settings.tenantPathTemplate, grants).prefixes.filter((prefix) => mounts.includes(prefix.mount));
+  return { namespace, mounts, prefixes };
 }
 
 /** Pure: may a source in this namespace write at this path? Prefixes match whole segments only. */
