@@ -1,7 +1,8 @@
 // A fault-injecting HTTP(S) proxy on loopback in front of the real OpenBao: it records every request that
 // reaches it (the operator's requests as Vault would see them, answered by Vault or by the proxy), and on
-// demand adds latency, answers 429 with Retry-After or 500, resets connections, or stops listening altogether
-// (Vault down) and starts again on the same port.
+// demand adds latency, answers 429 with Retry-After, 500 or 503, resets connections (before forwarding, or after
+// Vault answered: the write landed, the answer is lost), or stops listening altogether (Vault down) and starts
+// again on the same port.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { readFileSync, statSync } from 'node:fs';
@@ -10,10 +11,16 @@ import type { AddressInfo, Socket } from 'node:net';
 export interface RecordedRequest {
   /** performance.now() when the request line and headers arrived. */
   at: number;
+  /** Date.now() at the same moment: comparable with times other processes on this machine write (Lease renewTime, logs). */
+  wallAt: number;
   method: string;
   path: string;
   /** What the proxy did with it. */
-  outcome: 'forwarded' | '429' | '500' | 'reset' | 'answered';
+  outcome: 'forwarded' | '429' | '500' | '503' | 'reset' | 'reset-after-forward' | 'answered';
+  /** Vault's status code, when the request was forwarded and Vault answered. */
+  status?: number;
+  /** What `inspect` said about the request body (e.g. which test value a write carried). */
+  note?: string;
 }
 
 /** A fault applies to the next `count` matching requests, or to a `ratio` of them (0..1), or both. */
@@ -26,7 +33,11 @@ export interface Faults {
   latencyMs?: number;
   tooManyRequests?: FaultRule & { retryAfterSeconds?: number };
   serverError?: FaultRule;
+  /** 503 (Vault sealed, standby, or behind a load balancer with no healthy node), optionally with Retry-After. */
+  unavailable?: FaultRule & { retryAfterSeconds?: number };
   reset?: FaultRule;
+  /** Forwards the request, lets Vault answer, then resets the client's connection: the request took effect, its answer is lost. */
+  resetAfterForward?: FaultRule;
   /** A canned Vault answer (e.g. a 400 whose error string echoes the request) instead of forwarding. */
   answer?: FaultRule & { status: number; errors: string[] };
   /** Which requests the faults apply to (default: all but /v1/sys/health). */
@@ -50,6 +61,13 @@ export interface FaultProxyOptions {
   tls?: { key: string; cert: string };
   /** Deterministic faults in tests that want them. */
   random?: () => number;
+  /**
+   * The loopback address the proxy connects to Vault from (any 127.x.y.z): Vault's audit log records it as
+   * the request's remote_address, so requests seen by Vault can be told apart per proxy.
+   */
+  localAddress?: string;
+  /** Looks at each request's body; what it returns is kept as the request's `note`. */
+  inspect?: (method: string, path: string, body: Buffer) => string | undefined;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -59,9 +77,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = options.random ?? Math.random;
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
   let faults: Faults = {};
-  const remaining = { tooManyRequests: 0, serverError: 0, reset: 0, answer: 0 };
+  const remaining = { tooManyRequests: 0, serverError: 0, unavailable: 0, reset: 0, resetAfterForward: 0, answer: 0 };
 
   const applies = (rule: FaultRule | undefined, key: keyof typeof remaining): boolean => {
     if (!rule) return false;
@@ -73,10 +91,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const entry: RecordedRequest = { at: performance.now(), method: req.method ?? 'GET', path: req.url ?? '/', outcome: 'forwarded' };
+    const entry: RecordedRequest = { at: performance.now(), wallAt: Date.now(), method: req.method ?? 'GET', path: req.url ?? '/', outcome: 'forwarded' };
     requests.push(entry);
     const body: Buffer[] = [];
     for await (const chunk of req) body.push(chunk as Buffer);
+    if (options.inspect) entry.note = options.inspect(entry.method, entry.path, Buffer.concat(body));
     const f = faults;
     const faulty = (f.match ?? ((_m: string, p: string) => !p.startsWith('/v1/sys/health')))(entry.method, entry.path);
     if (faulty && f.latencyMs) await sleep(f.latencyMs);
@@ -102,11 +121,27 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: ['internal error'] }));
       return;
     }
+    if (faulty && applies(f.unavailable, 'unavailable')) {
+      entry.outcome = '503';
+      const retryAfter = f.unavailable?.retryAfterSeconds;
+      res.writeHead(503, { 'content-type': 'application/json', ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}) });
+      res.end(JSON.stringify({ errors: ['Vault is sealed'] }));
+      return;
+    }
+    const loseAnswer = faulty && applies(f.resetAfterForward, 'resetAfterForward');
     const headers = { ...req.headers, host: upstream.host };
     delete headers['transfer-encoding'];
     const forward = http.request(
       { host: upstream.hostname, port: upstream.port, method: entry.method, path: entry.path, headers: { ...headers, 'content-length': String(Buffer.concat(body).length) }, agent },
       (upstreamRes) => {
+        entry.status = upstreamRes.statusCode;
+        if (loseAnswer) {
+          // Vault has applied the request: read its answer to the end, then drop the client's connection.
+          entry.outcome = 'reset-after-forward';
+          upstreamRes.resume();
+          upstreamRes.once('end', () => req.socket.destroy());
+          return;
+        }
         res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
         upstreamRes.pipe(res);
       },
@@ -152,7 +187,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       faults = next;
       remaining.tooManyRequests = next.tooManyRequests?.count ?? 0;
       remaining.serverError = next.serverError?.count ?? 0;
+      remaining.unavailable = next.unavailable?.count ?? 0;
       remaining.reset = next.reset?.count ?? 0;
+      remaining.resetAfterForward = next.resetAfterForward?.count ?? 0;
       remaining.answer = next.answer?.count ?? 0;
     },
     stop: unlisten,

@@ -11,6 +11,8 @@ export interface AuditedRequest {
   displayName?: string;
   /** When OpenBao logged it: ms since the epoch on Vault's clock, sub-millisecond digits kept. */
   at: number;
+  /** The client's address as Vault saw it (tells apart proxies that connect from different loopback addresses). */
+  remoteAddress?: string;
 }
 
 /** An audit entry's RFC 3339 time (nanoseconds) in ms since the epoch, keeping the digits Date.parse drops. */
@@ -30,7 +32,7 @@ export function requestsSince(mark: number, pathFilter: (path: string) => boolea
   const requests: AuditedRequest[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
-    let entry: { time?: string; type?: string; auth?: { policies?: string[]; display_name?: string }; request?: { path?: string; operation?: string } };
+    let entry: { time?: string; type?: string; auth?: { policies?: string[]; display_name?: string }; request?: { path?: string; operation?: string; remote_address?: string } };
     try {
       entry = JSON.parse(line);
     } catch {
@@ -38,7 +40,7 @@ export function requestsSince(mark: number, pathFilter: (path: string) => boolea
     }
     if (entry.type !== 'request' || !entry.request?.path) continue;
     if (pathFilter(entry.request.path)) {
-      requests.push({ path: entry.request.path, operation: entry.request.operation ?? '', byRoot: entry.auth?.policies?.includes('root') ?? false, displayName: entry.auth?.display_name, at: auditTime(entry.time) });
+      requests.push({ path: entry.request.path, operation: entry.request.operation ?? '', byRoot: entry.auth?.policies?.includes('root') ?? false, displayName: entry.auth?.display_name, at: auditTime(entry.time), remoteAddress: entry.request.remote_address });
     }
   }
   return requests;
