@@ -52,6 +52,12 @@ export interface GatherOptions {
   fresh?: boolean;
   /** Called once before the first Vault request (the work queue's slot hand-back). */
   beforeVault?: () => void;
+  /**
+   * The Secrets the source reads, told before their values are read: the Secret→source index must know them
+   * by then, or a change made while the values are read (before the verdict is carried out) enqueues nothing
+   * and the older value stays in Vault until the next resync.
+   */
+  readsSecrets?: (namespace: string, secretNames: readonly string[]) => void;
 }
 
 /** Stages of one decision: drift, values, lookups and ownership reads; more means a bug, not a slow source. */
@@ -123,6 +129,7 @@ export class DecisionPipeline {
     const reads: Reads = { ...known };
     if (request.values) {
       const { namespace, secretNames } = request.values;
+      options.readsSecrets?.(namespace, secretNames);
       reads.namespaceTerminating = await this.deps.cluster.namespaceIsTerminating(namespace);
       if (!reads.namespaceTerminating) {
         const values = new Map<string, ReadonlyMap<string, Uint8Array> | undefined>();

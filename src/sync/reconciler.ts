@@ -132,7 +132,7 @@ export class Reconciler {
 
   private async reconcileOnce(key: string, beforeVault: () => void): Promise<ReconcileResult> {
     const fresh = this.freshNext.delete(key);
-    const decided = await this.deps.pipeline.verdict(key, { fresh, beforeVault }).catch((error: unknown) => this.cleanupBlocked(key, error));
+    const decided = await this.deps.pipeline.verdict(key, { fresh, beforeVault, readsSecrets: (namespace, names) => this.deps.index.set(key, namespace, [...names]) }).catch((error: unknown) => this.cleanupBlocked(key, error));
     if (!('verdict' in decided)) return decided;
     const { verdict, input, context } = decided;
     const object = input.object;

@@ -116,6 +116,16 @@ test('a Deployment using 1,000 Secrets: one LIST of the folder, 1,000 claims and
   expect(await requestsOf(world, () => world.reconciler.reconcile('Deployment/team-a/big'))).toEqual([]);
 });
 
+test("a source's Secrets are in the Secret→source index before their values are read: a change made meanwhile re-queues the source", async () => {
+  const world = syncWorld();
+  world.cluster.putSecret('team-a', 'db', { password: 'one' });
+  world.cluster.putDeployment('team-a', 'web', { 'vault-sync.io/path': 'secret/team-a/web' }, ['db']);
+  const readersWhenRead: string[][] = [];
+  world.cluster.onReadSecret = (namespace, name) => readersWhenRead.push(world.index.readersOf(namespace, name));
+  await world.reconciler.reconcile(KEY);
+  expect(readersWhenRead).toEqual([[KEY]]);
+});
+
 describe('a version conflict is a fence', () => {
   test('a cas mismatch sends no second write; the source is requeued and decides again from the record read from the API', async () => {
     const world = worldWithWeb();

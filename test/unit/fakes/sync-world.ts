@@ -202,7 +202,10 @@ export class FakeCluster {
   }
 
   // The pipeline's reads
+  /** Called as a Secret's values are read (a test looks at the world at that instant). */
+  onReadSecret?: (namespace: string, name: string) => void;
   async readSecretData(namespace: string, name: string): Promise<ReadonlyMap<string, Uint8Array> | undefined> {
+    this.onReadSecret?.(namespace, name);
     return this.values.get(key(namespace, name));
   }
   async namespaceIsTerminating(namespace: string): Promise<boolean> {
@@ -261,6 +264,8 @@ export class FakeRecords implements SyncStateStore {
 export const silentLog = pino({ level: 'silent' });
 
 export interface SyncWorld {
+  /** The reconciler's Secret→source index (the operator enqueues a source's readers from it). */
+  index: SecretIndex;
   vault: FakeVault;
   cluster: FakeCluster;
   records: FakeRecords;
@@ -283,18 +288,23 @@ export function syncWorld(overrides: Partial<DecisionSettings> = {}, kvVersion: 
   const clock = { now: 1_800_000_000_000 };
   const now = () => clock.now;
   const pipeline = (readOnly: boolean) => createDecisionPipeline({ sources: cluster, state: records, cluster, vault, kvVersion: async () => kvVersion, fingerprint, settings, readOnly, now });
-  const reconcilerOf = () => new Reconciler({ pipeline: pipeline(false), cluster, vault, state: records, index: new SecretIndex(), log: silentLog, cleanupTimeoutMs: 60_000, now });
+  const reconcilerOf = () => {
+    world.index = new SecretIndex();
+    return new Reconciler({ pipeline: pipeline(false), cluster, vault, state: records, index: world.index, log: silentLog, cleanupTimeoutMs: 60_000, now });
+  };
   const world: SyncWorld = {
+    index: new SecretIndex(),
     vault,
     cluster,
     records,
     settings,
     clock,
-    reconciler: reconcilerOf(),
+    reconciler: undefined as unknown as Reconciler, // built below: it records its index in the world
     planner: new Planner({ pipeline: pipeline(true) }),
     restart: () => {
       world.reconciler = reconcilerOf();
     },
   };
+  world.reconciler = reconcilerOf();
   return world;
 }
