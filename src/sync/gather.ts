@@ -111,12 +111,21 @@ export class DecisionPipeline {
     const { sources } = this.deps;
     const object = kind === 'Deployment' ? sources.deployment(namespace, name) : sources.secret(namespace, name);
     const record = fresh && this.deps.state.refresh ? await this.deps.state.refresh(key) : await this.deps.state.get(key);
+    // The cache's hash of each Secret, taken once (at the first stage, before any value is read) and kept for
+    // every later stage: the record's input fingerprint must never be newer than the values written with it.
+    // Read live, a change that reached the cache between the API read of the values and the last stage was
+    // recorded as synced with the older value, and the source then looked unchanged for good.
+    const hashes = new Map<string, string | undefined>();
+    const cachedSecretHash = (secretName: string) => {
+      if (!hashes.has(secretName)) hashes.set(secretName, sources.secret(namespace, secretName)?.dataHash);
+      return hashes.get(secretName);
+    };
     return {
       key,
       object,
       record,
       grants: sources.tenancyGrants(),
-      cachedSecretHash: (secretName) => sources.secret(namespace, secretName)?.dataHash,
+      cachedSecretHash,
       hashEntry: (entry) => this.deps.fingerprint.entry(entry),
       now: this.now(),
       settings: this.deps.settings,

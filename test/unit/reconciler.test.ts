@@ -126,6 +126,20 @@ test("a source's Secrets are in the Secret→source index before their values ar
   expect(readersWhenRead).toEqual([[KEY]]);
 });
 
+test('a Secret changed after its values were read is not recorded as synced: the next reconcile writes the newer value', async () => {
+  const world = syncWorld();
+  world.cluster.putSecret('team-a', 'db', { password: 'one' });
+  world.cluster.putDeployment('team-a', 'web', { 'vault-sync.io/path': 'secret/team-a/web' }, ['db']);
+  world.cluster.onReadSecret = () => {
+    world.cluster.onReadSecret = undefined;
+    world.cluster.putSecret('team-a', 'db', { password: 'two' }); // reaches the cache after the API read
+  };
+  await world.reconciler.reconcile(KEY);
+  expect(world.vault.value(DB)).toEqual({ password: 'one' });
+  await world.reconciler.reconcile(KEY); // the change's event re-queues the source (its index knows db)
+  expect(world.vault.value(DB)).toEqual({ password: 'two' });
+});
+
 describe('a version conflict is a fence', () => {
   test('a cas mismatch sends no second write; the source is requeued and decides again from the record read from the API', async () => {
     const world = worldWithWeb();

@@ -202,11 +202,12 @@ export class FakeCluster {
   }
 
   // The pipeline's reads
-  /** Called as a Secret's values are read (a test looks at the world at that instant). */
+  /** Called as a Secret's values have been read (a test looks at, or changes, the world at that instant). */
   onReadSecret?: (namespace: string, name: string) => void;
   async readSecretData(namespace: string, name: string): Promise<ReadonlyMap<string, Uint8Array> | undefined> {
+    const values = this.values.get(key(namespace, name));
     this.onReadSecret?.(namespace, name);
-    return this.values.get(key(namespace, name));
+    return values;
   }
   async namespaceIsTerminating(namespace: string): Promise<boolean> {
     return this.terminating.has(namespace);
