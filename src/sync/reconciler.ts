@@ -283,8 +283,9 @@ export class Reconciler {
     }
     const detail = error.message.slice(error.message.indexOf(' failed: ') + ' failed: '.length);
     const failure = classifyFailure({ kind: error.kind, retryable: error.retryable || error.kind === 'stopped' || error.kind === 'tls' || error.kind === 'connection', detail });
-    // An answer from Vault means the write did not land; no answer (reset, timeout) leaves the intent in place.
-    if (error.statusCode !== undefined) progress.notLanded(path);
+    // An answer from Vault means the write did not land; no answer (reset, timeout) leaves the intent in place,
+    // and so does an answer to a retry whose earlier attempt got none (that attempt may have landed).
+    if (error.statusCode !== undefined && !error.earlierAttemptUnanswered) progress.notLanded(path);
     if (!failure.terminal) {
       outcome.retryable.push({ path, error, message: failure.message });
       return;

@@ -18,6 +18,12 @@ export class VaultRequestError extends Error {
     super(`Vault ${operation} ${target} failed: ${detail}`);
   }
 
+  /**
+   * An earlier attempt of this request was sent and got no answer (a reset, a timeout): a write may have
+   * landed although this, the last attempt's, answer says otherwise (a 503, a check-and-set mismatch).
+   */
+  earlierAttemptUnanswered = false;
+
   /** Transient failures worth retrying with backoff; everything else needs a change somewhere. */
   get retryable(): boolean {
     return isRetryableKind(this.kind);

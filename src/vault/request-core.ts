@@ -60,6 +60,7 @@ export class RequestCore implements Requester {
     const { limiter, log, metrics } = this.options;
     // The auth level: requests that keep the operator able to talk to Vault at all go before any write.
     const priority = options.priority ?? (AUTH_OPERATIONS.has(operation) ? Priority.auth : undefined);
+    let unanswered = false; // an attempt went out and no answer came back: it may have been applied
     return withRetries(
       (attempt) =>
         limiter
@@ -67,7 +68,13 @@ export class RequestCore implements Requester {
             operation,
             (permit) => {
               if (attempt === 1) options.onStart?.();
-              return this.timed(operation, target, send, permit.sent);
+              return this.timed(operation, target, send, permit.sent).catch((error: unknown) => {
+                if (error instanceof VaultRequestError) {
+                  if (unanswered) error.earlierAttemptUnanswered = true;
+                  if (error.statusCode === undefined) unanswered = true;
+                }
+                throw error;
+              });
             },
             { priority: attempt > 1 ? Math.min(priority ?? Priority.retry, Priority.retry) : priority, label: target, source: options.source },
           )

@@ -228,6 +228,25 @@ describe('the record proves a path ours when its marks did not follow', () => {
     expect(world.vault.value('secret/team-a/moved/db')).toEqual({ password: 'two' });
   });
 
+  test('a write whose last attempt was answered 503 after an unanswered one that landed keeps its intent: the source then moves and the data is deleted', async () => {
+    const world = await landedWithoutMarks(); // version 1 in Vault, unmarked
+    world.cluster.putSecret('team-a', 'db', { password: 'two' });
+    const writeData = world.vault.writeData.bind(world.vault);
+    world.vault.writeData = async (path, data, options, context) => {
+      world.vault.writeData = writeData;
+      await writeData(path, data, options, context); // the first attempt lands; its answer is lost
+      const error = new VaultRequestError('write', formatPath(path), 503, 'server', 'HTTP 503'); // the retries' answer
+      error.earlierAttemptUnanswered = true;
+      throw error;
+    };
+    await expect(world.reconciler.reconcile(KEY)).rejects.toBeInstanceOf(VaultRequestError);
+    expect(world.vault.versionsOf(DB)).toBe(2);
+    expect(world.records.records.get(KEY)!.intents!.map((i) => [formatPath(i.path), i.version])).toEqual([[DB, 2]]);
+    world.cluster.putDeployment('team-a', 'web', { 'vault-sync.io/path': 'secret/team-a/moved' }, ['db']);
+    await world.reconciler.reconcile(KEY);
+    expect(world.vault.paths.has(DB)).toBe(false);
+  });
+
   test('an unmarked path at another version than recorded is not ours: refused, not deleted', async () => {
     const world = await landedWithoutMarks();
     world.vault.writeOutOfBand({ mount: 'secret', key: 'team-a/web/db' }, { by: 'hand' });
