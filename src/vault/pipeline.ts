@@ -17,15 +17,10 @@ export interface PipelineOptions {
   maxSecretBytes: number;
   log: Logger;
   metrics?: VaultMetrics;
-  /** A waiting metadata write (marks) is served as data after this many services of the line (default MARKS_MAX_WAIT_SERVICES). */
+  /** A waiting metadata write (marks) is served as data after this many services of the line (default MARKS_MAX_WAIT_DEFAULT, --vault-marks-max-wait: marks trail their data but must not starve under steady churn). */
   marksMaxWaitServices?: number;
 }
 
-/**
- * Marks trail their data, but must not starve under steady churn (a path whose marks never come is not
- * provably ours and would be left behind by a cleanup): 20 services is 2 s at 10 requests/s.
- */
-export const MARKS_MAX_WAIT_SERVICES = MARKS_MAX_WAIT_DEFAULT;
 
 /**
  * Priority levels of the fair line, decided from the operation kind: values first. Auth requests (login,
@@ -67,7 +62,7 @@ export class VaultPipeline implements VaultPort {
     this.batcher = new VaultBatcher({
       batchSize: options.batchSize,
       metrics: options.metrics,
-      aging: { afterServices: options.marksMaxWaitServices ?? MARKS_MAX_WAIT_SERVICES, toLevel: Level.data },
+      aging: { afterServices: options.marksMaxWaitServices ?? MARKS_MAX_WAIT_DEFAULT, toLevel: Level.data },
       execute: (operation, hooks) => this.execute(operation, hooks),
     });
   }
