@@ -12,6 +12,7 @@ import { deriveTargets, materialize, secretNamesOf, type SyncSource } from '../s
 import { Fingerprinter } from '../src/sync/fingerprint.js';
 import { planSync } from '../src/sync/plan.js';
 import { formatPath } from '../src/vault/path.js';
+import { KEYS_PER_PATH_DEFAULTS } from '../src/vault/server-limits.js';
 
 const sizes = process.argv.slice(2).map(Number);
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
@@ -32,12 +33,12 @@ function measure(n: number, base: string, maxSecretsPerSource: number) {
   gc();
   const heapBefore = process.memoryUsage().heapUsed;
   const start = process.hrtime.bigint();
-  const derived = deriveTargets(source, { allowedMounts: ['secret'], maxSecretsPerSource });
+  const derived = deriveTargets(source, { allowedMounts: ['secret'], maxSecretsPerSource, maxKeysPerPath: KEYS_PER_PATH_DEFAULTS.openbao });
   if (!derived.ok) throw new Error(derived.problem.message);
   const names = secretNamesOf(derived.targets);
   const secrets = secretsFor(names);
   const fp = inputFingerprint(derived.targets, names, (s) => s, undefined);
-  const materialized = materialize(derived.targets, secrets, { maxEntryBytes: 32 * 1024 ** 2 });
+  const materialized = materialize(derived.targets, secrets, { maxEntryBytes: 32 * 1024 ** 2, maxKeysPerPath: KEYS_PER_PATH_DEFAULTS.openbao });
   if (!materialized.ok) throw new Error('materialize');
   const desired = materialized.entries.map((entry) => ({ entry, hash: fingerprint.entry(entry) }));
   const first = planSync(desired, [], { changeDetection: true, force: false });

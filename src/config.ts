@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { tokenFromFile } from './observability/bearer-token.js';
+import { KEYS_PER_PATH_DEFAULTS, MAX_KEYS_PER_PATH_LIMIT } from './vault/server-limits.js';
 
 
 /**
@@ -9,15 +10,21 @@ import { tokenFromFile } from './observability/bearer-token.js';
  * that still sends every value before any mark; a longer one (steady churn) interleaves the aged marks.
  */
 export const MARKS_MAX_WAIT_DEFAULT = 100;
-/** Everything the operator can be told, typed and validated. */
-/** The settings the sync decisions read (reconciler, plan, DRY_RUN): taken from Config in one place. */
-export function syncSettings(config: Config) {
+/**
+ * The settings the sync decisions read (reconciler, plan, DRY_RUN): taken from Config in one place. The keys one
+ * path may hold follow the Vault server unless set (src/vault/server-limits.ts): the stack learns them at login,
+ * before the first decision, and every decision reads the number it chose.
+ */
+export function syncSettings(config: Config, server: { writeLimits(): { maxKeysPerPath: number } }) {
   return {
     clusterName: config.clusterName,
     contentHashInMetadata: config.contentHashInMetadata,
     kvMounts: config.vault.kvMounts,
     maxSecretBytes: config.maxSecretBytes,
     maxSecretsPerSource: config.maxSecretsPerSource,
+    get maxKeysPerPath(): number {
+      return server.writeLimits().maxKeysPerPath;
+    },
     tenantPathTemplate: config.tenantPathTemplate,
     deletePolicy: config.deletePolicy,
   };
@@ -32,6 +39,7 @@ export type VaultAuthConfig =
   | { method: 'kubernetes'; role: string; mount: string; tokenPath: string }
   | { method: 'approle'; roleId: string; secretIdPath: string; mount: string };
 
+/** Everything the operator can be told, typed and validated. */
 export interface Config {
   vault: {
     addr: string;
@@ -57,6 +65,11 @@ export interface Config {
    * memory of one reconcile and the size of its VaultSync status, not what a workload may use.
    */
   maxSecretsPerSource: number;
+  /**
+   * Keys one Vault path may hold (one write): undefined = the default of the server detected at start
+   * (src/vault/server-limits.ts: OpenBao 480, HashiCorp Vault 9,900).
+   */
+  maxKeysPerPath?: number;
   /** Empty = every namespace. */
   watchNamespaces: string[];
   clusterName: string;
@@ -145,6 +158,7 @@ const SETTINGS = {
   'large-secret-threshold': 'payload size above which a secret counts as large (default 1Mi)',
   'max-secret-size': 'payload size above which a write is refused (default 32Mi, Vault\'s default max request size)',
   'max-secrets-per-source': `Secrets one source may sync, listed in vault-sync.io/secrets or used by its pod template; more is refused with an Event (default ${DEFAULT_MAX_SECRETS_PER_SOURCE}, at most ${MAX_SECRETS_PER_SOURCE_LIMIT}: each is a path recorded in the source's VaultSync status)`,
+  'max-keys-per-path': `keys one Vault path may hold (one write); more is refused with an Event before sending (default: by the server detected at start: ${KEYS_PER_PATH_DEFAULTS.openbao} on OpenBao, whose listener refuses more than 1,000 JSON strings by default; ${KEYS_PER_PATH_DEFAULTS.vault.toLocaleString('en-US')} on HashiCorp Vault, 10,000 entries per JSON object; 1 to ${MAX_KEYS_PER_PATH_LIMIT.toLocaleString('en-US')}). Raise it with the server's own limit`,
   'watch-namespaces': 'comma-separated namespaces to watch (default: all)',
   'cluster-name': 'this cluster\'s name, recorded in Vault custom_metadata (default: default)',
   'content-hash-in-metadata': 'true: also record the content hash in each path\'s custom_metadata, costing a second Vault write per change; false: one write per change, drift detected by KV version alone (default false; docs/adr/0003)',
@@ -376,6 +390,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     },
     largeSecretThresholdBytes,
     maxSecretBytes,
+    maxKeysPerPath: get('max-keys-per-path') === undefined ? undefined : number('max-keys-per-path', 0, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_KEYS_PER_PATH_LIMIT, `a whole number from 1 to ${MAX_KEYS_PER_PATH_LIMIT}`),
     maxSecretsPerSource: number('max-secrets-per-source', DEFAULT_MAX_SECRETS_PER_SOURCE, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_SECRETS_PER_SOURCE_LIMIT, `a whole number from 1 to ${MAX_SECRETS_PER_SOURCE_LIMIT}`),
     watchNamespaces: list('watch-namespaces', []),
     clusterName: get('cluster-name') ?? 'default',

@@ -103,7 +103,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
       vault: vaultStack.vault,
       kvVersion: (mount) => vaultStack.kvVersion(mount),
       fingerprint,
-      settings: syncSettings(config),
+      settings: syncSettings(config, vaultStack),
       readOnly,
     });
   const reconciler = new Reconciler({

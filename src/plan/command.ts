@@ -145,7 +145,7 @@ export async function makePlan(config: Config, log: Logger, kubeConfig: KubeConf
         vault: vaultStack.vault,
         kvVersion: (mount) => vaultStack.kvVersion(mount),
         fingerprint,
-        settings: syncSettings(config),
+        settings: syncSettings(config, vaultStack),
         readOnly: true,
       }),
     });

@@ -50,6 +50,8 @@ export interface SpecOptions {
   allowedMounts: readonly string[];
   /** Secrets one source may sync, listed or used by its pod template (--max-secrets-per-source). */
   maxSecretsPerSource: number;
+  /** Keys one Vault write may hold (--max-keys-per-path, or the detected server's default). */
+  maxKeysPerPath: number;
 }
 
 /**
@@ -63,7 +65,7 @@ export function deriveTargets(source: SyncSource, options: SpecOptions): SpecRes
 
   const listed = source.annotations[Annotations.secrets];
   if (listed !== undefined && listed.trim() !== '') {
-    const selections = parseSecretsAnnotation(listed, options.maxSecretsPerSource);
+    const selections = parseSecretsAnnotation(listed, options.maxSecretsPerSource, options.maxKeysPerPath);
     if (!selections.ok && selections.tooMany) return { ok: false, problem: { code: 'TooManySecrets', message: `${Annotations.secrets}: ${selections.reason}` } };
     if (!selections.ok) return { ok: false, problem: { code: 'InvalidSecretsAnnotation', message: `${Annotations.secrets}: ${selections.reason}` } };
     return { ok: true, targets: [{ path: base, selections: selections.value }] };
@@ -95,7 +97,7 @@ const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
  * `[{"name":"db","keys":["user","pass"],"prefix":"db_"}]`; names the first thing wrong. An item's `keys` are
  * bounded by what one Vault write may hold (more could never be written).
  */
-export function parseSecretsAnnotation(text: string, maxSecretsPerSource: number): Parsed<SecretSelection[]> {
+export function parseSecretsAnnotation(text: string, maxSecretsPerSource: number, maxKeysPerPath: number): Parsed<SecretSelection[]> {
   if (text.length > InputLimits.maxSecretsAnnotationLength) {
     return { ok: false, tooMany: true, reason: `is ${text.length} characters long, more than the ${InputLimits.maxSecretsAnnotationLength} allowed` };
   }
@@ -122,8 +124,8 @@ export function parseSecretsAnnotation(text: string, maxSecretsPerSource: number
     if (keys !== undefined && (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string' && k !== ''))) {
       return { ok: false, reason: `item ${i} (${name}): "keys" must be a non-empty list of key names` };
     }
-    if (keys !== undefined && keys.length > InputLimits.maxKeysPerPath) {
-      return { ok: false, tooMany: true, reason: `item ${i} (${name}): "keys" lists ${keys.length} keys, more than the ${InputLimits.maxKeysPerPath} one Vault write may hold` };
+    if (keys !== undefined && keys.length > maxKeysPerPath) {
+      return { ok: false, tooMany: true, reason: `item ${i} (${name}): "keys" lists ${keys.length} keys, more than the ${maxKeysPerPath} one Vault write may hold (the operator's --max-keys-per-path)` };
     }
     const badKey = (keys as string[] | undefined)?.find((k) => k.length > InputLimits.maxKeyNameLength || !SECRET_KEY.test(k));
     if (badKey !== undefined) return { ok: false, reason: `item ${i} (${name}): ${quoteForMessage(badKey)} is not a Secret key name (letters, digits, "-", "_", "." up to ${InputLimits.maxKeyNameLength})` };
@@ -161,9 +163,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function materialize(
   targets: Target[],
   secrets: ReadonlyMap<string, ReadonlyMap<string, Uint8Array> | undefined>,
-  limits: { maxEntryBytes: number; maxKeysPerPath?: number },
+  limits: { maxEntryBytes: number; maxKeysPerPath: number },
 ): MaterializeResult {
-  const maxKeys = limits.maxKeysPerPath ?? InputLimits.maxKeysPerPath;
+  const maxKeys = limits.maxKeysPerPath;
   const entries: DesiredEntry[] = [];
   const problems: Problem[] = [];
   for (const target of targets) {
@@ -209,7 +211,7 @@ export function materialize(
     if (data.size > maxKeys) {
       problems.push({
         code: 'TooManyKeys',
-        message: `the data for ${formatPath(target.path)} has ${data.size} keys, more than the ${maxKeys} one Vault write may hold`,
+        message: `the data for ${formatPath(target.path)} has ${data.size} keys, more than the ${maxKeys} one Vault write may hold (the operator's --max-keys-per-path)`,
       });
       continue;
     }

@@ -26,6 +26,8 @@ export interface DecisionSettings {
   maxSecretBytes: number;
   /** Secrets one source may sync (--max-secrets-per-source). */
   maxSecretsPerSource: number;
+  /** Keys one path may hold (--max-keys-per-path, or the default of the Vault server detected at start). */
+  maxKeysPerPath: number;
   /** `content-hash` in custom_metadata: a second write per change, hash-level drift checks. */
   contentHashInMetadata: boolean;
   deletePolicy: 'all-versions' | 'latest-version';
@@ -179,7 +181,7 @@ export function decide(input: DecisionInput): Decision {
   const record = scoped.record;
   if (isTrue(object.annotations[Annotations.suspend])) return { type: 'suspended', recorded: (record?.entries ?? []).map((e) => e.path).sort(byPath((p) => p)), findings, ...reported };
 
-  const derived = deriveTargets(source, { allowedMounts: settings.kvMounts, maxSecretsPerSource: settings.maxSecretsPerSource });
+  const derived = deriveTargets(source, { allowedMounts: settings.kvMounts, maxSecretsPerSource: settings.maxSecretsPerSource, maxKeysPerPath: settings.maxKeysPerPath });
   if (!derived.ok) return { type: 'reject', reason: derived.problem.code === 'InvalidPath' ? 'Refused' : 'SyncFailed', code: derived.problem.code, message: derived.problem.message, index: 'forget', findings, ...reported };
   const targets = derived.targets;
   for (const target of targets) {
@@ -233,7 +235,7 @@ export function decide(input: DecisionInput): Decision {
     // Writing now would leave data that nothing cleans up, and a new finalizer would hold the namespace.
     return { type: 'reject', reason: 'Refused', code: 'NamespaceTerminating', message: `namespace "${object.namespace}" is being deleted; nothing is written to Vault`, ...common };
   }
-  const materialized = materialize(targets, reads.values!, { maxEntryBytes: settings.maxSecretBytes });
+  const materialized = materialize(targets, reads.values!, { maxEntryBytes: settings.maxSecretBytes, maxKeysPerPath: settings.maxKeysPerPath });
   if (!materialized.ok) return { type: 'reject', reason: 'SyncFailed', code: materialized.problems[0].code, message: describeProblems(materialized.problems), ...common };
 
   const desired = materialized.entries.map((entry) => ({ entry, hash: input.hashEntry(entry) }));
@@ -350,7 +352,7 @@ function decideFinalize(input: DecisionInput, source: SyncSource, scope: Request
   const why = input.object!.deletionTimestamp ? 'source deleted' : `the ${Annotations.path} annotation was removed`;
   // The record (as written: a tampered entry is set apart here) and what the annotations derive now (the record
   // may be lost), split by the scope: neither the annotation nor the record proves a path is the source's.
-  const { inside, outside } = pathsOfSource(input.record?.entries ?? [], source, { allowedMounts: input.settings.kvMounts, maxSecretsPerSource: input.settings.maxSecretsPerSource, scope });
+  const { inside, outside } = pathsOfSource(input.record?.entries ?? [], source, { allowedMounts: input.settings.kvMounts, maxSecretsPerSource: input.settings.maxSecretsPerSource, maxKeysPerPath: input.settings.maxKeysPerPath, scope });
   const paths = new Map(inside.map((path) => [formatPath(path), { path, why, recorded: true }]));
   // An intent whose data may have landed before its marks: proved ours (or dropped) like any path.
   for (const intent of record?.intents ?? []) if (!paths.has(formatPath(intent.path))) paths.set(formatPath(intent.path), { path: intent.path, why, recorded: false });

@@ -1,3 +1,5 @@
+import { isServerSizeRefusal } from './server-limits.js';
+
 /**
  * The one error type for Vault calls. Its message carries the operation, path and status only:
  * SDK and socket errors can hold the request body, which holds secret values, so they are never wrapped,
@@ -39,7 +41,7 @@ export type VaultErrorKind =
   | 'not-found'
   | 'cas-mismatch' // the version moved under us: someone else wrote
   | 'bad-request'
-  | 'too-large' // above the configured maximum, or 413 from Vault
+  | 'too-large' // above the configured maximum; 413 from Vault, or a 400 refusing the body's size or complexity
   | 'stopped' // the operator is shutting down
   | 'fenced' // not sent: this replica does not hold its Lease now (another may write)
   | 'tls' // certificate not trusted / wrong name / not TLS: a configuration problem, not retried
@@ -85,6 +87,7 @@ export function kindOfStatus(status: number, vaultSays = ''): VaultErrorKind {
     : status === 403 ? 'forbidden'
     : status === 404 ? 'not-found'
     : status === 400 && /check-and-set/.test(vaultSays) ? 'cas-mismatch'
+    : status === 400 && isServerSizeRefusal(vaultSays) ? 'too-large'
     : status === 400 ? 'bad-request'
     : 'unknown';
 }
@@ -102,7 +105,8 @@ export function toVaultError(operation: string, target: string, error: unknown):
       return new VaultRequestError(operation, target, undefined, kind, `no response (${code})${hint}`);
     }
     const vaultSays = plainVaultMessage(error.vaultErrors);
-    return new VaultRequestError(operation, target, error.statusCode, kindOfStatus(error.statusCode, vaultSays), `HTTP ${error.statusCode}${vaultSays}`, error.retryAfterSeconds);
+    const kind = kindOfStatus(error.statusCode, vaultSays);
+    return new VaultRequestError(operation, target, error.statusCode, kind, answerDetail(error.statusCode, vaultSays, kind), error.retryAfterSeconds);
   }
   // Shapes of other clients (node-vault's own ApiResponseError, axios); only status and code are read.
   const e = error as { code?: string; response?: { statusCode?: number; status?: number; body?: { errors?: unknown[] }; headers?: Record<string, string> } };
@@ -114,7 +118,17 @@ export function toVaultError(operation: string, target: string, error: unknown):
   }
   const vaultSays = plainVaultMessage(e.response?.body?.errors);
   const retryAfter = parseRetryAfter(e.response?.headers?.['retry-after']);
-  return new VaultRequestError(operation, target, status, kindOfStatus(status, vaultSays), `HTTP ${status}${vaultSays}`, retryAfter);
+  const kind = kindOfStatus(status, vaultSays);
+  return new VaultRequestError(operation, target, status, kind, answerDetail(status, vaultSays, kind), retryAfter);
+}
+
+/**
+ * `HTTP 400: <Vault's reason>`; a refusal for size or complexity also says what can change it, since a retry
+ * of the same write cannot.
+ */
+function answerDetail(status: number, vaultSays: string, kind: VaultErrorKind): string {
+  const hint = kind === 'too-large' ? ' (a server limit on one request: fewer or smaller keys at this path, or a higher limit in the server listener config and --max-keys-per-path)' : '';
+  return `HTTP ${status}${vaultSays}${hint}`;
 }
 
 /** Node's TLS verification and handshake failures: retrying cannot fix them. */

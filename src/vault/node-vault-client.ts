@@ -7,7 +7,9 @@ import type { VaultRateLimiter } from './limiter.js';
 import type { VaultMetrics } from './metrics.js';
 import type { KvPath } from './path.js';
 import type { KvMetadata, RequestContext, WriteResult } from './port.js';
+import { VaultRequestError } from './errors.js';
 import { RequestCore, type RequestHooks } from './request-core.js';
+import { serverOfHealth, type DetectedServer } from './server-limits.js';
 import type { RetryPolicy } from './retry.js';
 import { TokenSession } from './token-session.js';
 import { VaultTransport } from './transport.js';
@@ -123,6 +125,20 @@ export class NodeVaultClient {
 
   kvVersion(mount: string): Promise<1 | 2> {
     return this.mounts.kvVersion(mount);
+  }
+
+  /**
+   * Which server answers (OpenBao or HashiCorp Vault), from the unauthenticated `sys/health`: one request, sent
+   * without the token (any token may ask, and none is needed). An answer that tells nothing, or none, is
+   * 'unknown'; the caller then keeps the limits every server accepts.
+   */
+  async detectServer(): Promise<DetectedServer> {
+    try {
+      return serverOfHealth(await this.session.read('server-detect', 'sys/health', 'sys/health', undefined, { noToken: true, healthQuery: true }));
+    } catch (error) {
+      const why = error instanceof VaultRequestError ? error.message : 'no answer';
+      return { kind: 'unknown', evidence: `sys/health failed: ${why}` };
+    }
   }
 
   async writeData(path: KvPath, data: ReadonlyMap<string, string>, writeOptions: WriteOptions = {}, context?: Pick<RequestContext, 'source'>): Promise<WriteResult> {

@@ -49,16 +49,11 @@ export const InputLimits = {
    * Secrets one source may sync is a setting (--max-secrets-per-source), not a constant here.
    */
   maxSecretsAnnotationLength: 256 * 1024,
-  /** Longest key name and `prefix` (Kubernetes allows 253 for a Secret key). */
-  maxKeyNameLength: 253,
   /**
-   * Keys in one Vault write. OpenBao's listener refuses a JSON body holding more than 1,000 strings
-   * (`max_request_json_strings`, default 1000: "refused JSON input due to high complexity: exceeded maximum
-   * number of strings"); each key and each string value counts, and so do `data`, `options`, `cas`. Measured
-   * on OpenBao 2.7.2: 498 keys with cas pass, 499 fail; 499 without cas pass, 500 fail. 480 leaves room for
-   * the envelope and, on KV v1, for the ownership marks that ride in the data.
+   * Longest key name and `prefix` (Kubernetes allows 253 for a Secret key). How many keys one path may hold
+   * depends on the Vault server: --max-keys-per-path (src/vault/server-limits.ts).
    */
-  maxKeysPerPath: 480,
+  maxKeyNameLength: 253,
   /** Longest message of a status condition or an Event (the API server allows 32 KiB for conditions, 1 KiB shown by kubectl). */
   maxMessageLength: 1024,
 } as const;

@@ -7,6 +7,7 @@ import { NodeVaultClient } from './node-vault-client.js';
 import { VaultPipeline } from './pipeline.js';
 import type { VaultPort } from './port.js';
 import { DEFAULT_RETRY_POLICY, RetriesCancelled, type RetryPolicy } from './retry.js';
+import { chooseWriteLimits, type WriteLimits } from './server-limits.js';
 
 /** The Vault side as the operator sees it: one port (batched, rate limited, retried), login, stop. */
 export interface VaultStack {
@@ -18,6 +19,11 @@ export interface VaultStack {
   login(): Promise<void>;
   /** Whether the client holds a usable token now (a failed re-login or an expired token makes it false). */
   authenticated(): boolean;
+  /**
+   * The limits of one write: --max-keys-per-path, else the default of the server detected by the first login
+   * (src/vault/server-limits.ts). Before that login: the setting, else the default every server accepts.
+   */
+  writeLimits(): WriteLimits;
   /** The KV version of a mount (asked once per mount): a read-only plan reads no data, so on KV v1 it checks no marks. */
   kvVersion(mount: string): Promise<1 | 2>;
   /** Rejects what still waits, stops renewing the token, closes connections. */
@@ -91,6 +97,17 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
     metrics,
   });
   upstream = vault;
+  let limits = chooseWriteLimits(config.maxKeysPerPath, { kind: 'unknown' });
+  let detected: Promise<void> | undefined;
+  // Once per stack (a stack lives for one term of leadership): the server does not change under a running operator.
+  const detect = () =>
+    (detected ??= (async () => {
+      const server = await client.detectServer();
+      limits = chooseWriteLimits(config.maxKeysPerPath, server);
+      const fields = { server: server.kind, version: server.version, evidence: server.evidence, maxKeysPerPath: limits.maxKeysPerPath, basis: limits.basis };
+      if (server.kind === 'unknown' && limits.basis !== 'setting') log.warn(fields, 'Vault server not recognized: keys per path kept at the bound every server accepts; set --max-keys-per-path to change it');
+      else log.info(fields, `Vault server detected; keys per path: ${limits.maxKeysPerPath} (${limits.basis})`);
+    })());
   let stopped: Promise<void> | undefined;
   let closed: Promise<void> | undefined;
   const close = () =>
@@ -105,7 +122,9 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
     login: async () => {
       await client.login();
       await client.checkMounts(config.vault.kvMounts);
+      await detect();
     },
+    writeLimits: () => limits,
     authenticated: () => client.authenticated,
     kvVersion: (mount) => client.kvVersion(mount),
     stop: () =>

@@ -40,6 +40,8 @@ export interface TransportRequest {
   noToken?: boolean;
   /** Ours: a KV LIST, sent as GET with the fixed query `?list=true` (never built from input). */
   listQuery?: boolean;
+  /** Ours: `sys/health` with the fixed query that makes a standby answer 200 like the active node. */
+  healthQuery?: boolean;
   /** Ours: called once when the request has been written to the socket (or failed before that). */
   onSent?: () => void;
 }
@@ -52,6 +54,9 @@ export interface TransportResponse {
 }
 
 export type Send = (request: TransportRequest) => Promise<TransportResponse>;
+
+/** Any node that serves requests answers 200 with its health (a standby forwards them to the active node). */
+const HEALTH_QUERY = '?standbyok=true&perfstandbyok=true';
 
 /** Bigger than any Vault error document; only a read of a large secret gets near it. */
 const MAX_RESPONSE_BYTES = 512 * 1024 * 1024;
@@ -115,7 +120,7 @@ export class VaultTransport {
         reject(new VaultTransportError(undefined, 'ENONCANONICALPATH'));
         return;
       }
-      const path = this.basePath + below + (request.listQuery ? '?list=true' : '');
+      const path = this.basePath + below + (request.listQuery ? '?list=true' : request.healthQuery ? HEALTH_QUERY : '');
       const secure = this.secure;
       const hasBody = request.json !== undefined && typeof request.json === 'object' && request.json !== null;
       const streamed = hasBody && request.streamBody === true;

@@ -11,6 +11,8 @@ export interface SendOptions {
   noToken?: boolean;
   /** A KV LIST, sent as GET with the fixed query `?list=true`. */
   listQuery?: boolean;
+  /** `sys/health` with the fixed query that makes a standby answer 200 (the server detection at start). */
+  healthQuery?: boolean;
 }
 
 /**

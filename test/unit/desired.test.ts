@@ -10,7 +10,7 @@ const deployment = (annotations: Record<string, string>, podSpec = { containers:
   podSpec,
 });
 /** The operator's default (--max-secrets-per-source). */
-const options = { allowedMounts: ['secret'], maxSecretsPerSource: 1000 };
+const options = { allowedMounts: ['secret'], maxSecretsPerSource: 1000, maxKeysPerPath: 480 };
 const bytes = (text: string) => new Uint8Array(Buffer.from(text));
 const kv = <V>(record: Record<string, V>): ReadonlyMap<string, V> => new Map(Object.entries(record));
 
@@ -73,7 +73,7 @@ describe('parseSecretsAnnotation: names the first thing wrong', () => {
     { reason: 'an empty keys list', text: '[{"name":"db","keys":[]}]', says: '"keys"' },
     { reason: 'a prefix that is not a string', text: '[{"name":"db","prefix":3}]', says: '"prefix"' },
   ])('refuses $reason', ({ text, says }) => {
-    const result = parseSecretsAnnotation(text, 1000);
+    const result = parseSecretsAnnotation(text, 1000, 480);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.reason).toContain(says);
   });
@@ -81,7 +81,7 @@ describe('parseSecretsAnnotation: names the first thing wrong', () => {
 
 describe('materialize: the data that lands in Vault', () => {
   const target = (selections: Target['selections'], key = 'x'): Target => ({ path: { mount: 'secret', key }, selections });
-  const limits = { maxEntryBytes: 1024 };
+  const limits = { maxEntryBytes: 1024, maxKeysPerPath: 480 };
 
   test('UTF-8 values are written as text; other bytes as base64 and listed as binary', () => {
     const secrets = new Map([['s', kv({ text: bytes('héllo'), blob: new Uint8Array([0xff, 0x00, 0xfe]) })]]);
@@ -184,7 +184,7 @@ describe('bounds: every input has a limit, checked before any read or write', ()
   test('more keys than one Vault write may hold is refused before anything is sent', () => {
     const secret = new Map(Array.from({ length: 1000 }, (_, i) => [`k${i}`, bytes('v')] as [string, Uint8Array]));
     const target: Target = { path: { mount: 'secret', key: 'x' }, selections: [{ secretName: 's', prefix: '', optional: false }] };
-    const result = materialize([target], new Map([['s', secret]]), { maxEntryBytes: 1 << 20 });
+    const result = materialize([target], new Map([['s', secret]]), { maxEntryBytes: 1 << 20, maxKeysPerPath: 480 });
     expect(result).toEqual({ ok: false, problems: [{ code: 'TooManyKeys', message: 'the data for secret/x has 1000 keys, more than the 480 one Vault write may hold' }] });
   });
 

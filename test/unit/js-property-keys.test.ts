@@ -31,14 +31,14 @@ describe('JavaScript property names are keys like any other', () => {
   test('materialize writes each of them, with no bogus key conflict, whether listed or discovered', () => {
     const secret = new Map(JS_PROPERTY_NAMES.map((k) => [k, bytes(`value of ${k}`)]));
     for (const selection of [all('s'), { ...all('s'), keys: [...JS_PROPERTY_NAMES] }]) {
-      const result = materialize([target([selection])], new Map([['s', secret]]), { maxEntryBytes: 1 << 20 });
+      const result = materialize([target([selection])], new Map([['s', secret]]), { maxEntryBytes: 1 << 20, maxKeysPerPath: 480 });
       expect(result.ok).toBe(true);
       if (result.ok) expect(new Map(result.entries[0].data)).toEqual(new Map(JS_PROPERTY_NAMES.map((k) => [k, `value of ${k}`])));
     }
   });
 
   test('a listed key that the Secret lacks is KeyNotFound even when it is an Object.prototype name', () => {
-    const result = materialize([target([{ ...all('s'), keys: ['constructor', '__proto__'] }])], new Map([['s', new Map([['user', bytes('u')]])]]), { maxEntryBytes: 1024 });
+    const result = materialize([target([{ ...all('s'), keys: ['constructor', '__proto__'] }])], new Map([['s', new Map([['user', bytes('u')]])]]), { maxEntryBytes: 1024, maxKeysPerPath: 480 });
     expect(result).toEqual({
       ok: false,
       problems: [
@@ -52,7 +52,7 @@ describe('JavaScript property names are keys like any other', () => {
     fc.assert(
       fc.property(keyNames, fc.constantFrom('', 'p_', '__'), (names, prefix) => {
         const secret = new Map(names.map((k, i) => [k, bytes(`v${i}`)]));
-        const result = materialize([target([all('s', prefix)])], new Map([['s', secret]]), { maxEntryBytes: 1 << 20 });
+        const result = materialize([target([all('s', prefix)])], new Map([['s', secret]]), { maxEntryBytes: 1 << 20, maxKeysPerPath: 480 });
         if (!result.ok) return false;
         const expected = new Map(names.map((k, i) => [prefix + k, `v${i}`]));
         expect(new Map(result.entries[0].data)).toEqual(expected);
@@ -72,7 +72,7 @@ describe('JavaScript property names are keys like any other', () => {
           ['a', new Map(a.map((k) => [k, bytes('1')]))],
           ['b', new Map(b.map((k) => [k, bytes('2')]))],
         ]);
-        const result = materialize([target([all('a'), all('b')])], secrets, { maxEntryBytes: 1 << 20 });
+        const result = materialize([target([all('a'), all('b')])], secrets, { maxEntryBytes: 1 << 20, maxKeysPerPath: 480 });
         const shared = a.filter((k) => b.includes(k));
         if (shared.length === 0) return result.ok && result.entries[0].data.size === new Set([...a, ...b]).size;
         return !result.ok && result.problems.length === shared.length && result.problems.every((p) => p.code === 'KeyConflict');

@@ -130,7 +130,7 @@ describe('pathsOfSource: cleanup touches only what the scope permits', () => {
 
   test('a re-pointed annotation and a tampered record are set apart, never among the paths to delete; each list sorted', () => {
     const recorded = [{ path: parse('secret/team-a/web') }, { path: parse('secret/team-b/x') }, { path: parse('secret/team-a/api') }];
-    const { inside, outside } = pathsOfSource(recorded, source, { allowedMounts: kvMounts, maxSecretsPerSource: 1000, scope });
+    const { inside, outside } = pathsOfSource(recorded, source, { allowedMounts: kvMounts, maxSecretsPerSource: 1000, maxKeysPerPath: 480, scope });
     expect(inside).toEqual([parse('secret/team-a/api'), parse('secret/team-a/web')]);
     expect(outside).toEqual([parse('secret/team-b/p'), parse('secret/team-b/x')]);
   });

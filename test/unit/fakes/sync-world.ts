@@ -285,7 +285,7 @@ export function syncWorld(overrides: Partial<DecisionSettings> = {}, kvVersion: 
   const vault = new FakeVault();
   const cluster = new FakeCluster(fingerprint);
   const records = new FakeRecords();
-  const settings: DecisionSettings = { clusterName: 'test', kvMounts: ['secret'], tenantPathTemplate: 'secret/{namespace}/', maxSecretBytes: 1024 * 1024, maxSecretsPerSource: 1000, contentHashInMetadata: false, deletePolicy: 'all-versions', ...overrides };
+  const settings: DecisionSettings = { clusterName: 'test', kvMounts: ['secret'], tenantPathTemplate: 'secret/{namespace}/', maxSecretBytes: 1024 * 1024, maxSecretsPerSource: 1000, maxKeysPerPath: 480, contentHashInMetadata: false, deletePolicy: 'all-versions', ...overrides };
   const clock = { now: 1_800_000_000_000 };
   const now = () => clock.now;
   const pipeline = (readOnly: boolean) => createDecisionPipeline({ sources: cluster, state: records, cluster, vault, kvVersion: async () => kvVersion, fingerprint, settings, readOnly, now });
