@@ -185,7 +185,17 @@ describe('bounds: every input has a limit, checked before any read or write', ()
     const secret = new Map(Array.from({ length: 1000 }, (_, i) => [`k${i}`, bytes('v')] as [string, Uint8Array]));
     const target: Target = { path: { mount: 'secret', key: 'x' }, selections: [{ secretName: 's', prefix: '', optional: false }] };
     const result = materialize([target], new Map([['s', secret]]), { maxEntryBytes: 1 << 20, maxKeysPerPath: 480 });
-    expect(result).toEqual({ ok: false, problems: [{ code: 'TooManyKeys', message: 'the data for secret/x has 1000 keys, more than the 480 one Vault write may hold' }] });
+    expect(result).toEqual({ ok: false, problems: [{ code: 'TooManyKeys', message: "the data for secret/x has 1000 keys, more than the 480 one Vault write may hold (the operator's --max-keys-per-path)" }] });
+  });
+
+  test('the keys per path are the setting: a raised one lets 1000 keys through, in key order; a listed item is bounded by it too', () => {
+    const secret = new Map(Array.from({ length: 1000 }, (_, i) => [`k${String(i).padStart(4, '0')}`, new TextEncoder().encode('v')] as [string, Uint8Array]));
+    const target: Target = { path: { mount: 'secret', key: 'x' }, selections: [{ secretName: 's', prefix: '', optional: false }] };
+    const result = materialize([target], new Map([['s', secret]]), { maxEntryBytes: 1 << 20, maxKeysPerPath: 2000 });
+    expect(result.ok && result.entries.map((e) => [...e.data.keys()])).toEqual([[...secret.keys()]]);
+    const listing = JSON.stringify([{ name: 's', keys: [...secret.keys()] }]);
+    expect(parseSecretsAnnotation(listing, 1000, 2000)).toMatchObject({ ok: true });
+    expect(parseSecretsAnnotation(listing, 1000, 999)).toEqual({ ok: false, tooMany: true, reason: `item 0 (s): "keys" lists 1000 keys, more than the 999 one Vault write may hold (the operator's --max-keys-per-path)` });
   });
 
   test('describeProblems keeps the first five in byte order and counts the rest', () => {
