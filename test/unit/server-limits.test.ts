@@ -51,13 +51,13 @@ describe('chooseWriteLimits: the setting wins, else the detected server decides'
     }
   });
 
-  test('--max-keys-per-path / MAX_KEYS_PER_PATH: absent follows the server; a whole number from 1 to 100,000; else a clear error naming the setting', () => {
+  test('--max-keys-per-path / MAX_KEYS_PER_PATH: absent follows the server; a whole number from 1 to 20,000; else a clear error naming the setting', () => {
     const base = ['--vault-addr=http://127.0.0.1:8200', '--vault-token=t'];
     expect(loadConfig(base, {}).maxKeysPerPath).toBeUndefined();
     expect(loadConfig([...base, '--max-keys-per-path=2000'], {}).maxKeysPerPath).toBe(2000);
-    expect(loadConfig(base, { MAX_KEYS_PER_PATH: '100000' }).maxKeysPerPath).toBe(100_000);
-    for (const bad of ['0', '100001', '1.5', 'many', '-3']) {
-      expect(() => loadConfig([...base, `--max-keys-per-path=${bad}`], {})).toThrow(`--max-keys-per-path / MAX_KEYS_PER_PATH: must be a whole number from 1 to 100000, got "${bad}"`);
+    expect(loadConfig(base, { MAX_KEYS_PER_PATH: '20000' }).maxKeysPerPath).toBe(20_000);
+    for (const bad of ['0', '20001', '1.5', 'many', '-3']) {
+      expect(() => loadConfig([...base, `--max-keys-per-path=${bad}`], {})).toThrow(`--max-keys-per-path / MAX_KEYS_PER_PATH: must be a whole number from 1 to 20000, got "${bad}"`);
     }
   });
 
