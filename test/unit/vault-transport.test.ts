@@ -99,6 +99,17 @@ describe('VaultTransport', () => {
     expect(arrived).toEqual(['GET /v1/secret/metadata/team/app?list=true']);
   });
 
+  test('the server detection asks sys/health with the one fixed query that lets a standby answer 200, never one from input', async () => {
+    const arrived: string[] = [];
+    handler = (req, _body, res) => {
+      arrived.push(`${req.method} ${req.url}`);
+      res.writeHead(200).end('{"version":"2.7.2"}');
+    };
+    await transport.send({ method: 'GET', uri: `${base}/v1/sys/health`, healthQuery: true });
+    await expect(transport.send({ method: 'GET', uri: `${base}/v1/sys/health?standbyok=true` })).rejects.toMatchObject({ code: 'ENONCANONICALPATH' });
+    expect(arrived).toEqual(['GET /v1/sys/health?standbyok=true&perfstandbyok=true']);
+  });
+
   test('a refused connection is a connection error with its code', async () => {
     const nowhere = new VaultTransport({ address: 'http://127.0.0.1:1', timeoutMs: 2000 });
     await expect(nowhere.send({ method: 'GET', uri: 'http://127.0.0.1:1/v1/sys/health' })).rejects.toMatchObject({ statusCode: undefined, code: 'ECONNREFUSED' });
