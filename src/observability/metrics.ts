@@ -162,7 +162,7 @@ export class Metrics {
     for (const result of ['success', 'failure']) this.batchOperations.labels(result).inc(0);
     for (const target of ['vault', 'status']) this.fencedRequests.labels(target).inc(0);
     for (const event of ['login', 'renew']) for (const result of ['success', 'failure']) this.vaultAuth.labels(event, result).inc(0);
-    for (const operation of ['write', 'write-metadata', 'read-metadata', 'read', 'delete', 'login', 'renew', 'token-lookup', 'mount-lookup']) {
+    for (const operation of ['write', 'write-metadata', 'read-metadata', 'read', 'delete', 'login', 'renew', 'token-lookup', 'mount-lookup', 'server-detect']) {
       this.rateLimitRequests.labels(operation).inc(0);
     }
     this.largeSecrets.inc(0);
