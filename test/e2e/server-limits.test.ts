@@ -50,6 +50,35 @@ describe('the server is detected once at login, and the keys per path follow it'
   });
 });
 
+describe('through the operator, without the setting: the decisions use the detected server\'s default', () => {
+  let ns: string;
+  let proxy: FaultProxy;
+  let operator: TestOperator;
+  beforeAll(async () => {
+    ns = await freshNamespace('server-default');
+    proxy = await startFaultProxy({ upstream: env.vaultAddr });
+    operator = await runOperator([ns], [`--vault-addr=${proxy.url}`]);
+  });
+  afterAll(async () => {
+    await operator?.stop();
+    await proxy?.close();
+  });
+
+  test(`600 keys at one path: ${env.vaultServer.product === 'openbao' ? 'above OpenBao\'s 480, refused with an Event before anything is sent' : 'within HashiCorp Vault\'s 9,900, written'}`, async () => {
+    const keys = Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`key-${String(i).padStart(3, '0')}`, `CANARY-value-${i}`]));
+    await createSecret(ns, 'wide', keys, { 'vault-sync.io/path': `secret/${ns}/wide` });
+    if (env.vaultServer.product === 'vault') {
+      await waitForVault(`${ns}/wide`, (d) => Object.keys(d.data).length === 600);
+      return;
+    }
+    const event = await waitForEvent(ns, 'wide', 'SyncFailed');
+    expect(event.message).toContain(`the data for secret/${ns}/wide has 600 keys, more than the 480 one Vault write may hold (the operator's --max-keys-per-path)`);
+    expect(event.message).not.toContain('CANARY');
+    expect(proxy.requests.filter((r) => r.path.startsWith(`/v1/secret/data/${ns}/`))).toEqual([]);
+    expect(await vaultExists(`${ns}/wide`)).toBe(false);
+  });
+});
+
 describe('a write the server refuses for its complexity (OpenBao: more than 1,000 JSON strings)', () => {
   let ns: string;
   let proxy: FaultProxy;
