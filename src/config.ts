@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { tokenFromFile } from './observability/bearer-token.js';
-import { KEYS_PER_PATH_DEFAULTS, MAX_KEYS_PER_PATH_LIMIT } from './vault/server-limits.js';
 
 
 /**
@@ -10,6 +9,30 @@ import { KEYS_PER_PATH_DEFAULTS, MAX_KEYS_PER_PATH_LIMIT } from './vault/server-
  * that still sends every value before any mark; a longer one (steady churn) interleaves the aged marks.
  */
 export const MARKS_MAX_WAIT_DEFAULT = 100;
+
+/**
+ * Keys one path may hold by default, per server:
+ *  - OpenBao: measured on 2.7.2 with its default of 1,000 strings: 498 keys with `cas` pass, 499 fail; 499
+ *    without `cas` pass, 500 fail. 480 leaves room for the envelope and, on KV v1, for the ownership marks
+ *    that ride in the data (about 16 strings).
+ *  - HashiCorp Vault: 100 below its 10,000 entries per JSON object: the data is one object, and on KV v1 the
+ *    marks are one more entry in it.
+ *  - unknown (sys/health unanswered or unreadable): OpenBao's, which every server accepts.
+ */
+/** Which Vault server answered sys/health at start (src/vault/server-limits.ts tells them apart). */
+export type VaultServerKind = 'openbao' | 'vault' | 'unknown';
+
+export const KEYS_PER_PATH_DEFAULTS: Readonly<Record<VaultServerKind, number>> = { openbao: 480, vault: 9_900, unknown: 480 };
+
+/**
+ * The highest --max-keys-per-path accepted: a bound on what one reconcile holds for one path (the keys are kept
+ * in a Map, hashed, serialized into the body) whatever a server was configured to take. Measured with
+ * bench/path-keys.ts (20-character names, 32-byte values): 9,900 keys cost ~30 ms to decide, ~30 ms to
+ * serialize, ~6 MiB of heap and a 561 KiB body; 20,000 keys ~80 + ~70 ms and ~18 MiB, so four workers on such
+ * paths at once stay well inside the chart's 384 MiB limit; 100,000 keys took ~55 MiB each. Twice the
+ * default entries of HashiCorp Vault's JSON objects.
+ */
+export const MAX_KEYS_PER_PATH_LIMIT = 20_000;
 /**
  * The settings the sync decisions read (reconciler, plan, DRY_RUN): taken from Config in one place. The keys one
  * path may hold follow the Vault server unless set (src/vault/server-limits.ts): the stack learns them at login,

@@ -1,3 +1,5 @@
+import { KEYS_PER_PATH_DEFAULTS, type VaultServerKind } from '../config.js';
+
 /**
  * Limits the Vault server sets on one request, and which server sets them. Pure: the answer of `sys/health` in,
  * a decision out; src/vault/stack.ts asks once at start and logs the choice.
@@ -10,7 +12,7 @@
  * listener config, so an explicit --max-keys-per-path wins over the default chosen here.
  */
 
-export type VaultServerKind = 'openbao' | 'vault' | 'unknown';
+export type { VaultServerKind } from '../config.js';
 
 export interface DetectedServer {
   kind: VaultServerKind;
@@ -20,26 +22,8 @@ export interface DetectedServer {
   evidence: string;
 }
 
-/**
- * Keys one path may hold by default, per server:
- *  - OpenBao: measured on 2.7.2 with its default of 1,000 strings: 498 keys with `cas` pass, 499 fail; 499
- *    without `cas` pass, 500 fail. 480 leaves room for the envelope and, on KV v1, for the ownership marks
- *    that ride in the data (about 16 strings).
- *  - HashiCorp Vault: 100 below its 10,000 entries per JSON object: the data is one object, and on KV v1 the
- *    marks are one more entry in it.
- *  - unknown (sys/health unanswered or unreadable): OpenBao's, which every server accepts.
- */
-export const KEYS_PER_PATH_DEFAULTS: Readonly<Record<VaultServerKind, number>> = { openbao: 480, vault: 9_900, unknown: 480 };
-
-/**
- * The highest --max-keys-per-path accepted: a bound on what one reconcile holds for one path (the keys are kept
- * in a Map, hashed, serialized into the body) whatever a server was configured to take. Measured with
- * bench/path-keys.ts (20-character names, 32-byte values): 9,900 keys cost ~30 ms to decide, ~30 ms to
- * serialize, ~6 MiB of heap and a 561 KiB body; 20,000 keys ~80 + ~70 ms and ~18 MiB, so four workers on such
- * paths at once stay well inside the chart's 384 MiB limit; 100,000 keys took ~55 MiB each. Twice the
- * default entries of HashiCorp Vault's JSON objects.
- */
-export const MAX_KEYS_PER_PATH_LIMIT = 20_000;
+// The defaults per server and the ceiling are settings' bounds, owned by the config (src/config.ts).
+export { KEYS_PER_PATH_DEFAULTS, MAX_KEYS_PER_PATH_LIMIT } from '../config.js';
 
 /** The server's version as it may appear in a log line: `2.7.2`, `1.21.1+ent`, `2.0.0-rc1`; else undefined. */
 function plainVersion(value: unknown): string | undefined {
