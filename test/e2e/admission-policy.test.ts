@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import type { V1Secret } from '@kubernetes/client-node';
 import { annotationProblem, BOOLEAN_ANNOTATIONS, MAX_SHORT_VALUE_LENGTH, type AnnotationContext } from '../../src/kube/annotation-rules.js';
 import { Annotations, FINALIZER } from '../../src/kube/annotations.js';
+import { CUSTOM_METADATA_LIMITS } from '../../src/kube/custom-metadata.js';
 import { parsePrefix } from '../../src/vault/tenancy.js';
 import { freshNamespace, kubeClients, loadTestEnv, waitFor } from './helpers/env.js';
 import { chartDir, find, kubectlApply, parseYamlDocs, renderChart, run, runOk, tools } from './helpers/ops.js';
@@ -200,6 +201,15 @@ describe('kubectl apply with Deny', () => {
     expect(many!.length).toBeLessThan(1000);
     expect(await verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, [Annotations.reconcile]: ' '.repeat(MAX_SHORT_VALUE_LENGTH - 2) + '5m' })).toBeUndefined();
     expect(await verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, [Annotations.reconcile]: ' '.repeat(200 * 1024) + '5m' })).toContain(`vault-sync.io/reconcile: is longer than ${MAX_SHORT_VALUE_LENGTH} characters`);
+    // custom-metadata at its costliest: every key the user may have, each near its bounds, in the length allowed.
+    const cm = (value: string) => verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, [Annotations.customMetadata]: value });
+    const widest = JSON.stringify(Object.fromEntries(Array.from({ length: CUSTOM_METADATA_LIMITS.userKeys }, (_, i) => [`${i}-${'k'.repeat(124)}`, '"'.repeat(100) + 'é'.repeat(150) + 'x'.repeat(90)])));
+    expect(widest.length).toBeGreaterThan(CUSTOM_METADATA_LIMITS.annotationLength - 4096);
+    expect(widest.length).toBeLessThanOrEqual(CUSTOM_METADATA_LIMITS.annotationLength);
+    expect(annotationProblem(Annotations.customMetadata, widest, { namespace, allowedMounts: ['secret'], tenantPathTemplate: undefined })).toBeUndefined();
+    expect(await cm(widest)).toBeUndefined();
+    expect(await cm(`{"a":"${'\\"'.repeat(CUSTOM_METADATA_LIMITS.annotationLength / 2 - 5)}"}`)).toContain(`${Annotations.customMetadata}: has a value longer than 512 bytes`);
+    expect(await cm(`{"a":"${' '.repeat(200 * 1024)}"}`)).toContain(`${Annotations.customMetadata}: is longer than ${CUSTOM_METADATA_LIMITS.annotationLength} characters`);
   });
 
   test('a good Deployment passes silently', () => {
