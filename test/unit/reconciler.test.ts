@@ -310,6 +310,22 @@ describe('plan prints the verdict the reconciler carries out', () => {
     const after = await requestsOf(world, () => world.reconciler.reconcile(KEY));
     expect(after).toEqual(['read-metadata secret/team-a/web/api', 'delete-all secret/team-a/web/api']);
   });
+
+  test('a custom-metadata change is planned as a metadata write, and IfNotExists as kept: create-once', async () => {
+    const world = worldWithWeb({ 'vault-sync.io/custom-metadata': '{"team":"a"}', 'vault-sync.io/update-policy': 'IfNotExists' });
+    await world.reconciler.reconcile(KEY);
+    world.cluster.putDeployment('team-a', 'web', { 'vault-sync.io/path': 'secret/team-a/web', 'vault-sync.io/custom-metadata': '{"team":"b"}', 'vault-sync.io/update-policy': 'IfNotExists' }, ['db']);
+    expect((await world.planner.planSource(KEY))!.paths).toEqual([
+      { path: DB, action: 'update', reason: 'custom_metadata changed (vault-sync.io/custom-metadata): written with the marks (no new version)' },
+    ]);
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`marks ${DB}`]);
+    world.cluster.putSecret('team-a', 'db', { password: 'two' });
+    const kept = await world.planner.planSource(KEY);
+    expect(kept!.paths.map((p) => [p.path, p.action, p.reason])).toEqual([[DB, 'keep', expect.stringMatching(/^kept: create-once/)]]);
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([]);
+    // Once recorded as kept, the plan still says why nothing is written.
+    expect((await world.planner.planSource(KEY))!.paths.map((p) => [p.action, p.reason])).toEqual([['unchanged', expect.stringMatching(/^kept: create-once/)]]);
+  });
 });
 
 describe('vault-sync.io/custom-metadata: the user\'s keys beside the marks', () => {
