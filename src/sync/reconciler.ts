@@ -236,8 +236,11 @@ export class Reconciler {
     if (op.unchecked) throw new Error(`unreachable: a write decided without Vault's view reached the reconciler (${formatPath(path)})`);
     try {
       if (decision.action === 'recover') {
-        progress.land({ path, hash, version: decision.version, ...binaryKeysOf(entry.binaryKeys), ...(decision.markMissing ? { marksPending: true } : {}) });
-        if (decision.markMissing) await this.writeMarks(run, progress, path, hash, entry.binaryKeys, progress.intent(path)?.previousMetadata);
+        // Marked already, but with which user keys is not known (the crash may have come between them): written
+        // again when the source wants some, so the record can say what is there.
+        const marks = decision.markMissing || userMetadataHash(userMetadataAt(run.user, path)) !== undefined;
+        progress.land({ path, hash, version: decision.version, ...binaryKeysOf(entry.binaryKeys), ...(marks ? { marksPending: true } : {}) });
+        if (marks) await this.writeMarks(run, progress, path, hash, entry.binaryKeys, progress.intent(path)?.previousMetadata);
         outcome.written.push(formatPath(path));
         return;
       }
