@@ -3,8 +3,12 @@
 // write per path and no new data version; mark names are refused with a Warning (the data still synced, marks
 // only); keys removed out of band come back with the drift check. IfNotExists never overwrites a changed
 // Secret, and writes a path deleted out of band again only when the source asks for drift checks.
+import { randomBytes } from 'node:crypto';
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import { freshNamespace, kubeClients, vaultHttp, waitFor } from './helpers/env.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { startOperator } from '../../src/operator.js';
+import { freshNamespace, kubeClients, loadTestEnv, vaultHttp, waitFor } from './helpers/env.js';
 import { createSecret, deploymentUsing, eventsOf, mergePatch, vaultRead, waitForVault } from './helpers/objects.js';
 import { runOperator, type TestOperator } from './helpers/operator.js';
 import { auditMark, isDataRead, isWrite, kvRequestsSince } from './helpers/vault-audit.js';
@@ -164,4 +168,39 @@ describe('vault-sync.io/update-policy: IfNotExists', () => {
     expect(kvRequestsSince(mark, `${ns}/unwatched/`)).toEqual([]);
     expect(await vaultRead(`${ns}/unwatched/unchecked`)).toBeUndefined();
   });
+});
+
+test('KV v1 has no custom_metadata: an InvalidAnnotation Warning says so, and the data is synced without the user keys', async () => {
+  const env = loadTestEnv();
+  const suffix = randomBytes(3).toString('hex');
+  const kv1 = `kv1-meta-${suffix}`;
+  const ns = await freshNamespace('user-meta-kv1');
+  expect((await vaultHttp(`sys/mounts/${kv1}`, { body: { type: 'kv', options: { version: '1' } } })).status).toBe(204);
+  const policy = `path "${kv1}/*" { capabilities = ["create", "read", "update", "delete", "list"] }\n`;
+  expect((await vaultHttp(`sys/policies/acl/meta-${suffix}`, { method: 'PUT', body: { policy } })).status).toBe(204);
+  const created = await vaultHttp('auth/token/create', { body: { policies: [env.vaultKubernetesAuth.policy, `meta-${suffix}`], display_name: `meta-${suffix}`, ttl: '1h' } });
+  const config = loadConfig(
+    [`--vault-addr=${env.vaultAddr}`, '--vault-auth-method=token', `--vault-token=${created.json?.auth?.client_token as string}`, `--watch-namespaces=${ns}`, '--cluster-name=e2e', `--vault-kv-mounts=secret,${kv1}`, `--tenant-path-template=${kv1}/{namespace}/`],
+    { KUBECONFIG: env.kubeconfigPath },
+  );
+  process.env.KUBECONFIG = env.kubeconfigPath;
+  const operator = startOperator(config, createLogger(process.env.VSO_TEST_LOG_LEVEL ?? 'warn'));
+  try {
+    await operator.ready;
+    await createSecret(ns, 'db', { password: 'kv1-one' });
+    await apps.createNamespacedDeployment({ namespace: ns, body: deploymentUsing(ns, 'web', { 'vault-sync.io/path': `${kv1}/${ns}/web`, [META]: '{"team":"payments"}' }, ['db']) });
+    const warning = await waitFor(async () => (await eventsOf(ns, 'web', 'InvalidAnnotation'))[0], { description: 'the InvalidAnnotation Warning on web' });
+    expect(warning.type).toBe('Warning');
+    expect(warning.message).toContain(`${META}: `);
+    expect(warning.message).toContain(`mount "${kv1}"`);
+    expect(warning.message).toContain('KV v1 has no custom_metadata');
+    await readyWith(ns, 'deployment-web', '1 path(s) in sync');
+    const stored = (await vaultHttp(`${kv1}/${ns}/web/db`)).json?.data as Record<string, unknown>;
+    expect(stored.password).toBe('kv1-one');
+    // The marks ride in the data on KV v1; the user's keys are not among them.
+    expect(stored.custom_metadata).toMatchObject({ 'managed-by': 'vault-sync-operator', 'source-name': 'web' });
+    expect(stored.custom_metadata).not.toHaveProperty('team');
+  } finally {
+    await operator.stop();
+  }
 });
