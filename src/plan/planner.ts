@@ -4,7 +4,7 @@ import { KEPT_CREATE_ONCE } from '../sync/create-once.js';
 import type { DecisionPipeline } from '../sync/gather.js';
 import type { SecretIndex } from '../sync/secret-index.js';
 import type { WriteFailure } from '../sync/state-store.js';
-import type { DeleteOp, Verdict, WriteOp } from '../sync/verdict.js';
+import { userMetadataAt, type DeleteOp, type UserMetadata, type Verdict, type WriteOp } from '../sync/verdict.js';
 import type { WriteDecision } from '../sync/write-policy.js';
 import { formatPath } from '../vault/path.js';
 import { sortedByPath } from '../vault/path-order.js';
@@ -76,7 +76,7 @@ export function printVerdict(verdict: Verdict, id: Pick<SourcePlan, 'kind' | 'na
         ...verdict.unchanged.map((e): PathPlan => ({ path: formatPath(e.path), action: 'unchanged', reason: unchangedReason })),
         ...verdict.marks.map((m): PathPlan => ({ path: formatPath(m.entry.path), action: 'update', reason: m.why })),
         ...verdict.kept.map((k): PathPlan => ({ path: formatPath(k.path), action: 'keep', reason: k.why })),
-        ...verdict.writes.map(printWrite),
+        ...verdict.writes.map((op) => printWrite(op, verdict.userMetadata)),
         ...failed(verdict.heldBack),
         ...verdict.deletes.flatMap((d) => describeDelete(d, deletePolicy)),
       ]);
@@ -84,9 +84,13 @@ export function printVerdict(verdict: Verdict, id: Pick<SourcePlan, 'kind' | 'na
   }
 }
 
-function printWrite(op: WriteOp): PathPlan {
+function printWrite(op: WriteOp, user: UserMetadata): PathPlan {
   const path = formatPath(op.entry.path);
   if (op.unchecked) return { path, action: op.decision.action === 'create' ? 'create' : 'update', reason: `${op.why} (${KV1_UNCHECKED})` };
+  // As the reconciler: a landed write of ours gets its marks again when the source wants user keys there.
+  if (op.decision.action === 'recover' && !op.decision.markMissing && userMetadataAt(user, op.entry.path).size > 0) {
+    return { path, action: 'update', reason: `${op.decision.reason}; its custom_metadata is written again (which user keys are there is not known)` };
+  }
   return { path, ...describeWrite(op.decision, op.hash, op.recovered?.hash ?? op.hash, op.why) };
 }
 

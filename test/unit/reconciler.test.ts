@@ -408,6 +408,21 @@ describe('vault-sync.io/custom-metadata: the user\'s keys beside the marks', () 
     expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`]);
   });
 
+  test('an update whose answer was lost is recovered with its marks written again (which user keys are there is unknown); plan says so', async () => {
+    const world = withMetadata('{"team":"payments"}');
+    await world.reconciler.reconcile(KEY);
+    world.cluster.putSecret('team-a', 'db', { password: 'two' });
+    world.vault.loseAnswerOf = () => true;
+    await expect(world.reconciler.reconcile(KEY)).rejects.toThrow(/no response/);
+    world.vault.loseAnswerOf = undefined;
+    const plan = await world.planner.planSource(KEY);
+    expect(plan!.paths.map((p) => [p.path, p.action, p.reason])).toEqual([[DB, 'update', expect.stringContaining('its custom_metadata is written again')]]);
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`, `marks ${DB}`]);
+    expect(world.vault.versionsOf(DB)).toBe(2);
+    expect(world.vault.marksOf(DB)).toMatchObject({ team: 'payments' });
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([]);
+  });
+
   test('KV v1: a Warning that KV v1 has no custom_metadata; the data is synced, no user key written', async () => {
     const world = syncWorld({}, 1);
     world.cluster.putSecret('team-a', 'db', { password: 'one' });
