@@ -39,9 +39,9 @@ export function userMetadataHash(metadata: ReadonlyMap<string, string>): string 
 export function composeCustomMetadata(marks: Record<string, string>, user: ReadonlyMap<string, string>): { customMetadata: Record<string, string>; userDropped: boolean } {
   if (user.size === 0) return { customMetadata: marks, userDropped: false };
   if (Object.keys(marks).length + user.size > CUSTOM_METADATA_LIMITS.vaultKeys) return { customMetadata: marks, userDropped: true };
-  const customMetadata: Record<string, string> = {};
-  for (const [key, value] of user) customMetadata[key] = value;
-  return { customMetadata: { ...customMetadata, ...marks }, userDropped: false };
+  // Object.fromEntries and spread define own properties: a key such as `__proto__` is kept as a key (an
+  // assignment would set the prototype instead, and drop it).
+  return { customMetadata: { ...Object.fromEntries(user), ...marks }, userDropped: false };
 }
 
 /** Did the user's keys change in Vault out of band (one missing, or another value)? Keys added there are not ours to judge. */

@@ -75,7 +75,7 @@ describe('vault-sync.io/custom-metadata', () => {
     const versions = [await currentVersionOf(`${ns}/web/api`), await currentVersionOf(`${ns}/web/db`)];
 
     const mark = auditMark();
-    await annotate(ns, 'web', { [META]: '{"team":"billing","on-call":"ops"}' });
+    await annotate(ns, 'web', { [META]: '{"team":"billing","on-call":"ops","__proto__":"kept as a key"}' });
     await readyWith(ns, 'deployment-web', 'wrote the custom_metadata of');
     const requests = kvRequestsSince(mark, `${ns}/web/`);
     expect(requests.map((r) => `${r.operation} ${r.path}`).sort()).toEqual([`update secret/metadata/${ns}/web/api`, `update secret/metadata/${ns}/web/db`]);
@@ -83,6 +83,7 @@ describe('vault-sync.io/custom-metadata', () => {
     const metadata = await customMetadataOf(`${ns}/web/db`);
     expect(metadata).toMatchObject({ team: 'billing', 'on-call': 'ops', 'managed-by': 'vault-sync-operator' });
     expect(metadata).not.toHaveProperty('tier');
+    expect(Object.hasOwn(metadata, '__proto__') && metadata['__proto__']).toBe('kept as a key');
     expect((await vaultRead(`${ns}/web/db`))!.data).toEqual({ password: 'one' });
   });
 

@@ -100,6 +100,12 @@ describe('the user custom_metadata as the decisions read it', () => {
 
   test('composed with the marks; when the marks alone fill Vault\'s 64 keys (an adoption), the marks go alone', () => {
     expect(composeCustomMetadata(marks, new Map([['team', 'a']]))).toEqual({ customMetadata: { team: 'a', ...marks }, userDropped: false });
+    // Keys are data: JavaScript's own property names are written as keys like any other.
+    const tricky = composeCustomMetadata(marks, userMetadataOf({ 'vault-sync.io/custom-metadata': '{"__proto__":"p","constructor":"c"}' })).customMetadata;
+    expect(Object.keys(tricky).slice(0, 2)).toEqual(['__proto__', 'constructor']);
+    expect(JSON.parse(JSON.stringify(tricky))).toMatchObject({ constructor: 'c' });
+    expect(Object.hasOwn(JSON.parse(JSON.stringify(tricky)), '__proto__')).toBe(true);
+    expect(userMetadataDrifted(new Map([['__proto__', 'p']]), JSON.parse(JSON.stringify(tricky)))).toBe(false);
     const crowded = { ...marks, ...Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`previous-k${i}`, 'v'])) };
     expect(composeCustomMetadata(crowded, new Map([['team', 'a']]))).toEqual({ customMetadata: crowded, userDropped: true });
   });
