@@ -162,7 +162,8 @@ export class Reconciler {
       case 'unchanged':
         return { outcome: 'unchanged', ...(verdict.requeueAfterMs !== undefined ? { requeueAfterMs: verdict.requeueAfterMs } : {}) };
       case 'drift-check': {
-        const message = `${verdict.record.entries.length} path(s) in sync; no drift`;
+        const kept = verdict.updatePolicy === 'IfNotExists' ? `; kept: create-once (${Annotations.updatePolicy}: IfNotExists)` : '';
+        const message = `${verdict.record.entries.length} path(s) in sync; no drift${kept}`;
         await this.deps.state.set(key, ref, { ...verdict.record, lastDriftCheckTime: new Date(this.now()).toISOString() }, { status: 'True', reason: 'Synced', message });
         return { outcome: 'unchanged', requeueAfterMs: verdict.requeueAfterMs };
       }

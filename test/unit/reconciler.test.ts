@@ -461,6 +461,7 @@ describe('vault-sync.io/update-policy: IfNotExists writes a path only when it ha
     expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`]);
     expect(world.vault.value(DB)).toEqual({ password: 'rotated' });
     expect(world.cluster.events.filter((e) => e.reason === 'DriftCorrected')).toEqual([]);
+    expect(world.records.conditions.get(KEY)!.message).toBe('1 path(s) in sync; no drift; kept: create-once (vault-sync.io/update-policy: IfNotExists)');
   });
 
   test('deleted out of band: written again (the Secret\'s value now) only when the source asks for drift checks', async () => {
