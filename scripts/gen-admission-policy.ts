@@ -22,7 +22,10 @@ import {
   MAX_SHORT_VALUE_LENGTH,
   ROTATION_CHECK_WORDS,
   SWITCH_READ_ON_BAD_VALUE,
+  UPDATE_POLICY_WORDS,
 } from '../src/kube/annotation-rules.js';
+import { CUSTOM_METADATA_LIMITS, CUSTOM_METADATA_PROBLEMS, customMetadataGrammar } from '../src/kube/custom-metadata.js';
+import { MARK_NAMES, MARK_PREFIXES } from '../src/vault/mark-keys.js';
 import { VaultPathGrammar as G } from '../src/vault/path-grammar.js';
 
 export const GENERATED_FILE = join('helm', 'vault-sync-operator', 'files', 'admission-policy.generated.yaml');
@@ -133,10 +136,52 @@ function variables(): Array<{ name: string; expression: string }> {
       ].join(' && '),
     },
     // mount/key, without the KV v2 API segment: the path as the operator stores, checks and shows it.
+    ...customMetadataVariables(),
     {
       name: 'pathCanonical',
       expression: `${dataAfterMount} ? variables.pathSegments[0] + '/' + variables.pathText.substring(size(variables.pathSegments[0]) + ${G.kvV2DataSegment.length + 2}) : variables.pathText`,
     },
+  ];
+}
+
+/**
+ * vault-sync.io/custom-metadata, judged with the operator's own regexes (src/kube/custom-metadata.ts) in the same
+ * order: length, printable, shape; then, over the members of a well-formed value (findAll of one member: over a
+ * value of that shape, its leftmost matches are the members in order), count, key length, duplicates, mark names,
+ * and each value's bytes once decoded (its UTF-8 bytes less its quotes, less one a backslash escape).
+ */
+function customMetadataVariables(): Array<{ name: string; expression: string }> {
+  const G = customMetadataGrammar('re2');
+  const key = Annotations.customMetadata;
+  return [
+    { name: 'cmHas', expression: has(key) },
+    { name: 'cmRaw', expression: `variables.cmHas ? ${valueOf(key)} : ''` },
+    { name: 'cmNotTooLong', expression: `size(variables.cmRaw) <= ${CUSTOM_METADATA_LIMITS.annotationLength}` },
+    { name: 'cmPrintable', expression: `variables.cmNotTooLong && variables.cmRaw.matches(${celRaw(G.printable)})` },
+    { name: 'cmShaped', expression: `variables.cmPrintable && variables.cmRaw.matches(${celRaw(G.shape)})` },
+    { name: 'cmPairs', expression: `variables.cmShaped ? variables.cmRaw.findAll(${celRaw(G.pair)}) : []` },
+    { name: 'cmFew', expression: `size(variables.cmPairs) <= ${CUSTOM_METADATA_LIMITS.userKeys}` },
+    { name: 'cmKeys', expression: `variables.cmFew ? variables.cmPairs.map(p, p.find(${celRaw(G.key)})) : []` },
+    { name: 'cmValues', expression: `variables.cmFew ? variables.cmPairs.map(p, p.substring(p.indexOf(':') + 1).trim()) : []` },
+  ];
+}
+
+function customMetadataValidations(): Validation[] {
+  const G = customMetadataGrammar('re2');
+  const key = Annotations.customMetadata;
+  const P = CUSTOM_METADATA_PROBLEMS;
+  const rule = (expression: string, problem: string): Validation => ({ expression: `!variables.cmHas || ${expression}`, message: `${key}: ${problem}`, reason: 'Invalid' });
+  const lower = 'k.lowerAscii()';
+  const notMark = `!(${lower} in ${celList(MARK_NAMES)}) && ${MARK_PREFIXES.map((p) => `!${lower}.startsWith(${celString(p)})`).join(' && ')}`;
+  return [
+    rule('variables.cmNotTooLong', P.tooLong),
+    rule('!variables.cmNotTooLong || variables.cmPrintable', P.notPrintable),
+    rule('!variables.cmPrintable || variables.cmShaped', P.shape),
+    rule('variables.cmFew', P.tooManyKeys),
+    rule(`variables.cmKeys.all(k, size(k) <= ${CUSTOM_METADATA_LIMITS.keyBytes})`, P.keyTooLong),
+    rule('variables.cmKeys.all(k, variables.cmKeys.filter(x, x == k).size() == 1)', P.duplicateKey),
+    rule(`variables.cmKeys.all(k, ${notMark})`, P.markKey),
+    rule(`variables.cmValues.all(v, size(bytes(v)) - 2 - size(v.findAll(${celRaw(G.escape)})) <= ${CUSTOM_METADATA_LIMITS.valueBytes})`, P.valueTooLong),
   ];
 }
 
@@ -176,7 +221,7 @@ function annotationValidations(): Validation[] {
     },
     pathRule('pathNotReserved', `the Vault path names a KV API endpoint (${G.reservedAfterMount.join(', ')}) right after the mount; write it as mount/key (or mount/${G.kvV2DataSegment}/key)`),
     pathRule('pathHasKey', 'the Vault path names the mount itself, not a secret below it'),
-    ...[...BOOLEAN_ANNOTATIONS, Annotations.rotationCheck, Annotations.reconcile].map((key) => ({
+    ...[...BOOLEAN_ANNOTATIONS, Annotations.rotationCheck, Annotations.updatePolicy, Annotations.reconcile].map((key) => ({
       expression: `!(${has(key)}) || size(${valueOf(key)}) <= ${MAX_SHORT_VALUE_LENGTH}`,
       message: `${key}: is longer than ${MAX_SHORT_VALUE_LENGTH} characters`,
       reason: 'Invalid' as const,
@@ -191,6 +236,12 @@ function annotationValidations(): Validation[] {
       message: `${Annotations.rotationCheck}: must be "enabled" or "disabled" (any other value is read as enabled)`,
       reason: 'Invalid',
     },
+    {
+      expression: `!(${has(Annotations.updatePolicy)}) || size(${valueOf(Annotations.updatePolicy)}) > ${MAX_SHORT_VALUE_LENGTH} || ${valueOf(Annotations.updatePolicy)}.matches(${celRaw(wordPattern(UPDATE_POLICY_WORDS, sources))})`,
+      message: `${Annotations.updatePolicy}: must be "Replace" or "IfNotExists" (any other value is read as IfNotExists: nothing in Vault is overwritten)`,
+      reason: 'Invalid',
+    },
+    ...customMetadataValidations(),
     {
       expression: `!(${has(Annotations.reconcile)}) || size(${valueOf(Annotations.reconcile)}) > ${MAX_SHORT_VALUE_LENGTH} || ${valueOf(Annotations.reconcile)}.matches(${celRaw(durationPattern())})`,
       message: `${Annotations.reconcile}: must be a duration like 30s, 5m or 1h (a number and one of ${DURATION_GRAMMAR.units.join(', ')}); the drift check is off otherwise`,

@@ -6,6 +6,7 @@ import { parseDurationMs } from '../config.js';
 import { checkTenancy } from '../vault/tenancy.js';
 import { parseVaultPath } from '../vault/path.js';
 import { Annotations } from './annotations.js';
+import { parseCustomMetadata } from './custom-metadata.js';
 
 /** The prefix every annotation of the contract carries; any other key under it is a typo. */
 export const ANNOTATION_PREFIX = 'vault-sync.io/';
@@ -42,10 +43,12 @@ function switches(names: readonly string[]): string[] {
  * How the policy judges each annotation of the contract; a new annotation without a rule here fails the unit
  * test (test/unit/admission-policy.test.ts), so that it is not silently reported as unknown.
  */
-export function ruleOf(key: string): 'path' | 'switch' | 'rotation-check' | 'duration' | 'left to the operator' | undefined {
+export function ruleOf(key: string): 'path' | 'switch' | 'rotation-check' | 'update-policy' | 'duration' | 'custom-metadata' | 'left to the operator' | undefined {
   if (key === Annotations.path) return 'path';
   if (BOOLEAN_ANNOTATIONS.includes(key)) return 'switch';
   if (key === Annotations.rotationCheck) return 'rotation-check';
+  if (key === Annotations.updatePolicy) return 'update-policy';
+  if (key === Annotations.customMetadata) return 'custom-metadata';
   if (key === Annotations.reconcile) return 'duration';
   if (key === Annotations.secrets || key === Annotations.forceSync) return 'left to the operator';
   return undefined;
@@ -53,6 +56,17 @@ export function ruleOf(key: string): 'path' | 'switch' | 'rotation-check' | 'dur
 
 /** `vault-sync.io/rotation-check`: the operator turns change detection off on `disabled` (trimmed, any case). */
 export const ROTATION_CHECK_WORDS: readonly string[] = ['enabled', 'disabled'];
+
+/**
+ * `vault-sync.io/update-policy` (trimmed, any case), as External Secrets' PushSecret spells them: `Replace`
+ * writes every change, `IfNotExists` writes a path only when it has no live version.
+ */
+export const UPDATE_POLICY_WORDS: readonly string[] = ['replace', 'ifnotexists'];
+/**
+ * A bad update-policy is read as `IfNotExists`: the side that never overwrites what is in Vault (a typo of
+ * IfNotExists read as Replace would overwrite a credential that Vault-side rotation owns).
+ */
+export const UPDATE_POLICY_READ_ON_BAD_VALUE = 'ifnotexists';
 
 /**
  * `vault-sync.io/reconcile` as parseDurationMs (src/config.ts) reads it, after String.prototype.trim():
@@ -112,20 +126,27 @@ export function annotationProblem(key: string, value: string, context: Annotatio
     }
     case 'switch':
     case 'rotation-check':
+    case 'update-policy':
     case 'duration':
       if ([...value].length > MAX_SHORT_VALUE_LENGTH) return `is longer than ${MAX_SHORT_VALUE_LENGTH} characters`;
       return shortValueProblem(rule, value);
+    case 'custom-metadata': {
+      const parsed = parseCustomMetadata(value);
+      return parsed.ok ? undefined : parsed.problem;
+    }
     case 'left to the operator':
       return undefined;
   }
 }
 
-function shortValueProblem(rule: 'switch' | 'rotation-check' | 'duration', value: string): string | undefined {
+function shortValueProblem(rule: 'switch' | 'rotation-check' | 'update-policy' | 'duration', value: string): string | undefined {
   switch (rule) {
     case 'switch':
       return parseWord(value, BOOLEAN_WORDS) === undefined ? 'must be "true" or "false"' : undefined;
     case 'rotation-check':
       return parseWord(value, ROTATION_CHECK_WORDS) === undefined ? 'must be "enabled" or "disabled"' : undefined;
+    case 'update-policy':
+      return parseWord(value, UPDATE_POLICY_WORDS) === undefined ? 'must be "Replace" or "IfNotExists"' : undefined;
     case 'duration':
       return parseDurationMs(value) === undefined ? 'must be a duration like 30s, 5m or 1h' : undefined;
   }

@@ -16,6 +16,10 @@ export const Annotations = {
   forceSync: 'vault-sync.io/force-sync',
   /** `"true"`: take over paths that carry no ownership marks (a migration); never a path another manager marked. */
   adopt: 'vault-sync.io/adopt',
+  /** A JSON object of string keys and values written into each path's custom_metadata beside the marks (KV v2). */
+  customMetadata: 'vault-sync.io/custom-metadata',
+  /** `Replace` (the default): every change is written; `IfNotExists`: a path is written only when it has no live version. */
+  updatePolicy: 'vault-sync.io/update-policy',
 } as const;
 
 /** Held on every source the operator has written for, so deletion can clean Vault up first. */

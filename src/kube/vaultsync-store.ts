@@ -14,6 +14,8 @@ export interface StoredEntry {
   binaryKeys?: string[];
   /** The data landed but the ownership marks did not yet. */
   marksPending?: boolean;
+  /** Hash of the user custom_metadata (vault-sync.io/custom-metadata) last written with the marks; absent: none. */
+  metadataHash?: string;
 }
 
 export interface StoredIntent {

@@ -1,9 +1,10 @@
 import { parseSourceKey } from '../kube/objects.js';
 import { Annotations } from '../kube/annotations.js';
+import { KEPT_CREATE_ONCE } from '../sync/create-once.js';
 import type { DecisionPipeline } from '../sync/gather.js';
 import type { SecretIndex } from '../sync/secret-index.js';
 import type { WriteFailure } from '../sync/state-store.js';
-import type { DeleteOp, Verdict, WriteOp } from '../sync/verdict.js';
+import { userMetadataAt, type DeleteOp, type UserMetadata, type Verdict, type WriteOp } from '../sync/verdict.js';
 import type { WriteDecision } from '../sync/write-policy.js';
 import { formatPath } from '../vault/path.js';
 import { sortedByPath } from '../vault/path-order.js';
@@ -58,19 +59,24 @@ export function printVerdict(verdict: Verdict, id: Pick<SourcePlan, 'kind' | 'na
     case 'finalize':
       if (verdict.preserved !== undefined) return plan(`${verdict.why}; Vault data kept (${verdict.preserved}), then the finalizer released`, verdict.recorded.map((p) => ({ path: formatPath(p), action: 'keep', reason: 'preserve-on-delete' })));
       return plan(`${verdict.why}; its Vault data is deleted, then the finalizer released`, verdict.deletes.flatMap((d) => describeDelete(d, deletePolicy)));
-    case 'unchanged':
-      return plan('in sync: no input changed since the last sync', [...without(verdict.recorded.map((e) => ({ path: formatPath(e.path), action: 'unchanged', reason: 'content unchanged' })), verdict.heldBack), ...failed(verdict.heldBack)]);
+    case 'unchanged': {
+      // Create once: the record says what was written once; whether the source changed since is not read here.
+      const reason = verdict.updatePolicy === 'IfNotExists' ? KEPT_CREATE_ONCE : 'content unchanged';
+      return plan('in sync: no input changed since the last sync', [...without(verdict.recorded.map((e) => ({ path: formatPath(e.path), action: 'unchanged', reason })), verdict.heldBack), ...failed(verdict.heldBack)]);
+    }
     case 'drift-check': {
       const unchecked = new Set(verdict.unchecked.map(formatPath));
-      const lines = verdict.paths.map((p): PathPlan => ({ path: formatPath(p), action: 'unchanged', reason: unchecked.has(formatPath(p)) ? 'KV v1: drift not checked (plan reads no data)' : 'content unchanged; no drift in Vault' }));
+      const inSync = verdict.updatePolicy === 'IfNotExists' ? `${KEPT_CREATE_ONCE}; a live version in Vault` : 'content unchanged; no drift in Vault';
+      const lines = verdict.paths.map((p): PathPlan => ({ path: formatPath(p), action: 'unchanged', reason: unchecked.has(formatPath(p)) ? 'KV v1: drift not checked (plan reads no data)' : inSync }));
       return plan('in sync with its inputs; drift checked in Vault', [...without(lines, verdict.heldBack), ...failed(verdict.heldBack)]);
     }
     case 'apply': {
       const unchangedReason = verdict.drifted.length > 0 ? 'content unchanged; no drift in Vault' : 'content unchanged';
       return plan(verdict.why, [
         ...verdict.unchanged.map((e): PathPlan => ({ path: formatPath(e.path), action: 'unchanged', reason: unchangedReason })),
-        ...verdict.marks.map((e): PathPlan => ({ path: formatPath(e.path), action: 'update', reason: 'content unchanged; its ownership marks did not follow the data yet: written now (no new version)' })),
-        ...verdict.writes.map(printWrite),
+        ...verdict.marks.map((m): PathPlan => ({ path: formatPath(m.entry.path), action: 'update', reason: m.why })),
+        ...verdict.kept.map((k): PathPlan => ({ path: formatPath(k.path), action: 'keep', reason: k.why })),
+        ...verdict.writes.map((op) => printWrite(op, verdict.userMetadata)),
         ...failed(verdict.heldBack),
         ...verdict.deletes.flatMap((d) => describeDelete(d, deletePolicy)),
       ]);
@@ -78,9 +84,13 @@ export function printVerdict(verdict: Verdict, id: Pick<SourcePlan, 'kind' | 'na
   }
 }
 
-function printWrite(op: WriteOp): PathPlan {
+function printWrite(op: WriteOp, user: UserMetadata): PathPlan {
   const path = formatPath(op.entry.path);
   if (op.unchecked) return { path, action: op.decision.action === 'create' ? 'create' : 'update', reason: `${op.why} (${KV1_UNCHECKED})` };
+  // As the reconciler: a landed write of ours gets its marks again when the source wants user keys there.
+  if (op.decision.action === 'recover' && !op.decision.markMissing && userMetadataAt(user, op.entry.path).size > 0) {
+    return { path, action: 'update', reason: `${op.decision.reason}; its custom_metadata is written again (which user keys are there is not known)` };
+  }
   return { path, ...describeWrite(op.decision, op.hash, op.recovered?.hash ?? op.hash, op.why) };
 }
 

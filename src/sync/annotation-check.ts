@@ -39,6 +39,10 @@ function meanwhileFor(key: string, kind: string): string {
       return 'read as "enabled"';
     case Annotations.reconcile:
       return 'ignored: no periodic drift check';
+    case Annotations.updatePolicy:
+      return 'read as "IfNotExists": a path is written only when it has no live version';
+    case Annotations.customMetadata:
+      return 'ignored: the paths are synced with the ownership marks only, and user keys written before are removed';
     default:
       return 'ignored'; // an unknown key (a typo of one of the above, most likely)
   }

@@ -10,11 +10,16 @@ import type { SyncedEntry } from './plan.js';
 
 export const MIN_DRIFT_PERIOD_MS = 1_000; // the rate limiter protects Vault; this only stops a busy loop
 
-/** Hash of every input of the desired state; the force-sync token is appended so a new one is visible. */
-export function inputFingerprint(targets: Target[], secretNames: string[], dataHashOf: (secretName: string) => string | undefined, forceToken: string | undefined): string {
+/**
+ * Hash of every input of the desired state; the force-sync token is appended so a new one is visible. `extras`:
+ * inputs beyond the targets and the Secrets (the user custom_metadata, a non-default update policy), each a
+ * string; none for a source without them, so its fingerprint is the one recorded before they existed.
+ */
+export function inputFingerprint(targets: Target[], secretNames: string[], dataHashOf: (secretName: string) => string | undefined, forceToken: string | undefined, extras: readonly string[] = []): string {
   const hash = createHash('sha256');
   hash.update(JSON.stringify(targets));
   for (const secretName of secretNames) hash.update(`\0${secretName}\0${dataHashOf(secretName) ?? 'absent'}`);
+  for (const extra of extras) hash.update(`\0\0${extra}`);
   return hash.digest('hex') + (forceToken !== undefined ? `:${forceToken}` : '');
 }
 
@@ -30,8 +35,13 @@ export function driftPeriodMs(annotation: string | undefined): number | undefine
   return ms === undefined ? undefined : Math.max(ms, MIN_DRIFT_PERIOD_MS);
 }
 
-/** Did a path change in Vault out of band since it was synced (one metadata read, no data read)? */
-export function hasDrifted(entry: SyncedEntry, metadata: KvMetadata | undefined, contentHashInMetadata: boolean): boolean {
-  if (!metadata || metadata.currentVersion !== entry.version || metadata.currentVersionDeleted) return true;
+/**
+ * Did a path change in Vault out of band since it was synced (one metadata read, no data read)? `createOnce`
+ * (update-policy IfNotExists): only a path with no live version left counts; new versions are Vault's own.
+ */
+export function hasDrifted(entry: SyncedEntry, metadata: KvMetadata | undefined, contentHashInMetadata: boolean, createOnce = false): boolean {
+  if (!metadata || metadata.currentVersionDeleted) return true;
+  if (createOnce) return false;
+  if (metadata.currentVersion !== entry.version) return true;
   return contentHashInMetadata && metadata.customMetadata['content-hash'] !== entry.hash;
 }

@@ -147,6 +147,12 @@ export class DecisionPipeline {
         reads.values = values;
       }
     }
+    if (request.kvVersions) {
+      options.beforeVault?.(); // a mount's first lookup is a Vault request
+      const versions = new Map(known.kvVersions ?? []);
+      for (const mount of request.kvVersions) versions.set(mount, await this.deps.kvVersion(mount));
+      reads.kvVersions = versions;
+    }
     if (request.lookup || request.metadata) {
       options.beforeVault?.();
       const views = new Map(known.views ?? []);

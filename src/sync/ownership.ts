@@ -1,3 +1,4 @@
+import { MarkKeys } from '../vault/mark-keys.js';
 import type { SyncSource } from './desired.js';
 
 export const MANAGED_BY = 'vault-sync-operator';
@@ -5,12 +6,12 @@ export const MANAGED_BY = 'vault-sync-operator';
 /** The KV v2 custom_metadata that marks a path as written for one source in one cluster. */
 export function ownershipMetadata(source: Pick<SyncSource, 'kind' | 'namespace' | 'name' | 'uid'>, clusterName: string): Record<string, string> {
   return {
-    'managed-by': MANAGED_BY,
-    cluster: clusterName,
-    'source-kind': source.kind,
-    'source-namespace': source.namespace,
-    'source-name': source.name,
-    'source-uid': source.uid,
+    [MarkKeys.managedBy]: MANAGED_BY,
+    [MarkKeys.cluster]: clusterName,
+    [MarkKeys.sourceKind]: source.kind,
+    [MarkKeys.sourceNamespace]: source.namespace,
+    [MarkKeys.sourceName]: source.name,
+    [MarkKeys.sourceUid]: source.uid,
   };
 }
 

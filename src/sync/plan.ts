@@ -10,6 +10,8 @@ export interface SyncedEntry {
   binaryKeys?: string[];
   /** The data landed, the ownership marks did not yet: the next reconcile writes them (no new version). */
   marksPending?: boolean;
+  /** Hash of the user custom_metadata written with the marks (src/sync/user-metadata.ts); absent: none. */
+  metadataHash?: string;
 }
 
 export type PlannedOperation =

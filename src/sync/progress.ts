@@ -70,12 +70,12 @@ export class SyncProgress {
     this.changed();
   }
 
-  /** The ownership marks of a landed write followed. */
-  marked(path: KvPath): void {
+  /** The ownership marks of a landed write followed, with the user custom_metadata of this hash (undefined: none). */
+  marked(path: KvPath, metadataHash?: string): void {
     const entry = this.entries.get(formatPath(path));
-    if (entry?.marksPending) {
-      const { marksPending: _, ...rest } = entry;
-      this.entries.set(formatPath(path), rest);
+    if (entry) {
+      const { marksPending: _, metadataHash: __, ...rest } = entry;
+      this.entries.set(formatPath(path), { ...rest, ...(metadataHash ? { metadataHash } : {}) });
     }
     this.intents.delete(formatPath(path));
     this.changed();

@@ -17,7 +17,8 @@ import type { SyncedEntry } from './plan.js';
 import { notDoneFingerprint, SyncProgress } from './progress.js';
 import type { SecretIndex } from './secret-index.js';
 import type { SourceRef, SyncStateStore, WriteFailure } from './state-store.js';
-import type { DeleteOp, Verdict, WriteOp } from './verdict.js';
+import { composeCustomMetadata, userMetadataHash } from './user-metadata.js';
+import { userMetadataAt, type DeleteOp, type MarksOp, type UserMetadata, type Verdict, type WriteOp } from './verdict.js';
 import { classifyFailure, ownershipMarks } from './write-policy.js';
 
 export type { SourceLookup } from './gather.js';
@@ -72,6 +73,8 @@ interface Run {
   ref: SourceRef;
   context: RequestContext;
   beforeVault(): void;
+  /** The user custom_metadata written with the marks (an apply verdict's). */
+  user?: UserMetadata;
 }
 
 /** What the Vault operations of one reconcile came to. */
@@ -80,6 +83,8 @@ interface WriteOutcome {
   adopted: string[];
   deleted: string[];
   refused: string[];
+  /** Paths whose custom_metadata alone was written (no new version). */
+  marked: string[];
   terminal: WriteFailure[];
   retryable: Array<{ path: KvPath; error: unknown; message?: string }>;
   conflicts: string[];
@@ -157,7 +162,8 @@ export class Reconciler {
       case 'unchanged':
         return { outcome: 'unchanged', ...(verdict.requeueAfterMs !== undefined ? { requeueAfterMs: verdict.requeueAfterMs } : {}) };
       case 'drift-check': {
-        const message = `${verdict.record.entries.length} path(s) in sync; no drift`;
+        const kept = verdict.updatePolicy === 'IfNotExists' ? `; kept: create-once (${Annotations.updatePolicy}: IfNotExists)` : '';
+        const message = `${verdict.record.entries.length} path(s) in sync; no drift${kept}`;
         await this.deps.state.set(key, ref, { ...verdict.record, lastDriftCheckTime: new Date(this.now()).toISOString() }, { status: 'True', reason: 'Synced', message });
         return { outcome: 'unchanged', requeueAfterMs: verdict.requeueAfterMs };
       }
@@ -174,6 +180,7 @@ export class Reconciler {
    */
   private async apply(run: Run, verdict: Extract<Verdict, { type: 'apply' }>): Promise<ReconcileResult> {
     const { key, ref } = run;
+    run.user = verdict.userMetadata;
     const nowIso = new Date(this.now()).toISOString();
     if (verdict.drifted.length > 0) {
       // Recorded first: a crash now leaves the drifted paths forgotten, so the next reconcile restores them.
@@ -182,7 +189,7 @@ export class Reconciler {
     }
     const progress = new SyncProgress({ key, ref, store: this.deps.state, log: this.deps.log, now: this.now, base: verdict.base, inputFingerprint: verdict.inputFingerprint });
     for (const failure of verdict.heldBack) progress.fail(failure);
-    const outcome: WriteOutcome = { written: [], adopted: [], deleted: [], refused: [], terminal: [...verdict.heldBack], retryable: [], conflicts: [] };
+    const outcome: WriteOutcome = { written: [], adopted: [], deleted: [], refused: [], marked: [], terminal: [...verdict.heldBack], retryable: [], conflicts: [] };
 
     const sending = verdict.writes.filter((w) => w.decision.action !== 'refuse');
     for (const w of verdict.writes) {
@@ -200,7 +207,7 @@ export class Reconciler {
 
     await Promise.all([
       ...sending.map((w) => this.writeOne(run, progress, w, outcome)),
-      ...verdict.marks.map((entry) => this.markOne(run, progress, entry, outcome)),
+      ...verdict.marks.map((op) => this.markOne(run, progress, op, outcome)),
       ...verdict.deletes.map(async (d) => {
         try {
           if (await this.deleteDecided(run, d)) outcome.deleted.push(formatPath(d.path));
@@ -230,13 +237,17 @@ export class Reconciler {
     if (op.unchecked) throw new Error(`unreachable: a write decided without Vault's view reached the reconciler (${formatPath(path)})`);
     try {
       if (decision.action === 'recover') {
-        progress.land({ path, hash, version: decision.version, ...binaryKeysOf(entry.binaryKeys), ...(decision.markMissing ? { marksPending: true } : {}) });
-        if (decision.markMissing) await this.writeMarks(run, progress, path, hash, entry.binaryKeys, progress.intent(path)?.previousMetadata);
+        // Marked already, but with which user keys is not known (the crash may have come between them): written
+        // again when the source wants some, so the record can say what is there.
+        const marks = decision.markMissing || userMetadataHash(userMetadataAt(run.user, path)) !== undefined;
+        progress.land({ path, hash, version: decision.version, ...binaryKeysOf(entry.binaryKeys), ...(marks ? { marksPending: true } : {}) });
+        if (marks) await this.writeMarks(run, progress, path, hash, entry.binaryKeys, progress.intent(path)?.previousMetadata);
         outcome.written.push(formatPath(path));
         return;
       }
       if (decision.action !== 'create' && decision.action !== 'update' && decision.action !== 'adopt') throw new Error(`unreachable: ${decision.action} is not sent`);
       const before = progress.entry(path);
+      const metadataHash = userMetadataHash(userMetadataAt(run.user, path));
       const { version, customMetadata } = await this.deps.vault.writeData(path, entry.data, { cas: decision.cas }, run.context);
       if (decision.action === 'create' && customMetadata && Object.keys(customMetadata).length > 0 && ownershipOf(customMetadata, run.object, this.settings.clusterName) !== 'ours') {
         // A claim appeared between the lookup and the write (cas=0 passes on metadata without a version):
@@ -246,8 +257,15 @@ export class Reconciler {
         outcome.refused.push(`refusing to overwrite ${formatPath(path)}: it became ${describeOwner(customMetadata)} while it was being claimed; the version written (${version}) was deleted again`);
         return;
       }
-      const needsMarks = decision.action === 'create' || decision.action === 'adopt' || before?.marksPending === true || this.settings.contentHashInMetadata || (before?.binaryKeys ?? []).join(',') !== entry.binaryKeys.join(',');
-      progress.land({ path, hash, version, ...binaryKeysOf(entry.binaryKeys), ...(needsMarks ? { marksPending: true } : {}) });
+      const needsMarks =
+        decision.action === 'create' ||
+        decision.action === 'adopt' ||
+        before?.marksPending === true ||
+        this.settings.contentHashInMetadata ||
+        (before?.binaryKeys ?? []).join(',') !== entry.binaryKeys.join(',') ||
+        before?.metadataHash !== metadataHash;
+      // Without a marks write the path keeps the user metadata it had, which is the one wanted (else marks are due).
+      progress.land({ path, hash, version, ...binaryKeysOf(entry.binaryKeys), ...(needsMarks ? { marksPending: true } : metadataHash ? { metadataHash } : {}) });
       if (decision.action === 'adopt') outcome.adopted.push(formatPath(path));
       outcome.written.push(formatPath(path));
       if (needsMarks) await this.writeMarks(run, progress, path, hash, entry.binaryKeys, decision.action === 'adopt' ? decision.previousMetadata : undefined);
@@ -261,10 +279,12 @@ export class Reconciler {
     }
   }
 
-  /** Marks of a path whose data landed earlier but whose marks did not (a crash or failure in between). */
-  private async markOne(run: Run, progress: SyncProgress, entry: SyncedEntry, outcome: WriteOutcome): Promise<void> {
+  /** The custom_metadata of a path whose data is as wanted: its marks did not follow (a crash or failure in between), or the user's keys changed. */
+  private async markOne(run: Run, progress: SyncProgress, op: MarksOp, outcome: WriteOutcome): Promise<void> {
+    const { entry } = op;
     try {
       await this.writeMarks(run, progress, entry.path, entry.hash, entry.binaryKeys ?? [], progress.intent(entry.path)?.previousMetadata);
+      outcome.marked.push(formatPath(entry.path));
     } catch (error) {
       this.recordFailure(progress, entry.path, entry.hash, error, outcome);
     }
@@ -272,8 +292,11 @@ export class Reconciler {
 
   private async writeMarks(run: Run, progress: SyncProgress, path: KvPath, hash: string, binaryKeys: readonly string[], previousMetadata?: Record<string, string>): Promise<void> {
     const marks = ownershipMarks(run.object, this.settings.clusterName, { hash: this.settings.contentHashInMetadata ? hash : undefined, binaryKeys, previousMetadata });
-    await this.deps.vault.writeMetadata(path, marks, run.context);
-    progress.marked(path);
+    const user = userMetadataAt(run.user, path);
+    const { customMetadata, userDropped } = composeCustomMetadata(marks, user);
+    if (userDropped) this.deps.log.warn({ source: run.key, path: formatPath(path), marks: Object.keys(marks).length }, `the ownership marks alone fill Vault's custom_metadata; the ${user.size} key(s) of ${Annotations.customMetadata} are not written there`);
+    await this.deps.vault.writeMetadata(path, customMetadata, run.context);
+    progress.marked(path, userMetadataHash(user));
   }
 
   private recordFailure(progress: SyncProgress, path: KvPath, hash: string, error: unknown, outcome: WriteOutcome): void {
@@ -300,8 +323,8 @@ export class Reconciler {
   private async conclude(run: Run, progress: SyncProgress, outcome: WriteOutcome, context: { verdict: Extract<Verdict, { type: 'apply' }>; nowIso: string }): Promise<ReconcileResult> {
     const { verdict, nowIso } = context;
     const { driftPeriodMs, inputFingerprint, base } = verdict;
-    const { written, adopted, deleted, refused, terminal, retryable, conflicts } = outcome;
-    const changed = written.length > 0 || deleted.length > 0;
+    const { written, adopted, deleted, refused, marked, terminal, retryable, conflicts } = outcome;
+    const changed = written.length > 0 || deleted.length > 0 || marked.length > 0;
     const times = { lastSyncTime: changed || base.lastSyncTime === '' ? nowIso : base.lastSyncTime, lastDriftCheckTime: nowIso };
     // Terminal answers are recorded against the content: the inputs count as done, the failure is retried on a change.
     const incomplete = refused.length > 0 || retryable.length > 0 || conflicts.length > 0;
@@ -335,7 +358,14 @@ export class Reconciler {
       const requeueAfterMs = [driftPeriodMs, ...retryIn].filter((v): v is number => v !== undefined).reduce<number | undefined>((a, b) => (a === undefined ? b : Math.min(a, b)), undefined);
       return { outcome: refused.length > 0 ? 'refused' : 'invalid', requeueAfterMs: requeueAfterMs === undefined ? undefined : Math.max(requeueAfterMs, MIN_DRIFT_PERIOD_MS) };
     }
-    const summary = `${state.entries.length} path(s) in sync${written.length ? `; wrote ${boundedList(written)}` : ''}${deleted.length ? `; deleted ${boundedList(deleted)}` : ''}`;
+    const kept = verdict.kept.map((k) => formatPath(k.path));
+    const summary = [
+      `${state.entries.length} path(s) in sync`,
+      ...(written.length ? [`wrote ${boundedList(written)}`] : []),
+      ...(marked.length ? [`wrote the custom_metadata of ${boundedList(marked)}`] : []),
+      ...(deleted.length ? [`deleted ${boundedList(deleted)}`] : []),
+      ...(kept.length ? [`kept: create-once (${Annotations.updatePolicy}: IfNotExists) ${boundedList(kept)}`] : []),
+    ].join('; ');
     await progress.finish(state, { status: 'True', reason: 'Synced', message: summary });
     if (changed) {
       this.deps.log.info({ source: run.key, written: written.length, deleted: deleted.length }, 'synced to Vault');

@@ -17,6 +17,8 @@ import type { RequestScope } from '../vault/scope.js';
 import { decideDelete, deleteProofs, type DeleteAction } from './delete-policy.js';
 import { scopedRecord } from './source-scope.js';
 import { adoptionAllowed, decideWrite, type AdoptionGrant, type PathView, type WriteDecision, type WriteIntent } from './write-policy.js';
+import { createOnce, KEPT_CREATE_ONCE } from './create-once.js';
+import { NO_USER_METADATA, updatePolicyOf, userMetadataDrifted, userMetadataHash, userMetadataOf, type UpdatePolicy } from './user-metadata.js';
 
 /** The operator settings the decisions depend on. */
 export interface DecisionSettings {
@@ -42,6 +44,8 @@ export interface Reads {
   values?: ReadonlyMap<string, ReadonlyMap<string, Uint8Array> | undefined>;
   /** Vault metadata by formatted path: drift, lookups of unrecorded paths, ownership before a delete. */
   views?: ReadonlyMap<string, PathView>;
+  /** The KV version of each mount the source writes to, when it asks for user custom_metadata (KV v1 has none). */
+  kvVersions?: ReadonlyMap<string, 1 | 2>;
 }
 
 export interface DecisionInput {
@@ -69,6 +73,8 @@ export interface ReadRequest {
   lookup?: KvPath[];
   /** Metadata reads: drift of recorded paths, ownership of paths to delete. */
   metadata?: KvPath[];
+  /** The KV version of these mounts (asked along with the first other read; the port caches it per mount). */
+  kvVersions?: string[];
 }
 
 /** One data write (with its marks when due). */
@@ -88,6 +94,26 @@ export interface WriteOp {
   unchecked?: true;
 }
 
+/** A custom_metadata write without a data write (no new version): marks that did not follow, or the user's keys changed. */
+export interface MarksOp {
+  entry: SyncedEntry;
+  why: string;
+}
+
+/**
+ * The user custom_metadata of a source (vault-sync.io/custom-metadata), parsed; none on a KV v1 mount (it has
+ * no custom_metadata: the marks ride in the data there).
+ */
+export interface UserMetadata {
+  keys: ReadonlyMap<string, string>;
+  kv1Mounts: readonly string[];
+}
+
+/** The user's keys written with the marks of this path. */
+export function userMetadataAt(user: UserMetadata | undefined, path: KvPath): ReadonlyMap<string, string> {
+  return !user || user.kv1Mounts.includes(path.mount) ? NO_USER_METADATA : user.keys;
+}
+
 export interface DeleteOp {
   path: KvPath;
   why: string;
@@ -103,6 +129,8 @@ interface Common {
   findings?: AnnotationFinding[];
   /** Paths the source names or recorded that its scope does not cover: reported on the source, never touched. */
   outside?: KvPath[];
+  /** vault-sync.io/update-policy as read (absent: Replace). */
+  updatePolicy?: UpdatePolicy;
 }
 
 export type Verdict = Common &
@@ -121,17 +149,24 @@ export type Verdict = Common &
         base: SyncState;
         inputFingerprint: string;
         driftPeriodMs?: number;
-        drifted: Array<{ path: KvPath; gone: boolean }>;
+        /** `metadataOnly`: only the user's custom_metadata changed there (restored by a marks write, no new version). */
+        drifted: Array<{ path: KvPath; gone: boolean; metadataOnly?: true }>;
         unchanged: SyncedEntry[];
         writes: WriteOp[];
-        /** Content unchanged, marks not landed yet: written now (no new version). */
-        marks: SyncedEntry[];
+        /** Content unchanged, custom_metadata written now (no new version): marks not landed yet, or the user's keys changed. */
+        marks: MarksOp[];
+        /** update-policy IfNotExists: paths with a live version, not written (their record as it stands). */
+        kept: Array<{ path: KvPath; why: string }>;
+        userMetadata: UserMetadata;
         deletes: DeleteOp[];
         heldBack: WriteFailure[];
       }
   );
 
 export type Decision = Verdict | ReadRequest;
+
+/** A recorded metadata hash that matches no user metadata: the user's keys drifted in Vault, written again. */
+const METADATA_DRIFTED = 'drifted';
 
 /** Every list of a verdict in the one output order (src/vault/path-order.ts). */
 const byPath = <T>(pathOf: (item: T) => KvPath) => (a: T, b: T) => compareUtf8(formatPath(pathOf(a)), formatPath(pathOf(b)));
@@ -189,15 +224,40 @@ export function decide(input: DecisionInput): Decision {
     if (!tenancy.ok) return { type: 'reject', reason: 'Refused', code: 'OutsideTenantPrefix', message: tenancy.reason, findings, ...reported };
   }
   const secretNames = secretNamesOf(targets);
-  const common: Common = { index: secretNames, findings, ...reported };
+  const updatePolicy = updatePolicyOf(object.annotations);
+  const createsOnce = updatePolicy === 'IfNotExists';
+
+  // The user's custom_metadata goes to KV v2 paths only: the KV version of each mount is asked along with the
+  // first read that follows (cached per mount by the port), only when there are user keys to write.
+  const userKeys = userMetadataOf(object.annotations);
+  const mounts = [...new Set(targets.map((t) => t.path.mount))].sort(compareUtf8);
+  const kvKnown = input.reads.kvVersions;
+  const kvUnknown = userKeys.size > 0 && mounts.some((m) => !kvKnown?.has(m)) ? mounts : undefined;
+  const ask = (request: ReadRequest): ReadRequest => (kvUnknown ? { ...request, kvVersions: kvUnknown } : request);
+  const user: UserMetadata = { keys: userKeys, kv1Mounts: userKeys.size > 0 ? mounts.filter((m) => kvKnown?.get(m) === 1) : [] };
+  if (user.kv1Mounts.length > 0) {
+    findings.push({
+      key: Annotations.customMetadata,
+      value: object.annotations[Annotations.customMetadata],
+      problem: `cannot be written on KV version 1 (mount ${user.kv1Mounts.map((m) => `"${m}"`).join(', ')}): KV v1 has no custom_metadata`,
+      meanwhile: 'ignored on those paths: their data is synced without it',
+    });
+    findings.sort((a, b) => compareUtf8(a.key, b.key));
+  }
+  const wantedMetadataHash = (path: KvPath) => userMetadataHash(userMetadataAt(user, path));
+  const common: Common = { index: secretNames, findings, ...reported, ...(createsOnce ? { updatePolicy } : {}) };
 
   const changeDetection = object.annotations[Annotations.rotationCheck]?.trim().toLowerCase() !== 'disabled';
   const forceToken = object.annotations[Annotations.forceSync];
-  const fingerprint = inputFingerprint(targets, secretNames, (name) => input.cachedSecretHash(name), forceToken);
+  // The user's keys and a non-default policy are inputs too: a change of either alone is decided again.
+  const metadataHash = userMetadataHash(userKeys);
+  const extras = [...(metadataHash ? [`custom-metadata ${metadataHash}`] : []), ...(createsOnce ? ['update-policy IfNotExists'] : [])];
+  const fingerprint = inputFingerprint(targets, secretNames, (name) => input.cachedSecretHash(name), forceToken, extras);
   const driftPeriodMs = driftPeriodOf(object.annotations[Annotations.reconcile]);
   const failures = record?.failures ?? [];
   let base: SyncState | undefined = record;
-  let drifted: Array<{ path: KvPath; gone: boolean }> = [];
+  let drifted: Array<{ path: KvPath; gone: boolean; metadataOnly?: true }> = [];
+  const metadataDrifted = new Set<string>();
 
   if (changeDetection && record?.inputFingerprint === fingerprint && !failures.some((f) => failureDue(f, input.now))) {
     // Done, except for writes Vault refused terminally: those wait for a change, or for their slow retry.
@@ -211,25 +271,36 @@ export function decide(input: DecisionInput): Decision {
     // Drift: one metadata read per recorded path (no data read).
     const views = input.reads.views ?? new Map<string, PathView>();
     const unread = entries.filter((e) => !views.has(formatPath(e.path))).map((e) => e.path);
-    if (unread.length > 0) return { type: 'read', metadata: unread };
+    if (unread.length > 0 || kvUnknown) return ask({ type: 'read', ...(unread.length > 0 ? { metadata: unread } : {}) });
     const viewOf = (e: SyncedEntry) => views.get(formatPath(e.path))!;
     const unchecked = entries.filter((e) => viewOf(e).state === 'unchecked');
     drifted = entries
       .filter((e) => {
         const view = viewOf(e);
-        return view.state !== 'unchecked' && hasDrifted(e, view.state === 'present' ? view.metadata : undefined, settings.contentHashInMetadata);
+        return view.state !== 'unchecked' && hasDrifted(e, view.state === 'present' ? view.metadata : undefined, settings.contentHashInMetadata, createsOnce);
       })
-      .map((e) => ({ path: e.path, gone: viewOf(e).state !== 'present' }));
-    if (drifted.length === 0) return { type: 'drift-check', record, paths: entries.map((e) => e.path), unchecked: unchecked.map((e) => e.path), heldBack, requeueAfterMs: driftPeriodMs, ...common };
-    // The drifted paths are forgotten from the record: the regular path rewrites them (ownership checked).
+      .map((e) => ({ path: e.path, gone: viewOf(e).state !== 'present' || createsOnce }));
     const gone = new Set(drifted.map((d) => formatPath(d.path)));
-    base = { ...record, inputFingerprint: notDoneFingerprint('drifted', record.inputFingerprint), entries: record.entries.filter((e) => !gone.has(formatPath(e.path))) };
+    // The user's keys removed or changed in Vault, the data as written: restored by a marks write alone.
+    for (const e of entries) {
+      const view = viewOf(e);
+      if (!gone.has(formatPath(e.path)) && view.state === 'present' && userMetadataDrifted(userMetadataAt(user, e.path), view.metadata.customMetadata)) metadataDrifted.add(formatPath(e.path));
+    }
+    if (drifted.length === 0 && metadataDrifted.size === 0) return { type: 'drift-check', record, paths: entries.map((e) => e.path), unchecked: unchecked.map((e) => e.path), heldBack, requeueAfterMs: driftPeriodMs, ...common };
+    drifted = [...drifted, ...entries.filter((e) => metadataDrifted.has(formatPath(e.path))).map((e) => ({ path: e.path, gone: false, metadataOnly: true as const }))].sort(byPath((d) => d.path));
+    // The drifted paths are forgotten from the record: the regular path rewrites them (ownership checked). A path
+    // whose user keys alone drifted stays, with its metadata hash unknown: its marks are written again.
+    base = {
+      ...record,
+      inputFingerprint: notDoneFingerprint('drifted', record.inputFingerprint),
+      entries: record.entries.filter((e) => !gone.has(formatPath(e.path))).map((e) => (metadataDrifted.has(formatPath(e.path)) ? { ...e, metadataHash: METADATA_DRIFTED } : e)),
+    };
   }
 
   // Something the output depends on changed: read the values now (only now) and decide per path.
   const reads = input.reads;
   if (reads.namespaceTerminating === undefined || (!reads.namespaceTerminating && reads.values === undefined)) {
-    return { type: 'read', values: { namespace: object.namespace, secretNames } };
+    return ask({ type: 'read', values: { namespace: object.namespace, secretNames } });
   }
   if (reads.namespaceTerminating) {
     // Writing now would leave data that nothing cleans up, and a new finalizer would hold the namespace.
@@ -241,15 +312,23 @@ export function decide(input: DecisionInput): Decision {
   const desired = materialized.entries.map((entry) => ({ entry, hash: input.hashEntry(entry) }));
   const operations = planSync(desired, base?.entries ?? [], { changeDetection, force: forceRequested(forceToken, record?.inputFingerprint) });
   const intents = pendingIntents(base);
-  const driftedWhy = new Map(drifted.map((d) => [formatPath(d.path), d.gone ? 'gone from Vault: restored' : 'changed in Vault out of band: restored']));
+  const driftedWhy = new Map(drifted.map((d) => [formatPath(d.path), d.gone ? (createsOnce ? 'no live version in Vault (create-once): written again' : 'gone from Vault: restored') : 'changed in Vault out of band: restored']));
   const recordedOf = new Map((base?.entries ?? []).map((e) => [formatPath(e.path), e]));
   // Maps by path: a source may have a thousand paths, so nothing below is quadratic.
   const desiredOf = new Map(desired.map((d) => [formatPath(d.entry.path), d.entry]));
   const failureOf = new Map(failures.map((f) => [formatPath(f.path), f]));
 
   const unchanged: SyncedEntry[] = [];
-  const marks: SyncedEntry[] = [];
+  const marks: MarksOp[] = [];
+  const kept: Array<{ path: KvPath; why: string }> = [];
   const heldBack: WriteFailure[] = [];
+  /** A recorded path whose custom_metadata is due without its data: marks that did not follow, or other user keys. */
+  const marksDue = (entry: SyncedEntry): MarksOp | undefined => {
+    if (entry.marksPending) return { entry, why: 'content unchanged; its ownership marks did not follow the data yet: written now (no new version)' };
+    if (entry.metadataHash === wantedMetadataHash(entry.path)) return undefined;
+    const why = metadataDrifted.has(formatPath(entry.path)) ? 'custom_metadata changed in Vault out of band: restored' : `custom_metadata changed (${Annotations.customMetadata})`;
+    return { entry, why: `${why}: written with the marks (no new version)` };
+  };
   const toWrite: Array<{ entry: DesiredEntry; hash: string; why: string }> = [];
   const toDelete = new Map<string, { path: KvPath; why: string; recorded: boolean }>();
   const wanted = new Set<string>();
@@ -264,9 +343,18 @@ export function decide(input: DecisionInput): Decision {
     if (op.type === 'unchanged') {
       const entry = recordedOf.get(shown)!;
       // An intended write of other content may have landed here (its answer lost): resolved like any write.
+      const due = marksDue(entry);
       if (intents.has(shown)) toWrite.push({ entry: desiredOf.get(shown)!, hash: op.hash, why: 'an intended write is not recorded as landed' });
-      else if (entry.marksPending) marks.push(entry);
+      else if (due) marks.push(due);
       else unchanged.push(entry);
+      continue;
+    }
+    // Create once: a path this source wrote keeps its data, whatever the source says now.
+    const recordedEntry = recordedOf.get(shown);
+    if (createsOnce && recordedEntry && !intents.has(shown)) {
+      const due = marksDue(recordedEntry);
+      if (due) marks.push(due);
+      else kept.push({ path: recordedEntry.path, why: KEPT_CREATE_ONCE });
       continue;
     }
     const failure = failureOf.get(shown);
@@ -282,6 +370,17 @@ export function decide(input: DecisionInput): Decision {
   const adoptAsked = isTrue(object.annotations[Annotations.adopt]);
   const lookups: KvPath[] = [];
   const writes: WriteOp[] = [];
+  /** Paths IfNotExists keeps that the record had lost: recorded again as they are (content unknown). */
+  const rerecorded: SyncedEntry[] = [];
+  const decided = (write: { entry: DesiredEntry; hash: string; why: string }, decision: WriteDecision, vault: PathView, intent?: WriteIntent) => {
+    if (!createsOnce || vault.state === 'unchecked') return writes.push(writeOp(write, decision, intent));
+    const once = createOnce(decision, vault);
+    if (once.action === 'write') return writes.push(writeOp(write, once.decision, intent));
+    const entry: SyncedEntry = { path: write.entry.path, hash: '', version: once.version };
+    rerecorded.push(entry);
+    const due = marksDue(entry);
+    return due ? marks.push(due) : kept.push({ path: entry.path, why: once.why });
+  };
   for (const write of toWrite) {
     const shown = formatPath(write.entry.path);
     const intent = intents.get(shown);
@@ -294,28 +393,31 @@ export function decide(input: DecisionInput): Decision {
     };
     const first = decideWrite({ ...writeInput, vault: { state: 'unknown' } });
     if (first.action !== 'lookup') {
-      writes.push(writeOp(write, first));
+      decided(write, first, { state: 'unknown' });
       continue;
     }
     const view = views.get(shown);
     if (!view) lookups.push(write.entry.path);
     else if (view.state === 'unchecked') writes.push({ ...write, decision: decideWrite({ ...writeInput, intent: undefined, vault: { state: 'unknown' } }), unchecked: true });
-    else writes.push(writeOp(write, decideWrite({ ...writeInput, vault: view }), intent));
+    else decided(write, decideWrite({ ...writeInput, vault: view }), view, intent);
   }
   const deletes = decideDeletes([...toDelete.values()], input, source, base);
-  if (lookups.length > 0 || !Array.isArray(deletes)) {
-    return { type: 'read', ...(lookups.length > 0 ? { lookup: lookups } : {}), ...(!Array.isArray(deletes) ? { metadata: deletes.metadata } : {}) };
+  if (lookups.length > 0 || !Array.isArray(deletes) || kvUnknown) {
+    return ask({ type: 'read', ...(lookups.length > 0 ? { lookup: lookups } : {}), ...(!Array.isArray(deletes) ? { metadata: deletes.metadata } : {}) });
   }
+  const started = base ?? { inputFingerprint: '', entries: [], lastSyncTime: new Date(input.now).toISOString() };
   return {
     type: 'apply',
     why: drifted.length > 0 ? 'in sync with its inputs; drift checked in Vault' : record ? 'inputs changed since the last sync' : 'not synced yet',
-    base: base ?? { inputFingerprint: '', entries: [], lastSyncTime: new Date(input.now).toISOString() },
+    base: rerecorded.length > 0 ? { ...started, entries: [...started.entries, ...rerecorded] } : started,
     inputFingerprint: fingerprint,
     ...(driftPeriodMs !== undefined ? { driftPeriodMs } : {}),
     drifted,
     unchanged: unchanged.sort(byPath((e) => e.path)),
     writes: writes.sort(byPath((w) => w.entry.path)),
-    marks: marks.sort(byPath((e) => e.path)),
+    marks: marks.sort(byPath((m) => m.entry.path)),
+    kept: kept.sort(byPath((k) => k.path)),
+    userMetadata: user,
     deletes: deletes.sort(byPath((d) => d.path)),
     heldBack: heldBack.sort(byPath((f) => f.path)),
     ...common,

@@ -5,6 +5,7 @@ import type { KvMetadata } from '../vault/port.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import type { SyncSource } from './desired.js';
 import { describeOwner, ownershipMetadata, ownershipOf } from './ownership.js';
+import { MarkKeys, PREVIOUS_PREFIX } from '../vault/mark-keys.js';
 import { adoptionPrefixes, isInside, type AdoptionGrant } from '../vault/tenancy.js';
 
 export type { AdoptionGrant } from '../vault/tenancy.js';
@@ -133,12 +134,12 @@ export function ownershipMarks(
 ): Record<string, string> {
   const previous: Record<string, string> = {};
   // Kept on adoption, so whoever wrote the path before can still be told from the marks.
-  for (const [key, value] of Object.entries(options.previousMetadata ?? {})) previous[`previous-${key}`] = value;
+  for (const [key, value] of Object.entries(options.previousMetadata ?? {})) previous[`${PREVIOUS_PREFIX}${key}`] = value;
   return {
     ...previous,
     ...ownershipMetadata(source, clusterName),
-    ...(options.hash !== undefined ? { 'content-hash': options.hash } : {}),
-    ...(options.binaryKeys.length ? { 'base64-keys': options.binaryKeys.join(',') } : {}),
+    ...(options.hash !== undefined ? { [MarkKeys.contentHash]: options.hash } : {}),
+    ...(options.binaryKeys.length ? { [MarkKeys.base64Keys]: options.binaryKeys.join(',') } : {}),
   };
 }
 

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import type { V1Secret } from '@kubernetes/client-node';
 import { annotationProblem, BOOLEAN_ANNOTATIONS, MAX_SHORT_VALUE_LENGTH, type AnnotationContext } from '../../src/kube/annotation-rules.js';
 import { Annotations, FINALIZER } from '../../src/kube/annotations.js';
+import { CUSTOM_METADATA_LIMITS } from '../../src/kube/custom-metadata.js';
 import { parsePrefix } from '../../src/vault/tenancy.js';
 import { freshNamespace, kubeClients, loadTestEnv, waitFor } from './helpers/env.js';
 import { chartDir, find, kubectlApply, parseYamlDocs, renderChart, run, runOk, tools } from './helpers/ops.js';
@@ -200,6 +201,15 @@ describe('kubectl apply with Deny', () => {
     expect(many!.length).toBeLessThan(1000);
     expect(await verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, [Annotations.reconcile]: ' '.repeat(MAX_SHORT_VALUE_LENGTH - 2) + '5m' })).toBeUndefined();
     expect(await verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, [Annotations.reconcile]: ' '.repeat(200 * 1024) + '5m' })).toContain(`vault-sync.io/reconcile: is longer than ${MAX_SHORT_VALUE_LENGTH} characters`);
+    // custom-metadata at its costliest: every key the user may have, each near its bounds, in the length allowed.
+    const cm = (value: string) => verdict(namespace, { [Annotations.path]: `secret/${namespace}/app`, [Annotations.customMetadata]: value });
+    const widest = JSON.stringify(Object.fromEntries(Array.from({ length: CUSTOM_METADATA_LIMITS.userKeys }, (_, i) => [`${i}-${'k'.repeat(124)}`, '"'.repeat(100) + 'é'.repeat(150) + 'x'.repeat(90)])));
+    expect(widest.length).toBeGreaterThan(CUSTOM_METADATA_LIMITS.annotationLength - 4096);
+    expect(widest.length).toBeLessThanOrEqual(CUSTOM_METADATA_LIMITS.annotationLength);
+    expect(annotationProblem(Annotations.customMetadata, widest, { namespace, allowedMounts: ['secret'], tenantPathTemplate: undefined })).toBeUndefined();
+    expect(await cm(widest)).toBeUndefined();
+    expect(await cm(`{"a":"${'\\"'.repeat(CUSTOM_METADATA_LIMITS.annotationLength / 2 - 5)}"}`)).toContain(`${Annotations.customMetadata}: has a value longer than 512 bytes`);
+    expect(await cm(`{"a":"${' '.repeat(200 * 1024)}"}`)).toContain(`${Annotations.customMetadata}: is longer than ${CUSTOM_METADATA_LIMITS.annotationLength} characters`);
   });
 
   test('a good Deployment passes silently', () => {
@@ -269,6 +279,29 @@ describe('drift guard: the apiserver and the operator agree on every value of a 
       .map(([n, u]) => n + u),
   );
 
+  // custom-metadata: objects near each bound, with keys that are marks, duplicated, escaped, or not printable.
+  const cmKey = fc.oneof(
+    { weight: 8, arbitrary: fc.stringMatching(/^[A-Za-z0-9._/-]{1,12}$/) },
+    { weight: 1, arbitrary: fc.constantFrom('managed-by', 'Managed-By', 'cluster', 'source-x', 'SOURCE-uid', 'previous-team', 'content-hash', 'base64-keys', 'clusters', 'my-source', 'k'.repeat(128), 'k'.repeat(129), 'a b', '', 'é', '\\u0061', 'a"b', 'a\\b') },
+  );
+  const cmValue = fc.oneof(
+    { weight: 6, arbitrary: fc.string({ maxLength: 16 }).map((v) => v.replace(/["\\]/g, '')) },
+    { weight: 1, arbitrary: fc.constantFrom('\\"quoted\\"', 'a\\/b', '\\\\', '\\u0041', '\\n', 'tab\there', 'zw\u200bsp', 'é'.repeat(256), 'é'.repeat(257), '\\"'.repeat(512), '\\"'.repeat(513), 'x'.repeat(512), 'x'.repeat(513), '日本語') },
+    { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 6 }).map((v) => v.replace(/["\\]/g, '')) },
+  );
+  const cmObject = fc
+    .tuple(fc.array(fc.tuple(cmKey, cmValue), { maxLength: 6 }), fc.boolean(), fc.constantFrom('', ' ', '\n', '\t', '\u00a0'))
+    .map(([pairs, duplicate, space]) => {
+      const members = pairs.map(([k, v]) => `"${k}":${space}"${v}"`);
+      if (duplicate && members.length > 0) members.push(members[0]);
+      return `{${space}${members.join(`,${space}`)}${space}}`;
+    });
+  const cmKeys = (n: number) => JSON.stringify(Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 'v'])));
+  const cmValues = fc.oneof(
+    { weight: 10, arbitrary: cmObject },
+    { weight: 1, arbitrary: fc.constantFrom('[]', '{"a":1}', '{"a":{"b":"c"}}', '{"a":"b",}', 'team=payments', '', '{}', ' {} ', cmKeys(56), cmKeys(57), `{"a":"${'x'.repeat(32_760)}"}`, `{"a":"${'x'.repeat(32_761)}"}`) },
+  );
+
   let namespace: string;
   let context: AnnotationContext;
   beforeAll(async () => {
@@ -297,6 +330,8 @@ describe('drift guard: the apiserver and the operator agree on every value of a 
     take(Annotations.path, pathValues(namespace), 220);
     for (const key of BOOLEAN_ANNOTATIONS) take(key, words(['true', 'false']), 40);
     take(Annotations.rotationCheck, words(['enabled', 'disabled']), 40);
+    take(Annotations.updatePolicy, words(['Replace', 'IfNotExists']), 40);
+    take(Annotations.customMetadata, cmValues, 160);
     take(Annotations.reconcile, durations, 60);
     take('vault-sync.io/unknown', fc.constant('x'), 1);
 
@@ -309,7 +344,7 @@ describe('drift guard: the apiserver and the operator agree on every value of a 
       .map((r) => ({ key: r.key, value: JSON.stringify(r.value), operator: r.operator ?? 'accepts', apiserver: r.apiserver ?? 'admits' }));
     expect(disagreements).toEqual([]);
     // The corpus exercises both verdicts for every annotation (not all accepted, not all refused).
-    for (const key of [Annotations.path, ...BOOLEAN_ANNOTATIONS, Annotations.rotationCheck, Annotations.reconcile]) {
+    for (const key of [Annotations.path, ...BOOLEAN_ANNOTATIONS, Annotations.rotationCheck, Annotations.updatePolicy, Annotations.customMetadata, Annotations.reconcile]) {
       const mine = results.filter((r) => r.key === key);
       const accepted = mine.filter((r) => r.operator === undefined).length;
       expect({ key, accepted: accepted >= 8, refused: mine.length - accepted >= 8 }).toEqual({ key, accepted: true, refused: true });

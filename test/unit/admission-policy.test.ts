@@ -101,6 +101,12 @@ describe('the rules the generator reads are the operator’s', () => {
     [Annotations.reconcile, '5 minutes', 'duration'],
     [Annotations.secrets, 'not json', undefined], // left to the operator: CEL has no JSON parser
     [Annotations.forceSync, 'anything', undefined],
+    [Annotations.updatePolicy, ' ifNotExists ', undefined],
+    [Annotations.updatePolicy, 'Replace', undefined],
+    [Annotations.updatePolicy, 'CreateOnce', '"Replace" or "IfNotExists"'],
+    [Annotations.customMetadata, '{"team":"payments"}', undefined],
+    [Annotations.customMetadata, '{"managed-by":"me"}', 'ownership marks'],
+    [Annotations.customMetadata, 'team=payments', 'JSON object of string values'],
     ['vault-sync.io/pth', 'secret/team-a/x', 'unknown annotation'],
     ['other.io/suspend', 'yes', undefined],
   ])('%s: %j -> %s', (key, value, expected) => {

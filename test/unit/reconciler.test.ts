@@ -310,4 +310,216 @@ describe('plan prints the verdict the reconciler carries out', () => {
     const after = await requestsOf(world, () => world.reconciler.reconcile(KEY));
     expect(after).toEqual(['read-metadata secret/team-a/web/api', 'delete-all secret/team-a/web/api']);
   });
+
+  test('a custom-metadata change is planned as a metadata write, and IfNotExists as kept: create-once', async () => {
+    const world = worldWithWeb({ 'vault-sync.io/custom-metadata': '{"team":"a"}', 'vault-sync.io/update-policy': 'IfNotExists' });
+    await world.reconciler.reconcile(KEY);
+    world.cluster.putDeployment('team-a', 'web', { 'vault-sync.io/path': 'secret/team-a/web', 'vault-sync.io/custom-metadata': '{"team":"b"}', 'vault-sync.io/update-policy': 'IfNotExists' }, ['db']);
+    expect((await world.planner.planSource(KEY))!.paths).toEqual([
+      { path: DB, action: 'update', reason: 'custom_metadata changed (vault-sync.io/custom-metadata): written with the marks (no new version)' },
+    ]);
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`marks ${DB}`]);
+    world.cluster.putSecret('team-a', 'db', { password: 'two' });
+    const kept = await world.planner.planSource(KEY);
+    expect(kept!.paths.map((p) => [p.path, p.action, p.reason])).toEqual([[DB, 'keep', expect.stringMatching(/^kept: create-once/)]]);
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([]);
+    // Once recorded as kept, the plan still says why nothing is written.
+    expect((await world.planner.planSource(KEY))!.paths.map((p) => [p.action, p.reason])).toEqual([['unchanged', expect.stringMatching(/^kept: create-once/)]]);
+  });
+});
+
+describe('vault-sync.io/custom-metadata: the user\'s keys beside the marks', () => {
+  const META = 'vault-sync.io/custom-metadata';
+  const withMetadata = (value: string, extra: Record<string, string> = {}) => worldWithWeb({ [META]: value, ...extra });
+  const annotate = (world: SyncWorld, annotations: Record<string, string>) => {
+    const web = world.cluster.deployment('team-a', 'web')!;
+    world.cluster.putDeployment('team-a', 'web', { ...web.annotations, ...annotations }, ['db']);
+  };
+
+  test('a new path gets the user keys with its marks: the same two requests as without them', async () => {
+    const world = withMetadata('{"team":"payments","tier":"gold"}');
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`, `write ${DB} cas=0`, `marks ${DB}`]);
+    expect(world.vault.marksOf(DB)).toMatchObject({ team: 'payments', tier: 'gold', 'managed-by': 'vault-sync-operator' });
+    expect(world.records.records.get(KEY)!.entries[0].metadataHash).toMatch(/^sha256:/);
+  });
+
+  test('a change of the annotation alone: one metadata write per path, no data write, no new version; then nothing', async () => {
+    const world = withMetadata('{"team":"payments"}');
+    await world.reconciler.reconcile(KEY);
+    annotate(world, { [META]: '{"team":"billing","on-call":"ops"}' });
+    let result;
+    expect(await requestsOf(world, async () => (result = await world.reconciler.reconcile(KEY)))).toEqual([`marks ${DB}`]);
+    expect(result).toEqual({ outcome: 'synced' });
+    expect(world.vault.versionsOf(DB)).toBe(1);
+    expect(world.vault.marksOf(DB)).toMatchObject({ team: 'billing', 'on-call': 'ops', 'source-name': 'web' });
+    expect(world.records.conditions.get(KEY)!.message).toContain(`wrote the custom_metadata of ${DB}`);
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([]);
+    // The keys in another order are the same metadata: no write.
+    annotate(world, { [META]: '{ "on-call":"ops", "team":"billing" }' });
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([]);
+  });
+
+  test('removing the annotation removes the user keys with one metadata write; the marks stay', async () => {
+    const world = withMetadata('{"team":"payments"}');
+    await world.reconciler.reconcile(KEY);
+    const web = world.cluster.deployment('team-a', 'web')!;
+    const { [META]: _, ...rest } = web.annotations;
+    world.cluster.putDeployment('team-a', 'web', rest, ['db']);
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`marks ${DB}`]);
+    expect(world.vault.marksOf(DB)).not.toHaveProperty('team');
+    expect(world.vault.marksOf(DB)).toMatchObject({ 'managed-by': 'vault-sync-operator' });
+  });
+
+  test('content and metadata changed together: the data write and one marks write', async () => {
+    const world = withMetadata('{"team":"payments"}');
+    await world.reconciler.reconcile(KEY);
+    annotate(world, { [META]: '{"team":"billing"}' });
+    world.cluster.putSecret('team-a', 'db', { password: 'two' });
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`write ${DB} cas=1`, `marks ${DB}`]);
+    expect(world.vault.marksOf(DB)).toMatchObject({ team: 'billing' });
+  });
+
+  test('a mark name is refused with an InvalidAnnotation Warning naming it; the data still syncs, with the marks only', async () => {
+    const world = withMetadata('{"team":"payments","managed-by":"me"}');
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`, `write ${DB} cas=0`, `marks ${DB}`]);
+    expect(world.vault.marksOf(DB)).toMatchObject({ 'managed-by': 'vault-sync-operator' });
+    expect(world.vault.marksOf(DB)).not.toHaveProperty('team');
+    const warning = world.cluster.events.find((e) => e.reason === 'InvalidAnnotation')!;
+    expect(warning.type).toBe('Warning');
+    expect(warning.message).toContain(`${META}:`);
+    expect(warning.message).toContain('ownership marks');
+    expect(warning.message).toContain('"managed-by"');
+    expect(warning.message).toContain('synced with the ownership marks only');
+  });
+
+  test('the drift check restores user keys removed out of band with one metadata write (no data write)', async () => {
+    const world = withMetadata('{"team":"payments"}', { 'vault-sync.io/reconcile': '1m' });
+    await world.reconciler.reconcile(KEY);
+    const { team: _, ...stripped } = world.vault.marksOf(DB)!;
+    world.vault.paths.get(DB)!.customMetadata = stripped;
+    world.clock.now += 61_000;
+    let result;
+    expect(await requestsOf(world, async () => (result = await world.reconciler.reconcile(KEY)))).toEqual([`read-metadata ${DB}`, `marks ${DB}`]);
+    expect(result).toEqual({ outcome: 'drift-corrected', requeueAfterMs: 60_000 });
+    expect(world.vault.marksOf(DB)).toMatchObject({ team: 'payments' });
+    expect(world.vault.versionsOf(DB)).toBe(1);
+    expect(world.cluster.events.filter((e) => e.reason === 'DriftCorrected')).toHaveLength(1);
+    world.clock.now += 61_000;
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`]);
+  });
+
+  test('an update whose answer was lost is recovered with its marks written again (which user keys are there is unknown); plan says so', async () => {
+    const world = withMetadata('{"team":"payments"}');
+    await world.reconciler.reconcile(KEY);
+    world.cluster.putSecret('team-a', 'db', { password: 'two' });
+    world.vault.loseAnswerOf = () => true;
+    await expect(world.reconciler.reconcile(KEY)).rejects.toThrow(/no response/);
+    world.vault.loseAnswerOf = undefined;
+    const plan = await world.planner.planSource(KEY);
+    expect(plan!.paths.map((p) => [p.path, p.action, p.reason])).toEqual([[DB, 'update', expect.stringContaining('its custom_metadata is written again')]]);
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`, `marks ${DB}`]);
+    expect(world.vault.versionsOf(DB)).toBe(2);
+    expect(world.vault.marksOf(DB)).toMatchObject({ team: 'payments' });
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([]);
+  });
+
+  test('KV v1: a Warning that KV v1 has no custom_metadata; the data is synced, no user key written', async () => {
+    const world = syncWorld({}, 1);
+    world.cluster.putSecret('team-a', 'db', { password: 'one' });
+    world.cluster.putDeployment('team-a', 'web', { 'vault-sync.io/path': 'secret/team-a/web', [META]: '{"team":"payments"}' }, ['db']);
+    expect(await world.reconciler.reconcile(KEY)).toEqual({ outcome: 'synced' });
+    expect(world.vault.value(DB)).toEqual({ password: 'one' });
+    expect(world.vault.marksOf(DB)).not.toHaveProperty('team');
+    const warning = world.cluster.events.find((e) => e.reason === 'InvalidAnnotation')!;
+    expect(warning.message).toContain('KV v1 has no custom_metadata');
+    expect(warning.message).toContain('their data is synced without it');
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([]);
+  });
+});
+
+describe('vault-sync.io/update-policy: IfNotExists writes a path only when it has no live version', () => {
+  const POLICY = { 'vault-sync.io/update-policy': 'IfNotExists' };
+
+  test('created once; a later Secret change is not written, and the status says kept: create-once', async () => {
+    const world = worldWithWeb(POLICY);
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`, `write ${DB} cas=0`, `marks ${DB}`]);
+    world.cluster.putSecret('team-a', 'db', { password: 'two' });
+    let result;
+    expect(await requestsOf(world, async () => (result = await world.reconciler.reconcile(KEY)))).toEqual([]);
+    expect(result).toEqual({ outcome: 'unchanged' });
+    expect(world.vault.value(DB)).toEqual({ password: 'one' });
+    expect(world.records.conditions.get(KEY)).toMatchObject({ status: 'True', reason: 'Synced' });
+    expect(world.records.conditions.get(KEY)!.message).toContain(`kept: create-once (vault-sync.io/update-policy: IfNotExists) ${DB}`);
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([]);
+  });
+
+  test('a new version made in Vault (rotation) is not drift: nothing is written back', async () => {
+    const world = worldWithWeb({ ...POLICY, 'vault-sync.io/reconcile': '1m' });
+    await world.reconciler.reconcile(KEY);
+    world.vault.writeOutOfBand({ mount: 'secret', key: 'team-a/web/db' }, { password: 'rotated' });
+    world.clock.now += 61_000;
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`]);
+    expect(world.vault.value(DB)).toEqual({ password: 'rotated' });
+    expect(world.cluster.events.filter((e) => e.reason === 'DriftCorrected')).toEqual([]);
+    expect(world.records.conditions.get(KEY)!.message).toBe('1 path(s) in sync; no drift; kept: create-once (vault-sync.io/update-policy: IfNotExists)');
+  });
+
+  test('deleted out of band: written again (the Secret\'s value now) only when the source asks for drift checks', async () => {
+    const drift = worldWithWeb({ ...POLICY, 'vault-sync.io/reconcile': '1m' });
+    await drift.reconciler.reconcile(KEY);
+    drift.cluster.putSecret('team-a', 'db', { password: 'two' });
+    await drift.reconciler.reconcile(KEY);
+    await drift.vault.deleteLatest({ mount: 'secret', key: 'team-a/web/db' });
+    drift.clock.now += 61_000;
+    expect(await requestsOf(drift, () => drift.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`, `write ${DB} cas=1`]);
+    expect(drift.vault.value(DB)).toEqual({ password: 'two' });
+
+    const noDrift = worldWithWeb(POLICY);
+    await noDrift.reconciler.reconcile(KEY);
+    await noDrift.vault.deleteAll({ mount: 'secret', key: 'team-a/web/db' });
+    noDrift.clock.now += 3_600_000;
+    expect(await requestsOf(noDrift, () => noDrift.reconciler.reconcile(KEY))).toEqual([]);
+    expect(noDrift.vault.value(DB)).toBeUndefined();
+  });
+
+  test('an unrecorded path with a live version of ours (the record lost) is kept and recorded again, not written', async () => {
+    const world = worldWithWeb(POLICY);
+    await world.reconciler.reconcile(KEY);
+    world.records.records.delete(KEY);
+    world.cluster.putSecret('team-a', 'db', { password: 'two' });
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`]);
+    expect(world.vault.value(DB)).toEqual({ password: 'one' });
+    expect(world.records.records.get(KEY)!.entries.map((e) => [formatPath(e.path), e.version])).toEqual([[DB, 1]]);
+  });
+
+  test('an unmarked live path is never adopted over: refused, even with adopt', async () => {
+    const world = worldWithWeb({ ...POLICY, 'vault-sync.io/adopt': 'true' });
+    world.vault.writeOutOfBand({ mount: 'secret', key: 'team-a/web/db' }, { password: 'theirs' });
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`]);
+    expect(world.vault.value(DB)).toEqual({ password: 'theirs' });
+    expect(world.cluster.events.find((e) => e.reason === 'Refused')!.message).toContain('IfNotExists never writes over one');
+  });
+
+  test('a bad value is reported and read as IfNotExists (the side that never overwrites)', async () => {
+    const world = worldWithWeb({ 'vault-sync.io/update-policy': 'CreateOnce' });
+    await world.reconciler.reconcile(KEY);
+    world.cluster.putSecret('team-a', 'db', { password: 'two' });
+    expect(await requestsOf(world, () => world.reconciler.reconcile(KEY))).toEqual([]);
+    expect(world.vault.value(DB)).toEqual({ password: 'one' });
+    expect(world.cluster.events.find((e) => e.reason === 'InvalidAnnotation')!.message).toContain('read as "IfNotExists"');
+  });
+
+  test('deletion follows preserve-on-delete as usual: deleted without it, kept with it', async () => {
+    const deleting = worldWithWeb(POLICY);
+    await deleting.reconciler.reconcile(KEY);
+    deleting.cluster.deleteObject('Deployment', 'team-a', 'web');
+    expect(await requestsOf(deleting, () => deleting.reconciler.reconcile(KEY))).toEqual([`read-metadata ${DB}`, `delete-all ${DB}`]);
+    expect(deleting.vault.value(DB)).toBeUndefined();
+
+    const preserving = worldWithWeb({ ...POLICY, 'vault-sync.io/preserve-on-delete': 'true' });
+    await preserving.reconciler.reconcile(KEY);
+    preserving.cluster.deleteObject('Deployment', 'team-a', 'web');
+    expect(await requestsOf(preserving, () => preserving.reconciler.reconcile(KEY))).toEqual([]);
+    expect(preserving.vault.value(DB)).toEqual({ password: 'one' });
+  });
 });

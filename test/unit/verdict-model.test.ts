@@ -1,6 +1,6 @@
 // Model-based property test of the decision pipeline: random sequences of what users and admins do across
 // several namespaces (create, annotate, re-point, suspend, delete, grant change, status edit, restart, a path
-// written by hand), each followed by `plan` and then a reconcile of the sources it touches, against the
+// written by hand, custom-metadata, update-policy), each followed by `plan` and then a reconcile of the sources it touches, against the
 // recording fake Vault. Two invariants, checked after every step:
 //   1. no request ever leaves the scope of the source it serves (its namespace prefix, its grants, the mounts);
 //   2. the verdict `plan` prints is what the reconciler then does (the same paths written, the same deleted).
@@ -153,6 +153,24 @@ const commands = [
       const annotations = annotationsOf(real, k, n);
       if (annotations && preserve) putSource(real, k, n, { ...annotations, 'vault-sync.io/preserve-on-delete': 'true' });
       real.world.cluster.deleteObject(k, n, k === 'Deployment' ? 'web' : 'conf');
+      return [keyOf(k, n)];
+    }),
+  ),
+  fc.tuple(kind, ns, fc.constantFrom(undefined, '{"team":"a"}', '{"team":"b","tier":"1"}', '{"managed-by":"me"}')).map(([k, n, metadata]) =>
+    step(`custom-metadata of ${k} ${n}: ${metadata ?? 'none'}`, (real) => {
+      const annotations = annotationsOf(real, k, n);
+      if (!annotations) return [keyOf(k, n)];
+      const { 'vault-sync.io/custom-metadata': _, ...rest } = annotations;
+      putSource(real, k, n, metadata === undefined ? rest : { ...rest, 'vault-sync.io/custom-metadata': metadata });
+      return [keyOf(k, n)];
+    }),
+  ),
+  fc.tuple(kind, ns, fc.constantFrom(undefined, 'Replace', 'IfNotExists')).map(([k, n, policy]) =>
+    step(`update-policy of ${k} ${n}: ${policy ?? 'none'}`, (real) => {
+      const annotations = annotationsOf(real, k, n);
+      if (!annotations) return [keyOf(k, n)];
+      const { 'vault-sync.io/update-policy': _, ...rest } = annotations;
+      putSource(real, k, n, policy === undefined ? rest : { ...rest, 'vault-sync.io/update-policy': policy });
       return [keyOf(k, n)];
     }),
   ),
