@@ -120,10 +120,17 @@ describe('VaultRateLimiter: one exact token bucket (Bottleneck queue, precise re
   });
 
   test('higher priority (logins, renewals) goes before a backlog of writes', async () => {
-    const limiter = new VaultRateLimiter({ rate: 20, burst: 1 });
+    // The clock stands still until Bottleneck has received all six requests (it takes them in asynchronously):
+    // on a loaded machine that can take longer than one token's interval, and a second token granted before the
+    // login was queued would start w1 first (the order of arrival, not the priority, would be under test).
+    let frozen = true;
+    const start = performance.now();
+    const limiter = new VaultRateLimiter({ rate: 20, burst: 1, clock: () => (frozen ? start : performance.now()) });
     const order: string[] = [];
     const writes = Array.from({ length: 5 }, (_, i) => limiter.schedule('write', async () => void order.push(`w${i}`)));
     const login = limiter.schedule('login', async () => void order.push('login'), { priority: 1 });
+    while (limiter.bottleneck.counts().RECEIVED > 0) await new Promise((resolve) => setImmediate(resolve));
+    frozen = false;
     await Promise.all([...writes, login]);
     await limiter.stop();
     expect(order.indexOf('login')).toBeLessThanOrEqual(1);
