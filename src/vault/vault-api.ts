@@ -1,4 +1,5 @@
 import type { PerRequest, RequestHooks } from './request-core.js';
+import type { ListPage } from './transport.js';
 
 /**
  * Our transport's own per-request options (transport.ts TransportRequest), passed through the SDK. Fixed
@@ -11,6 +12,8 @@ export interface SendOptions {
   noToken?: boolean;
   /** A KV LIST, sent as GET with the fixed query `?list=true`. */
   listQuery?: boolean;
+  /** With listQuery: one page (`&limit=…&after=…`, checked by the transport). */
+  listPage?: ListPage;
 }
 
 /**
