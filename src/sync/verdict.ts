@@ -7,7 +7,7 @@ import type { SlimDeployment, SlimSecret } from '../kube/objects.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import { compareUtf8 } from '../vault/path-order.js';
 import { annotationFindings, preservationReason, preservesOnDelete, type AnnotationFinding } from './annotation-check.js';
-import { driftPeriodMs as driftPeriodOf, forceRequested, hasDrifted, inputFingerprint, MIN_DRIFT_PERIOD_MS } from './change-detection.js';
+import { driftDueInMs, driftPeriodMs as driftPeriodOf, forceRequested, hasDrifted, inputFingerprint, MIN_DRIFT_PERIOD_MS } from './change-detection.js';
 import { deriveTargets, describeProblems, materialize, pathsOfSource, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
 import { planSync, type SyncedEntry } from './plan.js';
 import { notDoneFingerprint } from './progress.js';
@@ -65,8 +65,10 @@ export interface ReadRequest {
   values?: { namespace: string; secretNames: string[] };
   /** Paths nobody recorded: who owns them (may be grouped by folder, one LIST). */
   lookup?: KvPath[];
-  /** Metadata reads: drift of recorded paths, ownership of paths to delete. */
+  /** Metadata reads: ownership of paths to delete. */
   metadata?: KvPath[];
+  /** Metadata reads of a drift check (recorded paths): grouped by folder, and behind changes in the fair line. */
+  drift?: KvPath[];
 }
 
 /** One data write (with its marks when due). */
@@ -204,12 +206,14 @@ export function decide(input: DecisionInput): Decision {
     const nextRetry = retryAts.length > 0 ? Math.max(Math.min(...retryAts), MIN_DRIFT_PERIOD_MS) : undefined;
     const entries = [...record.entries].sort(byPath((e) => e.path));
     if (driftPeriodMs === undefined) return { type: 'unchanged', recorded: entries, heldBack, ...(nextRetry !== undefined ? { requeueAfterMs: nextRetry } : {}), ...common };
-    const since = record.lastDriftCheckTime ? input.now - Date.parse(record.lastDriftCheckTime) : Infinity;
-    if (!input.driftNow && since < driftPeriodMs) return { type: 'unchanged', recorded: entries, heldBack, requeueAfterMs: driftPeriodMs - since, ...common };
-    // Drift: one metadata read per recorded path (no data read).
+    // Each source checks on its own slots of the period (change-detection.ts): sources sharing a period are spread over it.
+    const lastCheck = record.lastDriftCheckTime ? Date.parse(record.lastDriftCheckTime) : undefined;
+    const dueIn = driftDueInMs(input.key, driftPeriodMs, lastCheck, input.now);
+    if (!input.driftNow && dueIn > 0) return { type: 'unchanged', recorded: entries, heldBack, requeueAfterMs: dueIn, ...common };
+    // Drift: the metadata of each recorded path (no data read): one listing per folder where the server has one.
     const views = input.reads.views ?? new Map<string, PathView>();
     const unread = entries.filter((e) => !views.has(formatPath(e.path))).map((e) => e.path);
-    if (unread.length > 0) return { type: 'read', metadata: unread };
+    if (unread.length > 0) return { type: 'read', drift: unread };
     const viewOf = (e: SyncedEntry) => views.get(formatPath(e.path))!;
     const unchecked = entries.filter((e) => viewOf(e).state === 'unchecked');
     drifted = entries
@@ -218,7 +222,9 @@ export function decide(input: DecisionInput): Decision {
         return view.state !== 'unchecked' && hasDrifted(e, view.state === 'present' ? view.metadata : undefined, settings.contentHashInMetadata);
       })
       .map((e) => ({ path: e.path, gone: viewOf(e).state !== 'present' }));
-    if (drifted.length === 0) return { type: 'drift-check', record, paths: entries.map((e) => e.path), unchecked: unchecked.map((e) => e.path), heldBack, requeueAfterMs: driftPeriodMs, ...common };
+    // The next slot of this source's own (requeued when due; never sooner than the busy-loop guard).
+    const nextIn = Math.max(driftDueInMs(input.key, driftPeriodMs, input.now, input.now), MIN_DRIFT_PERIOD_MS);
+    if (drifted.length === 0) return { type: 'drift-check', record, paths: entries.map((e) => e.path), unchecked: unchecked.map((e) => e.path), heldBack, requeueAfterMs: nextIn, ...common };
     // The drifted paths are forgotten from the record: the regular path rewrites them (ownership checked).
     const gone = new Set(drifted.map((d) => formatPath(d.path)));
     base = { ...record, inputFingerprint: notDoneFingerprint('drifted', record.inputFingerprint), entries: record.entries.filter((e) => !gone.has(formatPath(e.path))) };
