@@ -344,7 +344,8 @@ async function main() {
       const runs = [];
       for (const paths of (args.get('drift') ?? (quick ? '2000' : '2000,10000')).split(',').map(Number)) {
         if (!(Number.isInteger(paths) && paths >= 40 && paths % 40 === 0)) throw new Error(`--drift takes path counts that are whole multiples of 40, got ${paths}`);
-        runs.push(await driftCost({ env, proxy, say, configFor: (extra) => configFor(work, extra) }, paths / 40, 30));
+        // A longer period for the big run: the per-path mode's reads must fit in it on a 2-core machine.
+        runs.push(await driftCost({ env, proxy, say, configFor: (extra) => configFor(work, extra) }, paths / 40, paths > 2000 ? 60 : 30));
       }
       results.driftCost = runs;
     }
