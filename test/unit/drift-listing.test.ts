@@ -264,6 +264,20 @@ describe('the gatherer: one listing per folder', () => {
     return { outcome, requests: world.vault.requests.slice(before) };
   }
 
+  test('before its slot a source sends nothing and is requeued for the slot; at the slot it checks, and is requeued one period on', async () => {
+    const world = await syncedWorld('supported');
+    const key = 'Deployment/team-a/web';
+    const last = Date.parse(world.records.records.get(key)!.lastDriftCheckTime!);
+    const due = driftDueInMs(key, 60_000, last, world.clock.now);
+    expect(due).toBeGreaterThan(0);
+    const before = world.vault.requests.length;
+    expect(await world.reconciler.reconcile(key)).toEqual({ outcome: 'unchanged', requeueAfterMs: due });
+    expect(world.vault.requests.length).toBe(before);
+    world.clock.now += due;
+    expect(await world.reconciler.reconcile(key)).toEqual({ outcome: 'unchanged', requeueAfterMs: 60_000 });
+    expect(world.vault.requests.slice(before).map((r) => r.op)).toEqual(['list-detailed']);
+  });
+
   test('a drift check of 10 paths in one folder is one detailed listing, made as a drift check', async () => {
     const world = await syncedWorld('supported');
     const { requests } = await driftCheck(world);
