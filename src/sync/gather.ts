@@ -184,18 +184,18 @@ export class DecisionPipeline {
         }
         const unrecorded = group.paths.filter((path) => lookups.has(formatPath(path)));
         const others = group.paths.filter((path) => !lookups.has(formatPath(path)));
-        await Promise.all([this.lookUpByPlainList(unrecorded, views, context), ...others.map((path) => this.readView(path, views, context))]);
+        await Promise.all([this.lookUpByPlainList(group.folder, unrecorded, views, context), ...others.map((path) => this.readView(path, views, context))]);
       }),
     );
   }
 
   /** Paths nobody recorded, in one folder, where no detailed listing can be had: one LIST, then a metadata read of each name found (read-only: a read each). */
-  private async lookUpByPlainList(paths: readonly KvPath[], views: Map<string, PathView>, context: RequestContext): Promise<void> {
+  private async lookUpByPlainList(folder: KvPath, paths: readonly KvPath[], views: Map<string, PathView>, context: RequestContext): Promise<void> {
     if (paths.length < 2 || this.deps.readOnly) {
       await Promise.all(paths.map((path) => this.readView(path, views, context)));
       return;
     }
-    const names = new Set(await this.deps.vault.listFolder({ mount: paths[0].mount, key: paths[0].key.slice(0, paths[0].key.lastIndexOf('/')) }, context));
+    const names = new Set(await this.deps.vault.listFolder(folder, context));
     await Promise.all(paths.map((path) => (names.has(leafName(path)) ? this.readView(path, views, context) : views.set(formatPath(path), { state: 'absent' }))));
   }
 
