@@ -26,7 +26,15 @@ export class KvV2 implements KvStrategy {
   constructor(
     private readonly requests: VaultRequests,
     private readonly now: () => number = Date.now,
+    /** Told when what the server says about detailed listings changes (the operator logs it once). */
+    private readonly onListingSupport?: (state: 'supported' | 'unsupported' | 'forbidden') => void,
   ) {}
+
+  private learn(next: KvV2['detailedListing']): void {
+    const changed = next.state !== this.detailedListing.state;
+    this.detailedListing = next;
+    if (changed && next.state !== 'unknown') this.onListingSupport?.(next.state);
+  }
 
   /** Known so far: `unknown` until the first listing answered. */
   get detailedListingSupport(): 'unknown' | 'supported' | 'unsupported' | 'forbidden' {
@@ -46,13 +54,13 @@ export class KvV2 implements KvStrategy {
       const meaning = classifyListingError(error);
       if (meaning === undefined) throw error;
       if (meaning.kind === 'empty') {
-        this.detailedListing = { state: 'supported' };
+        this.learn({ state: 'supported' });
         return { kind: 'page', page: { names: [], entries: new Map() } };
       }
-      this.detailedListing = meaning.why === 'forbidden' ? { state: 'forbidden', until: this.now() + FORBIDDEN_LISTING_RECHECK_MS } : { state: 'unsupported' };
+      this.learn(meaning.why === 'forbidden' ? { state: 'forbidden', until: this.now() + FORBIDDEN_LISTING_RECHECK_MS } : { state: 'unsupported' });
       return { kind: 'refused', why: meaning.why };
     }
-    this.detailedListing = { state: 'supported' };
+    this.learn({ state: 'supported' });
     try {
       return { kind: 'page', page: parseDetailedPage(answer, page.after, page.limit) };
     } catch (error) {

@@ -148,17 +148,20 @@ describe('what the server says, learned once per mount', () => {
 
   test('HashiCorp Vault (no such endpoint): one request, then none for any folder of the mount', async () => {
     const { sent, requests } = requestsAnswering([() => { throw refusal(404, 'not-found', ': Invalid path for a versioned K/V secrets engine.'); }]);
-    const kv = new KvV2(requests);
+    const learned: string[] = [];
+    const kv = new KvV2(requests, Date.now, (state) => learned.push(state));
     expect(await kv.listDetailedPage(folder, { limit: 10 })).toEqual({ kind: 'refused', why: 'unsupported' });
     expect(await kv.listDetailedPage({ mount: 'secret', key: 'other' }, { limit: 10 })).toEqual({ kind: 'refused', why: 'unsupported' });
     expect(sent).toEqual(['secret/detailed-metadata/team-a/app']);
+    expect(learned).toEqual(['unsupported']); // said once (the operator logs it)
     expect(kv.detailedListingSupport).toBe('unsupported');
   });
 
   test('a 403 is kept for a while (no request), then asked again: a policy fix is picked up', async () => {
     const { sent, requests } = requestsAnswering([() => { throw refusal(403, 'forbidden'); }, () => answer({ a: keyInfo(1) })]);
     let now = 1_000_000;
-    const kv = new KvV2(requests, () => now);
+    const learned: string[] = [];
+    const kv = new KvV2(requests, () => now, (state) => learned.push(state));
     expect(await kv.listDetailedPage(folder, { limit: 10 })).toEqual({ kind: 'refused', why: 'forbidden' });
     now += FORBIDDEN_LISTING_RECHECK_MS - 1;
     expect(await kv.listDetailedPage(folder, { limit: 10 })).toEqual({ kind: 'refused', why: 'forbidden' });
@@ -168,6 +171,7 @@ describe('what the server says, learned once per mount', () => {
     expect(page.kind === 'page' ? [...page.page.entries.keys()] : page).toEqual(['a']);
     expect(sent).toHaveLength(2);
     expect(kv.detailedListingSupport).toBe('supported');
+    expect(learned).toEqual(['forbidden', 'supported']);
   });
 
   test('an empty or absent folder (bare 404) is an empty page; a malformed answer is a clear terminal error', async () => {
