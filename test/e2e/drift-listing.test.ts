@@ -83,7 +83,11 @@ testExceptOn('vault', 'HashiCorp Vault has no detailed listing (the operator rea
   const changedAt = auditMark();
   expect((await vaultHttp(`secret/data/${ns}/app-1/s3`, { body: { data: { value: 'changed by hand' } } })).status).toBe(200);
   await waitForVault(`${ns}/app-1/s3`, (d) => d.data.value === 'value-of-s3' && d.metadata.version === 3, 'the operator\'s value restored');
-  const after = ours(changedAt);
+  // From the change as OpenBao logged it: a LIST logged before it (after the mark) saw the old version.
+  const everything = requestsSince(changedAt);
+  const put = everything.findIndex((r) => r.byRoot && r.path === `secret/data/${ns}/app-1/s3`);
+  expect(put).toBeGreaterThanOrEqual(0);
+  const after = everything.slice(put + 1).filter((r) => r.displayName === `token-${displayName}` && r.path.includes(`/${ns}/`));
   const restore = after.findIndex((r) => r.operation !== 'list' && r.path === `secret/data/${ns}/app-1/s3`);
   expect(restore).toBeGreaterThanOrEqual(0);
   // The first drift check of the folder after the change found it: one LIST, then the write (no metadata read).
