@@ -4,7 +4,8 @@
 //
 //   --n=100,500,2000   backlog sizes for the convergence runs (default)
 //   --quick            --n=100,500 and fewer large secrets
-//   --skip=limiter,converge,operator,memory,fair,floor,startup,chaos
+//   --skip=limiter,converge,operator,memory,fair,floor,drift,startup,chaos
+//   --drift=2000,10000           paths for the drift-cost runs, 40 a folder (bench/drift-cost.ts)
 //   --startup=1000,10000,30000   Secret counts for the start-up runs (bench/startup.ts)
 //   --chaos-minutes=10           length of the chaos run (bench/chaos.ts; or CHAOS_MINUTES)
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +29,7 @@ import { createVaultStack } from '../src/vault/stack.js';
 import { writeFloor } from './write-floor.js';
 import { fairShare, fairShareTables } from './fair-share.js';
 import { chaosBench, chaosTable } from './chaos.js';
+import { driftCost, driftCostTable } from './drift-cost.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
 import { loadKubeConfig } from '../src/kube/kube-config.js';
 
@@ -338,6 +340,15 @@ async function main() {
       results.callsPerSecretWithHashInMetadata = await callsPerSecret(work, ['--content-hash-in-metadata=true']);
     }
     if (!skip.has('floor')) results.writeFloor = await writeFloor({ env, proxy, configFor: (extra) => configFor(work, extra) });
+    if (!skip.has('drift')) {
+      const runs = [];
+      for (const paths of (args.get('drift') ?? (quick ? '2000' : '2000,10000')).split(',').map(Number)) {
+        if (!(Number.isInteger(paths) && paths >= 40 && paths % 40 === 0)) throw new Error(`--drift takes path counts that are whole multiples of 40, got ${paths}`);
+        // A longer period for the big run: the per-path mode's reads must fit in it on a 2-core machine.
+        runs.push(await driftCost({ env, proxy, say, configFor: (extra) => configFor(work, extra) }, paths / 40, paths > 2000 ? 60 : 30));
+      }
+      results.driftCost = runs;
+    }
     if (!skip.has('fair')) results.fairShare = await fairShare({ newStack: async () => createVaultStack(await configFor(work), silent), say, env, configFor: (extra) => configFor(work, extra) });
     if (!skip.has('memory')) {
       const count = quick ? 10 : 30;
@@ -365,6 +376,7 @@ async function main() {
   if (calls) out.push(`Vault calls per secret through the operator (${calls.secrets} Secrets)`, table(calls.phases), '');
   const hashed = results.callsPerSecretWithHashInMetadata as typeof calls;
   if (hashed) out.push(`The same with CONTENT_HASH_IN_METADATA=true (${hashed.secrets} Secrets)`, table(hashed.phases), '');
+  if (results.driftCost) out.push(...driftCostTable(results.driftCost as Array<Awaited<ReturnType<typeof driftCost>>>, table));
   if (results.fairShare) out.push(...fairShareTables(results.fairShare as Awaited<ReturnType<typeof fairShare>>, table));
   if (results.memory) out.push('Memory while syncing large secrets (growth of the bench process over a baseline taken after a GC)', table(results.memory as Array<Record<string, unknown>>), '');
   const startup = results.startup as Awaited<ReturnType<typeof startupBench>> | undefined;

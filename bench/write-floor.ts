@@ -43,7 +43,7 @@ export async function writeFloor(ctx: WriteFloorContext) {
     const all = await Promise.all(paths.map(metadataOf));
     return all.every((m) => m?.custom_metadata?.['managed-by'] === 'vault-sync-operator' && version(m));
   };
-  const kvRequests = (from: number, ns: string) => proxy.requests.slice(from).filter((r: RecordedRequest) => r.path.startsWith(`/v1/secret/data/${ns}/`) || r.path.startsWith(`/v1/secret/metadata/${ns}`));
+  const kvRequests = (from: number, ns: string) => proxy.requests.slice(from).filter((r: RecordedRequest) => r.path.startsWith(`/v1/secret/data/${ns}/`) || r.path.startsWith(`/v1/secret/metadata/${ns}`) || r.path.startsWith(`/v1/secret/detailed-metadata/${ns}`));
   const quiet = async (ns: string) => {
     // Settled: no request for this namespace for 2 s.
     for (let seen = -1; ; ) {

@@ -36,6 +36,29 @@ export function driftPeriodMs(annotation: string | undefined): number | undefine
 }
 
 /**
+ * The source's place in its drift period: a stable offset from its key (a hash, not a random draw), so that the
+ * drift checks of many sources sharing a period are spread over it and stay spread after a restart, instead of
+ * all firing together.
+ */
+export function driftPhaseMs(sourceKey: string, periodMs: number): number {
+  const hash = createHash('sha256').update(sourceKey).digest();
+  return hash.readUIntBE(0, 6) % Math.max(1, Math.floor(periodMs));
+}
+
+/**
+ * Pure: milliseconds until the source's next drift check is due (<= 0: due now). Checks fall on the source's
+ * own slots (its phase + whole periods); the next one is the first slot after the last check, so two checks are
+ * never more than one period apart (an out-of-band change is found within one period) and never bunched.
+ */
+export function driftDueInMs(sourceKey: string, periodMs: number, lastCheckMs: number | undefined, nowMs: number): number {
+  if (lastCheckMs === undefined || !Number.isFinite(lastCheckMs)) return 0;
+  const phase = driftPhaseMs(sourceKey, periodMs);
+  const sinceSlot = (((lastCheckMs - phase) % periodMs) + periodMs) % periodMs; // how far past its slot the last check was
+  const nextSlot = lastCheckMs - sinceSlot + periodMs;
+  return nextSlot - nowMs;
+}
+
+/**
  * Did a path change in Vault out of band since it was synced (one metadata read, no data read)? `createOnce`
  * (update-policy IfNotExists): only a path with no live version left counts; new versions are Vault's own.
  */

@@ -4,7 +4,8 @@
 import { Annotations, FINALIZER } from '../kube/annotations.js';
 import { parseSourceKey, type SlimDeployment, type SlimSecret } from '../kube/objects.js';
 import { formatPath, type KvPath } from '../vault/path.js';
-import type { KvMetadata, RequestContext } from '../vault/port.js';
+import { listingCovers } from '../vault/detailed-listing.js';
+import type { RequestContext, VaultPort } from '../vault/port.js';
 import { permits } from '../vault/scope.js';
 import { scopeOf } from '../vault/tenancy.js';
 import type { Fingerprinter } from './fingerprint.js';
@@ -31,18 +32,16 @@ export interface GatherDeps {
     readSecretData(namespace: string, name: string): Promise<ReadonlyMap<string, Uint8Array> | undefined>;
     namespaceIsTerminating(namespace: string): Promise<boolean>;
   };
-  vault: {
-    readMetadata(path: KvPath, context?: RequestContext): Promise<KvMetadata | undefined>;
-    listFolder(folder: KvPath, context?: RequestContext): Promise<string[]>;
-  };
+  vault: Pick<VaultPort, 'readMetadata' | 'listFolder' | 'listDetailedMetadata'>;
   /** The KV version of a mount: a read-only pipeline reads no data, so it checks no marks on KV v1. */
   kvVersion(mount: string): Promise<1 | 2>;
   fingerprint: Pick<Fingerprinter, 'entry'>;
   settings: DecisionSettings;
   now?: () => number;
   /**
-   * `plan` and DRY_RUN: metadata reads only (no LIST: a read-only token may lack `list`), nothing read on a
-   * KV v1 mount (its metadata call would read the data), and drift checked whenever asked.
+   * `plan` and DRY_RUN: metadata reads and detailed listings only (no plain LIST; a detailed listing refused with
+   * 403 falls back to metadata reads), nothing read on a KV v1 mount (its metadata call would read the data), and
+   * drift checked whenever asked.
    */
   readOnly: boolean;
 }
@@ -153,28 +152,57 @@ export class DecisionPipeline {
       for (const mount of request.kvVersions) versions.set(mount, await this.deps.kvVersion(mount));
       reads.kvVersions = versions;
     }
-    if (request.lookup || request.metadata) {
+    if (request.lookup || request.metadata || request.drift) {
       options.beforeVault?.();
       const views = new Map(known.views ?? []);
-      await Promise.all([this.lookUp(request.lookup ?? [], views, context), ...(request.metadata ?? []).map((path) => this.readView(path, views, context))]);
+      const changeReads = [...(request.lookup ?? []), ...(request.metadata ?? [])];
+      const lookups = new Set((request.lookup ?? []).map(formatPath));
+      await Promise.all([this.readFolders(changeReads, lookups, views, context), this.readFolders(request.drift ?? [], new Set(), views, { ...context, drift: true })]);
       reads.views = views;
     }
     return reads;
   }
 
-  /** Paths nobody recorded: one LIST per folder with several (read-only: a metadata read each). */
-  private async lookUp(paths: readonly KvPath[], views: Map<string, PathView>, context: RequestContext): Promise<void> {
-    if (this.deps.readOnly) {
+  /**
+   * What Vault holds at these paths, by folder (planLookups): a folder with several paths is ONE detailed listing
+   * where the server has one (OpenBao >= 2.2), whatever the number of paths; a folder with one path, a path right
+   * below the mount, and every path where the server has no such listing or the token may not use it (403: a
+   * read-only `plan` token may lack `list`) are read one by one, except unrecorded paths (`lookups`) outside
+   * `plan`, which keep the one plain LIST of their folder and read only the names found there.
+   */
+  private async readFolders(paths: readonly KvPath[], lookups: ReadonlySet<string>, views: Map<string, PathView>, context: RequestContext): Promise<void> {
+    await Promise.all(
+      planLookups(paths).map(async (group) => {
+        if (group.kind === 'read-metadata') return this.readView(group.path, views, context);
+        if (this.deps.readOnly && (await this.deps.kvVersion(group.folder.mount)) === 1) return Promise.all(group.paths.map((path) => this.readView(path, views, context)));
+        const through = group.paths.map(leafName).reduce((a, b) => (b > a ? b : a));
+        const listing = await this.deps.vault.listDetailedMetadata(group.folder, context, { through });
+        if (!('refused' in listing)) {
+          await Promise.all(
+            group.paths.map((path) => {
+              const metadata = listing.entries.get(leafName(path));
+              if (metadata) return views.set(formatPath(path), { state: 'present', metadata });
+              // A name past where the listing stopped (its page bound) is not known either way: read it.
+              return listingCovers(listing, leafName(path)) ? views.set(formatPath(path), { state: 'absent' }) : this.readView(path, views, context);
+            }),
+          );
+          return;
+        }
+        const unrecorded = group.paths.filter((path) => lookups.has(formatPath(path)));
+        const others = group.paths.filter((path) => !lookups.has(formatPath(path)));
+        await Promise.all([this.lookUpByPlainList(group.folder, unrecorded, views, context), ...others.map((path) => this.readView(path, views, context))]);
+      }),
+    );
+  }
+
+  /** Paths nobody recorded, in one folder, where no detailed listing can be had: one LIST, then a metadata read of each name found (read-only: a read each). */
+  private async lookUpByPlainList(folder: KvPath, paths: readonly KvPath[], views: Map<string, PathView>, context: RequestContext): Promise<void> {
+    if (paths.length < 2 || this.deps.readOnly) {
       await Promise.all(paths.map((path) => this.readView(path, views, context)));
       return;
     }
-    await Promise.all(
-      planLookups(paths).map(async (lookup) => {
-        if (lookup.kind === 'read-metadata') return this.readView(lookup.path, views, context);
-        const names = new Set(await this.deps.vault.listFolder(lookup.folder, context));
-        await Promise.all(lookup.paths.map((path) => (names.has(leafName(path)) ? this.readView(path, views, context) : views.set(formatPath(path), { state: 'absent' }))));
-      }),
-    );
+    const names = new Set(await this.deps.vault.listFolder(folder, context));
+    await Promise.all(paths.map((path) => (names.has(leafName(path)) ? this.readView(path, views, context) : views.set(formatPath(path), { state: 'absent' }))));
   }
 
   private async readView(path: KvPath, views: Map<string, PathView>, context: RequestContext): Promise<void> {

@@ -7,7 +7,7 @@ import type { SlimDeployment, SlimSecret } from '../kube/objects.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import { compareUtf8 } from '../vault/path-order.js';
 import { annotationFindings, preservationReason, preservesOnDelete, type AnnotationFinding } from './annotation-check.js';
-import { driftPeriodMs as driftPeriodOf, forceRequested, hasDrifted, inputFingerprint, MIN_DRIFT_PERIOD_MS } from './change-detection.js';
+import { driftDueInMs, driftPeriodMs as driftPeriodOf, forceRequested, hasDrifted, inputFingerprint, MIN_DRIFT_PERIOD_MS } from './change-detection.js';
 import { deriveTargets, describeProblems, materialize, pathsOfSource, secretNamesOf, type DesiredEntry, type SyncSource } from './desired.js';
 import { planSync, type SyncedEntry } from './plan.js';
 import { notDoneFingerprint } from './progress.js';
@@ -71,10 +71,12 @@ export interface ReadRequest {
   values?: { namespace: string; secretNames: string[] };
   /** Paths nobody recorded: who owns them (may be grouped by folder, one LIST). */
   lookup?: KvPath[];
-  /** Metadata reads: drift of recorded paths, ownership of paths to delete. */
+  /** Metadata reads: ownership of paths to delete. */
   metadata?: KvPath[];
   /** The KV version of these mounts (asked along with the first other read; the port caches it per mount). */
   kvVersions?: string[];
+  /** Metadata reads of a drift check (recorded paths): grouped by folder, and behind changes in the fair line. */
+  drift?: KvPath[];
 }
 
 /** One data write (with its marks when due). */
@@ -266,12 +268,14 @@ export function decide(input: DecisionInput): Decision {
     const nextRetry = retryAts.length > 0 ? Math.max(Math.min(...retryAts), MIN_DRIFT_PERIOD_MS) : undefined;
     const entries = [...record.entries].sort(byPath((e) => e.path));
     if (driftPeriodMs === undefined) return { type: 'unchanged', recorded: entries, heldBack, ...(nextRetry !== undefined ? { requeueAfterMs: nextRetry } : {}), ...common };
-    const since = record.lastDriftCheckTime ? input.now - Date.parse(record.lastDriftCheckTime) : Infinity;
-    if (!input.driftNow && since < driftPeriodMs) return { type: 'unchanged', recorded: entries, heldBack, requeueAfterMs: driftPeriodMs - since, ...common };
-    // Drift: one metadata read per recorded path (no data read).
+    // Each source checks on its own slots of the period (change-detection.ts): sources sharing a period are spread over it.
+    const lastCheck = record.lastDriftCheckTime ? Date.parse(record.lastDriftCheckTime) : undefined;
+    const dueIn = driftDueInMs(input.key, driftPeriodMs, lastCheck, input.now);
+    if (!input.driftNow && dueIn > 0) return { type: 'unchanged', recorded: entries, heldBack, requeueAfterMs: dueIn, ...common };
+    // Drift: the metadata of each recorded path (no data read): one listing per folder where the server has one.
     const views = input.reads.views ?? new Map<string, PathView>();
     const unread = entries.filter((e) => !views.has(formatPath(e.path))).map((e) => e.path);
-    if (unread.length > 0 || kvUnknown) return ask({ type: 'read', ...(unread.length > 0 ? { metadata: unread } : {}) });
+    if (unread.length > 0 || kvUnknown) return ask({ type: 'read', ...(unread.length > 0 ? { drift: unread } : {}) });
     const viewOf = (e: SyncedEntry) => views.get(formatPath(e.path))!;
     const unchecked = entries.filter((e) => viewOf(e).state === 'unchecked');
     drifted = entries
@@ -280,13 +284,15 @@ export function decide(input: DecisionInput): Decision {
         return view.state !== 'unchecked' && hasDrifted(e, view.state === 'present' ? view.metadata : undefined, settings.contentHashInMetadata, createsOnce);
       })
       .map((e) => ({ path: e.path, gone: viewOf(e).state !== 'present' || createsOnce }));
+    // The next slot of this source's own (requeued when due; never sooner than the busy-loop guard).
+    const nextIn = Math.max(driftDueInMs(input.key, driftPeriodMs, input.now, input.now), MIN_DRIFT_PERIOD_MS);
     const gone = new Set(drifted.map((d) => formatPath(d.path)));
     // The user's keys removed or changed in Vault, the data as written: restored by a marks write alone.
     for (const e of entries) {
       const view = viewOf(e);
       if (!gone.has(formatPath(e.path)) && view.state === 'present' && userMetadataDrifted(userMetadataAt(user, e.path), view.metadata.customMetadata)) metadataDrifted.add(formatPath(e.path));
     }
-    if (drifted.length === 0 && metadataDrifted.size === 0) return { type: 'drift-check', record, paths: entries.map((e) => e.path), unchecked: unchecked.map((e) => e.path), heldBack, requeueAfterMs: driftPeriodMs, ...common };
+    if (drifted.length === 0 && metadataDrifted.size === 0) return { type: 'drift-check', record, paths: entries.map((e) => e.path), unchecked: unchecked.map((e) => e.path), heldBack, requeueAfterMs: nextIn, ...common };
     drifted = [...drifted, ...entries.filter((e) => metadataDrifted.has(formatPath(e.path))).map((e) => ({ path: e.path, gone: false, metadataOnly: true as const }))].sort(byPath((d) => d.path));
     // The drifted paths are forgotten from the record: the regular path rewrites them (ownership checked). A path
     // whose user keys alone drifted stays, with its metadata hash unknown: its marks are written again.

@@ -11,6 +11,8 @@ export type VaultOperation =
   | { kind: 'read'; path: KvPath }
   /** The names below a folder (`path` is the folder): the ownership pre-check of a source's new paths. */
   | { kind: 'list'; path: KvPath }
+  /** One page of the folder's detailed metadata (`path` is the folder; `after` the last name of the page before). */
+  | { kind: 'list-detailed'; path: KvPath; limit: number; after?: string }
   | { kind: 'delete-latest'; path: KvPath }
   | { kind: 'delete-all'; path: KvPath };
 
@@ -35,7 +37,7 @@ export interface Placement {
 }
 
 /** Priority levels of the fair line (strict: a level waits while a higher one has work). */
-export const LEVEL_COUNT = 3;
+export const LEVEL_COUNT = 4;
 /** The flow of requests made for no particular source; source keys (`Kind/namespace/name`) are never empty. */
 const NO_SOURCE_FLOW = '';
 
@@ -44,7 +46,10 @@ const NO_SOURCE_FLOW = '';
  * path ends in one), so a folder's LIST neither waits for nor merges with an operation on a path of that name.
  */
 function keyOf(operation: VaultOperation): string {
-  return operation.kind === 'list' ? `${formatPath(operation.path)}/` : formatPath(operation.path);
+  if (operation.kind === 'list') return `${formatPath(operation.path)}/`;
+  // A page is its own key (a `/` and a `?` are in no canonical path): equal pages share, other pages never merge.
+  if (operation.kind === 'list-detailed') return `${formatPath(operation.path)}/?detailed&limit=${operation.limit}&after=${operation.after ?? ''}`;
+  return formatPath(operation.path);
 }
 
 interface Waiter {

@@ -67,6 +67,8 @@ export class KvMounts {
     }
     const version = kvVersionOfMount(mount, answer);
     this.log.info({ mount, kvVersion: version }, 'KV mount detected');
-    return version === 1 ? new KvV1(this.requests) : new KvV2(this.requests);
+    const listingSaid = (state: 'supported' | 'unsupported' | 'forbidden') =>
+      this.log.info({ mount, detailedListing: state }, state === 'supported' ? 'the server lists detailed metadata: one request per folder for drift and ownership checks' : state === 'unsupported' ? 'the server has no detailed metadata listing: one metadata read per path' : `the token may not list ${mount}/detailed-metadata/*: one metadata read per path for a while`);
+    return version === 1 ? new KvV1(this.requests) : new KvV2(this.requests, Date.now, listingSaid);
   }
 }

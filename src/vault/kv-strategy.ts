@@ -3,6 +3,8 @@ import { formatPath, kvApiPath, NonCanonicalPathError, quoteForMessage, type KvA
 import type { KvMetadata, WriteResult } from './port.js';
 import type { RequestHooks } from './request-core.js';
 import type { VaultRequests } from './vault-api.js';
+import type { PageAnswer } from './detailed-listing.js';
+import type { ListPage } from './transport.js';
 
 export interface WriteOptions extends RequestHooks {
   cas?: number;
@@ -20,6 +22,8 @@ export interface KvStrategy {
   writeMetadata(path: KvPath, customMetadata: Record<string, string>, hooks?: RequestHooks): Promise<void>;
   readMetadata(path: KvPath, hooks?: RequestHooks): Promise<KvMetadata | undefined>;
   listFolder(folder: KvPath, hooks?: RequestHooks): Promise<string[]>;
+  /** One page of the folder's detailed metadata, or why the server or the token will not list it. */
+  listDetailedPage(folder: KvPath, page: ListPage, hooks?: RequestHooks): Promise<PageAnswer>;
   readData(path: KvPath, hooks?: RequestHooks): Promise<ReadonlyMap<string, string> | undefined>;
   deleteLatest(path: KvPath, hooks?: RequestHooks): Promise<void>;
   deleteAll(path: KvPath, hooks?: RequestHooks): Promise<void>;

@@ -3,6 +3,8 @@ import { formatPath, type KvPath } from './path.js';
 import type { KvMetadata, WriteResult } from './port.js';
 import type { RequestHooks } from './request-core.js';
 import { apiPath, listKeys, readOrUndefined, stringEntries, type KvStrategy, type WriteOptions } from './kv-strategy.js';
+import type { PageAnswer } from './detailed-listing.js';
+import type { ListPage } from './transport.js';
 import type { VaultRequests } from './vault-api.js';
 
 /** KV v1 has no metadata endpoint: the ownership marks ride in the data under this key (as External Secrets does). */
@@ -50,6 +52,12 @@ export class KvV1 implements KvStrategy {
 
   listFolder(folder: KvPath, hooks?: RequestHooks): Promise<string[]> {
     return listKeys(this.requests, folder, undefined, hooks);
+  }
+
+  /** KV v1 keeps no metadata: nothing to list, no request sent. */
+  async listDetailedPage(_folder: KvPath, _page: ListPage, hooks?: RequestHooks): Promise<PageAnswer> {
+    hooks?.onStart?.();
+    return { kind: 'refused', why: 'unsupported' };
   }
 
   async readData(path: KvPath, hooks?: RequestHooks): Promise<ReadonlyMap<string, string> | undefined> {

@@ -3,6 +3,12 @@ import type { KvMetadata, WriteResult } from './port.js';
 import type { RequestHooks } from './request-core.js';
 import { apiPath, listKeys, readOrUndefined, stringEntries, type KvStrategy, type WriteOptions } from './kv-strategy.js';
 import type { VaultRequests } from './vault-api.js';
+import { classifyListingError, ListingFormatError, parseDetailedPage, type PageAnswer } from './detailed-listing.js';
+import { VaultRequestError } from './errors.js';
+import type { ListPage } from './transport.js';
+
+/** A token refused a detailed listing (no `list` on <mount>/detailed-metadata/*): per-path reads until then, then asked again. */
+export const FORBIDDEN_LISTING_RECHECK_MS = 5 * 60_000;
 
 /**
  * KV version 2: versioned data under `<mount>/data/`, the ownership marks in the path's custom_metadata
@@ -10,8 +16,58 @@ import type { VaultRequests } from './vault-api.js';
  */
 export class KvV2 implements KvStrategy {
   readonly version = 2;
+  /**
+   * Whether this mount's server lists detailed metadata, learned from the first listing's answer and kept (one
+   * KvV2 per mount, like its KV version): `unsupported` sends no more listings; a 403 is kept for a while only,
+   * since a policy fix cures it.
+   */
+  private detailedListing: { state: 'unknown' | 'supported' | 'unsupported' } | { state: 'forbidden'; until: number } = { state: 'unknown' };
 
-  constructor(private readonly requests: VaultRequests) {}
+  constructor(
+    private readonly requests: VaultRequests,
+    private readonly now: () => number = Date.now,
+    /** Told when what the server says about detailed listings changes (the operator logs it once). */
+    private readonly onListingSupport?: (state: 'supported' | 'unsupported' | 'forbidden') => void,
+  ) {}
+
+  private learn(next: KvV2['detailedListing']): void {
+    const changed = next.state !== this.detailedListing.state;
+    this.detailedListing = next;
+    if (changed && next.state !== 'unknown') this.onListingSupport?.(next.state);
+  }
+
+  /** Known so far: `unknown` until the first listing answered. */
+  get detailedListingSupport(): 'unknown' | 'supported' | 'unsupported' | 'forbidden' {
+    return this.detailedListing.state;
+  }
+
+  async listDetailedPage(folder: KvPath, page: ListPage, hooks?: RequestHooks): Promise<PageAnswer> {
+    const known = this.detailedListing;
+    if (known.state === 'unsupported' || (known.state === 'forbidden' && this.now() < known.until)) {
+      hooks?.onStart?.();
+      return { kind: 'refused', why: known.state };
+    }
+    let answer: unknown;
+    try {
+      answer = await this.requests.read('list-detailed', formatPath(folder), apiPath(folder, 'detailed-metadata'), hooks, { listQuery: true, listPage: page });
+    } catch (error) {
+      const meaning = classifyListingError(error);
+      if (meaning === undefined) throw error;
+      if (meaning.kind === 'empty') {
+        this.learn({ state: 'supported' });
+        return { kind: 'page', page: { names: [], entries: new Map() } };
+      }
+      this.learn(meaning.why === 'forbidden' ? { state: 'forbidden', until: this.now() + FORBIDDEN_LISTING_RECHECK_MS } : { state: 'unsupported' });
+      return { kind: 'refused', why: meaning.why };
+    }
+    this.learn({ state: 'supported' });
+    try {
+      return { kind: 'page', page: parseDetailedPage(answer, page.after, page.limit) };
+    } catch (error) {
+      if (!(error instanceof ListingFormatError)) throw error;
+      throw new VaultRequestError('list-detailed', formatPath(folder), 200, 'bad-request', `the server's detailed listing could not be read: ${error.message}`);
+    }
+  }
 
   async writeData(path: KvPath, data: ReadonlyMap<string, string>, options: WriteOptions): Promise<WriteResult> {
     const body = options.cas === undefined ? { data } : { data, options: { cas: options.cas } };

@@ -14,6 +14,8 @@ import type { RetryPolicy } from './retry.js';
 import { TokenSession } from './token-session.js';
 import { VaultTransport } from './transport.js';
 import type { VaultApi } from './vault-api.js';
+import type { PageAnswer } from './detailed-listing.js';
+import type { ListPage } from './transport.js';
 
 export interface VaultConnectionConfig {
   addr: string;
@@ -158,6 +160,10 @@ export class NodeVaultClient {
 
   async listFolder(folder: KvPath, hooks?: RequestHooks): Promise<string[]> {
     return (await this.kv(folder)).listFolder(folder, hooks);
+  }
+
+  async listDetailedPage(folder: KvPath, page: ListPage, hooks?: RequestHooks): Promise<PageAnswer> {
+    return (await this.kv(folder)).listDetailedPage(folder, page, hooks);
   }
 
   async readData(path: KvPath, hooks?: RequestHooks): Promise<ReadonlyMap<string, string> | undefined> {

@@ -145,7 +145,7 @@ export function parseKvPathLoose(text: string): KvPath {
 }
 
 /** The KV v2 endpoints a path is reached through. */
-export type KvApi = 'data' | 'metadata' | 'delete' | 'destroy';
+export type KvApi = 'data' | 'metadata' | 'detailed-metadata' | 'delete' | 'destroy';
 
 /** A path that is not in the grammar reached the wire builder: a bug, never sent. */
 export class NonCanonicalPathError extends Error {}

@@ -7,6 +7,7 @@ import type { NodeVaultClient } from './node-vault-client.js';
 import { formatPath, quoteForMessage, type KvPath } from './path.js';
 import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
 import { describeScope, permits } from './scope.js';
+import { collectPages, LISTING_PAGE_LIMIT, type DetailedListing, type ListingRefusal, type PageAnswer } from './detailed-listing.js';
 
 export interface PipelineOptions {
   client: NodeVaultClient;
@@ -29,9 +30,11 @@ export interface PipelineOptions {
  * Data (writes, deletes, reads, folder lists) comes next; the ownership marks of a new path may trail its data (the
  * intent record covers the gap), so metadata writes wait while data waits.
  */
-export const Level = { auth: 0, data: 1, marks: 2 } as const;
+export const Level = { auth: 0, data: 1, marks: 2, drift: 3 } as const;
 
-export function levelOf(kind: VaultOperation['kind']): number {
+/** Drift checks' reads go last: a change's data and marks go first (both age into data, so neither starves). */
+export function levelOf(kind: VaultOperation['kind'], drift = false): number {
+  if (drift) return Level.drift;
   return kind === 'write-metadata' ? Level.marks : Level.data;
 }
 
@@ -96,6 +99,11 @@ export class VaultPipeline implements VaultPort {
     return this.submit({ kind: 'list', path: folder }, context);
   }
 
+  /** Page by page through the fair line: each page is its own operation, scope-checked like every request. */
+  listDetailedMetadata(folder: KvPath, context: RequestContext, options: { through?: string } = {}): Promise<DetailedListing | { refused: ListingRefusal }> {
+    return collectPages((after) => this.submit<PageAnswer>({ kind: 'list-detailed', path: folder, limit: LISTING_PAGE_LIMIT, ...(after !== undefined ? { after } : {}) }, context), options);
+  }
+
   readData(path: KvPath, context: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
     return this.submit({ kind: 'read', path }, context);
   }
@@ -111,7 +119,7 @@ export class VaultPipeline implements VaultPort {
   private submit<T>(operation: VaultOperation, context: RequestContext): Promise<T> {
     const refused = this.refuseOutsideScope(operation.kind, operation.path, context) ?? (operation.kind === 'write' ? this.refuseTooLarge(operation.path, operation.data) : undefined);
     if (refused) return Promise.reject(refused);
-    return this.batcher.submit<T>(operation, { source: context.source, level: levelOf(operation.kind) });
+    return this.batcher.submit<T>(operation, { source: context.source, level: levelOf(operation.kind, context.drift === true) });
   }
 
   /** Refused here, terminally: Vault would reject it on every retry (or its storage would). */
@@ -168,6 +176,8 @@ export class VaultPipeline implements VaultPort {
         return client.readData(operation.path, hooks);
       case 'list':
         return client.listFolder(operation.path, hooks);
+      case 'list-detailed':
+        return client.listDetailedPage(operation.path, { limit: operation.limit, ...(operation.after !== undefined ? { after: operation.after } : {}) }, hooks);
       case 'delete-latest':
         return client.deleteLatest(operation.path, hooks);
       case 'delete-all':

@@ -1,5 +1,6 @@
 import type { KvPath } from './path.js';
 import type { RequestScope } from './scope.js';
+import type { DetailedListing, ListingRefusal } from './detailed-listing.js';
 
 /** Metadata of a KV v2 secret: enough to check ownership and drift without reading the data. */
 export interface KvMetadata {
@@ -28,6 +29,11 @@ export interface RequestContext {
    * Only login, token renewal and lookup, and mount lookup go without one: they pass no port method.
    */
   scope: RequestScope;
+  /**
+   * A drift check's read: it waits in the fair line while changes' requests wait (its own lowest level, aged
+   * into the data level like the marks, so it is never starved), so a drift check never delays a change's write.
+   */
+  drift?: boolean;
 }
 
 /**
@@ -55,6 +61,13 @@ export interface VaultPort {
    * new paths (docs/adr/0003-claim-with-the-data-write.md).
    */
   listFolder(folder: KvPath, context: RequestContext): Promise<string[]>;
+  /**
+   * The metadata of a folder's keys by leaf name, from `LIST <mount>/detailed-metadata/<folder>` (OpenBao >= 2.2),
+   * paged until the folder ends, its name `through` is passed, or the page bound is reached (then `stoppedAfter`
+   * says where). Each page is one request, scope-checked and in the fair line. `{ refused }` where the server has
+   * no such listing (HashiCorp Vault, KV v1: learned once per mount) or the token lacks `list` on it: read per path.
+   */
+  listDetailedMetadata(folder: KvPath, context: RequestContext, options?: { through?: string }): Promise<DetailedListing | { refused: ListingRefusal }>;
   /** Reads the data (tests, drift repair). Undefined when absent or deleted. */
   readData(path: KvPath, context: RequestContext): Promise<ReadonlyMap<string, string> | undefined>;
 }

@@ -42,6 +42,8 @@ export interface TransportRequest {
   listQuery?: boolean;
   /** Ours: `sys/health` with the fixed query that makes a standby answer 200 like the active node. */
   healthQuery?: boolean;
+  /** Ours: with listQuery, one page of a detailed listing (`&limit=…&after=…`); `after` is a canonical leaf name. */
+  listPage?: ListPage;
   /** Ours: called once when the request has been written to the socket (or failed before that). */
   onSent?: () => void;
 }
@@ -77,6 +79,19 @@ export function requestPathProblem(path: string): string | undefined {
   return undefined;
 }
 const REQUEST_SEGMENT = new RegExp(VaultPathGrammar.segmentPattern);
+
+/** A page of a KV LIST: how many names, and the name to start after. */
+export interface ListPage {
+  limit: number;
+  after?: string;
+}
+
+/** The fixed page query, or undefined when its values are not a whole limit and a canonical name. */
+export function pageQuery(page: ListPage): string | undefined {
+  if (!Number.isInteger(page.limit) || page.limit < 1 || page.limit > 10_000) return undefined;
+  if (page.after !== undefined && !REQUEST_SEGMENT.test(page.after.endsWith('/') ? page.after.slice(0, -1) : page.after)) return undefined;
+  return `&limit=${page.limit}${page.after !== undefined ? `&after=${encodeURIComponent(page.after)}` : ''}`;
+}
 
 export class VaultTransport {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -120,7 +135,12 @@ export class VaultTransport {
         reject(new VaultTransportError(undefined, 'ENONCANONICALPATH'));
         return;
       }
-      const path = this.basePath + below + (request.listQuery ? '?list=true' : request.healthQuery ? HEALTH_QUERY : '');
+      const page = request.listQuery && request.listPage ? pageQuery(request.listPage) : '';
+      if (page === undefined) {
+        reject(new VaultTransportError(undefined, 'ENONCANONICALPATH'));
+        return;
+      }
+      const path = this.basePath + below + (request.listQuery ? `?list=true${page}` : request.healthQuery ? HEALTH_QUERY : '');
       const secure = this.secure;
       const hasBody = request.json !== undefined && typeof request.json === 'object' && request.json !== null;
       const streamed = hasBody && request.streamBody === true;
@@ -185,7 +205,10 @@ export class VaultTransport {
             resolve({ statusCode: status, body: parsed, headers: res.headers, request: { path } });
             return;
           }
-          const errors = Array.isArray(parsed?.errors) ? parsed.errors.filter((e: unknown): e is string => typeof e === 'string') : [];
+          // KV v2 answers an endpoint it does not have with a 404 whose only text is a warning ("Invalid path for a
+          // versioned K/V secrets engine"): kept as its error, so that it can be told from an empty folder's 404.
+          const strings = (list: unknown): string[] => (Array.isArray(list) ? list.filter((e: unknown): e is string => typeof e === 'string') : []);
+          const errors = strings(parsed?.errors).length > 0 ? strings(parsed?.errors) : strings(parsed?.warnings);
           fail(new VaultTransportError(status, undefined, errors, parseRetryAfter(res.headers['retry-after'])));
         });
       });

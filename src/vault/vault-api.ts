@@ -1,4 +1,5 @@
 import type { PerRequest, RequestHooks } from './request-core.js';
+import type { ListPage } from './transport.js';
 
 /**
  * Our transport's own per-request options (transport.ts TransportRequest), passed through the SDK. Fixed
@@ -13,6 +14,8 @@ export interface SendOptions {
   listQuery?: boolean;
   /** `sys/health` with the fixed query that makes a standby answer 200 (the server detection at start). */
   healthQuery?: boolean;
+  /** With listQuery: one page (`&limit=…&after=…`, checked by the transport). */
+  listPage?: ListPage;
 }
 
 /**

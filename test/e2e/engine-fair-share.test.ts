@@ -40,9 +40,10 @@ const FLOWS = BIG_SOURCES + 2;
 /** Requests that may already be on the wire (sent, not yet logged by OpenBao) when an operation is asked for. */
 const IN_FLIGHT = 3;
 
-/** The audit-log path of a limiter start (its label is `mount/key`): data writes and reads go to `<mount>/data/…`, the rest to `<mount>/metadata/…`. */
+/** The audit-log path of a limiter start (its label is `mount/key`): data writes and reads go to `<mount>/data/…`, detailed listings to `<mount>/detailed-metadata/…`, the rest to `<mount>/metadata/…`. */
 function auditPathOf(operation: string, label: string): string {
-  return label.replace(/^([^/]+)\//, `$1/${operation === 'write' || operation === 'read' ? 'data' : 'metadata'}/`).replace(/\/$/, '');
+  const api = operation === 'write' || operation === 'read' ? 'data' : operation === 'list-detailed' ? 'detailed-metadata' : 'metadata';
+  return label.replace(/^([^/]+)\//, `$1/${api}/`).replace(/\/$/, '');
 }
 
 /**
@@ -57,7 +58,9 @@ function spyOnFirstCalls(vault: VaultPort) {
       const value = Reflect.get(target, property, target) as unknown;
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
-        const source = (args[args.length - 1] as { source?: string } | undefined)?.source;
+        // The request context is the argument with a scope (options may follow it, as in listDetailedMetadata).
+        const context = args.find((a): a is { source?: string } => typeof a === 'object' && a !== null && 'scope' in a);
+        const source = context?.source;
         const call = `${source} ${String(property)}`;
         if (source !== undefined && watched.has(source) && !askedAt.has(call)) askedAt.set(call, auditMark());
         return (value as (...a: unknown[]) => unknown).apply(target, args);
@@ -156,9 +159,12 @@ test('10 Deployments x 30 new Secrets applied at once: a one-Secret change of an
   expect(sinceChange.slice(smallAt).filter(isBigData).length).toBeGreaterThan(5 * (BATCH + FLOWS + IN_FLIGHT));
   expect((await vaultRead(`${ns}/small/tiny`))?.data.value).toBe('two');
 
-  // Deletions: the deleted source's metadata read and deletion of each path go in its turns (its k-th deletion
-  // is its (DELETIONS + k + 1)-th operation), while every big source still has data writes waiting.
-  const sinceDeletion = kvRequestsSince(spy.askedAt(key('deleter'), 'readMetadata')!, ns);
+  // Deletions: the deleted source's ownership check (one detailed listing of its folder, or a metadata read per
+  // path where the server has none) and deletion of each path go in its turns (its k-th deletion is at the latest
+  // its (DELETIONS + k + 1)-th operation), while every big source still has data writes waiting.
+  const deletionAsked = spy.askedAt(key('deleter'), 'listDetailedMetadata') ?? spy.askedAt(key('deleter'), 'readMetadata');
+  expect(deletionAsked).toBeDefined();
+  const sinceDeletion = kvRequestsSince(deletionAsked!, ns);
   const deletionAt = sinceDeletion.map((r, i) => (isDeletion(r) ? i : -1)).filter((i) => i >= 0);
   expect(deletionAt).toHaveLength(DELETIONS);
   deletionAt.forEach((position, k) => expect(position).toBeLessThan((DELETIONS + k + 1) * FLOWS + BATCH + IN_FLIGHT));

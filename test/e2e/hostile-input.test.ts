@@ -203,7 +203,7 @@ test('OpenBao\'s audit log: every request of this operator stayed inside its ten
   // The operator's own requests outside KV, with its own token, listed explicitly.
   const operatorOwn = new Set(['auth/token/lookup-self', 'sys/internal/ui/mounts/secret']);
   const insideATenant = (r: AuditedRequest) =>
-    [`secret/data/${ns}/`, `secret/metadata/${ns}/`, `secret/data/apps-${ns}/data/`, `secret/metadata/apps-${ns}/data/`, `secret/data/data/own-${suffix}/`, `secret/metadata/data/own-${suffix}/`].some((prefix) => r.path.startsWith(prefix));
+    [ns, `apps-${ns}/data`, `data/own-${suffix}`].flatMap((prefix) => ['data', 'metadata', 'detailed-metadata'].map((api) => `secret/${api}/${prefix}/`)).some((prefix) => r.path.startsWith(prefix));
   const outside = mine.filter((r) => !operatorOwn.has(r.path) && !insideATenant(r));
   expect(mine.some((r) => r.path === `secret/data/data/own-${suffix}/good`)).toBe(true); // the wire form of the status path
   expect(outside).toEqual([]);

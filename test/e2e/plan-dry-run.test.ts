@@ -61,7 +61,8 @@ test('DRY_RUN reports the plan as a condition, a metric and a log line, and writ
   // Vault: the operator made no write and read no data; no finalizer; no sync recorded in the status.
   const operatorRequests = requestsSince(mark).filter((r) => !r.byRoot && r.path.includes(ns));
   expect(operatorRequests.length).toBeGreaterThan(0); // it did look (metadata) before planning
-  expect(operatorRequests.filter((r) => r.operation !== 'read' || !r.path.startsWith('secret/metadata/'))).toEqual([]);
+  // Metadata only: reads of a path's, or a folder's detailed listing.
+  expect(operatorRequests.filter((r) => !(r.operation === 'read' && r.path.startsWith('secret/metadata/')) && !(r.operation === 'list' && r.path.startsWith('secret/detailed-metadata/')))).toEqual([]);
   expect(await vaultExists(`${ns}/web/db`)).toBe(false);
   expect(await eventsOf(ns, 'web')).toEqual([]); // a plan is reported in the VaultSync, not as Events
   expect((await apps.readNamespacedDeployment({ namespace: ns, name: 'web' })).metadata?.finalizers ?? []).toEqual([]);

@@ -197,7 +197,7 @@ test('OpenBao\'s audit log: zero requests of the operator or of plan outside tea
   await waitForEvent(ns, 'on-kv1', 'Deleted');
   const mine = ours();
   const operatorOwn = new Set(['auth/token/lookup-self', 'sys/internal/ui/mounts/secret', `sys/internal/ui/mounts/${kv1}`]);
-  const grant = [`secret/data/${ns}/`, `secret/metadata/${ns}/`, `secret/data/legacy-${ns}/`, `secret/metadata/legacy-${ns}/`, `secret/data/legacy2-${ns}/`, `secret/metadata/legacy2-${ns}/`, `${kv1}/${ns}/`];
+  const grant = [`${kv1}/${ns}/`, ...[ns, `legacy-${ns}`, `legacy2-${ns}`].flatMap((prefix) => ['data', 'metadata', 'detailed-metadata'].map((api) => `secret/${api}/${prefix}/`))];
   const outside = mine.filter((r) => !operatorOwn.has(r.path) && !grant.some((prefix) => r.path.startsWith(prefix)));
   expect(outside).toEqual([]);
   expect(mine.filter((r) => r.path.includes(victim))).toEqual([]);

@@ -104,16 +104,27 @@ test('finalize with Vault down: retried until the cleanup timeout, then the fina
   expect(world.cluster.events.at(-1)!.message).toMatch(/^source deleted; Vault failed for 61s \(.*\); releasing the finalizer and leaving in Vault: secret\/team-a\/web\/db$/);
 });
 
-test('a Deployment using 1,000 Secrets: one LIST of the folder, 1,000 claims and 1,000 marks; then nothing at rest', async () => {
+test('a Deployment using 1,000 Secrets: one detailed listing of the folder, 1,000 claims and 1,000 marks; then nothing at rest', async () => {
   const world = syncWorld();
   const names = Array.from({ length: 1000 }, (_, i) => `s${String(i).padStart(4, '0')}`);
   for (const name of names) world.cluster.putSecret('team-a', name, { v: name });
   world.cluster.putDeployment('team-a', 'big', { 'vault-sync.io/path': 'secret/team-a/big' }, names);
   const requests = await requestsOf(world, () => world.reconciler.reconcile('Deployment/team-a/big'));
   const count = (op: string) => requests.filter((r) => r.startsWith(`${op} `)).length;
-  expect([count('list'), count('read-metadata'), count('write'), count('marks')]).toEqual([1, 0, 1000, 1000]);
+  expect([count('list-detailed'), count('list'), count('read-metadata'), count('write'), count('marks')]).toEqual([1, 0, 0, 1000, 1000]);
   expect(world.records.records.get('Deployment/team-a/big')!.entries).toHaveLength(1000);
   expect(await requestsOf(world, () => world.reconciler.reconcile('Deployment/team-a/big'))).toEqual([]);
+});
+
+test('where the server has no detailed listing (HashiCorp Vault), 1,000 new paths keep one plain LIST of the folder', async () => {
+  const world = syncWorld();
+  world.vault.detailedListing = 'unsupported';
+  const names = Array.from({ length: 1000 }, (_, i) => `s${String(i).padStart(4, '0')}`);
+  for (const name of names) world.cluster.putSecret('team-a', name, { v: name });
+  world.cluster.putDeployment('team-a', 'big', { 'vault-sync.io/path': 'secret/team-a/big' }, names);
+  const requests = await requestsOf(world, () => world.reconciler.reconcile('Deployment/team-a/big'));
+  const count = (op: string) => requests.filter((r) => r.startsWith(`${op} `)).length;
+  expect([count('list-detailed'), count('list'), count('read-metadata'), count('write'), count('marks')]).toEqual([0, 1, 0, 1000, 1000]);
 });
 
 test("a source's Secrets are in the Secret→source index before their values are read: a change made meanwhile re-queues the source", async () => {

@@ -110,6 +110,27 @@ describe('VaultTransport', () => {
     expect(arrived).toEqual(['GET /v1/sys/health?standbyok=true&perfstandbyok=true']);
   });
 
+  test('a detailed listing\'s page goes as the fixed query list=true&limit=N&after=NAME; a page query outside the grammar is not sent', async () => {
+    const arrived: string[] = [];
+    handler = (req, _body, res) => {
+      arrived.push(`${req.method} ${req.url}`);
+      res.writeHead(200).end('{"data":{"keys":[],"key_info":{}}}');
+    };
+    await transport.send({ method: 'GET', uri: `${base}/v1/secret/detailed-metadata/team/app`, listQuery: true, listPage: { limit: 1000 } });
+    await transport.send({ method: 'GET', uri: `${base}/v1/secret/detailed-metadata/team/app`, listQuery: true, listPage: { limit: 1000, after: 'sub/' } });
+    await expect(transport.send({ method: 'GET', uri: `${base}/v1/secret/detailed-metadata/team/app`, listQuery: true, listPage: { limit: 1000, after: 'x&list=false' } })).rejects.toMatchObject({ code: 'ENONCANONICALPATH' });
+    expect(arrived).toEqual(['GET /v1/secret/detailed-metadata/team/app?list=true&limit=1000', 'GET /v1/secret/detailed-metadata/team/app?list=true&limit=1000&after=sub%2F']);
+  });
+
+  test('a 404 whose only text is a warning (KV v2 on an endpoint it lacks) keeps the warning as its error; an empty folder\'s 404 says nothing', async () => {
+    handler = (_req, _body, res) => res.writeHead(404, { 'content-type': 'application/json' }).end('{"data":null,"warnings":["Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use."]}');
+    const invalid = await transport.send({ method: 'GET', uri: `${base}/v1/secret/detailed-metadata/team`, listQuery: true }).catch((e) => e);
+    expect(toVaultError('list-detailed', 'secret/team', invalid).message).toMatch(/HTTP 404: Invalid path for a versioned K\/V secrets engine/);
+    handler = (_req, _body, res) => res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[]}');
+    const empty = await transport.send({ method: 'GET', uri: `${base}/v1/secret/detailed-metadata/team`, listQuery: true }).catch((e) => e);
+    expect(toVaultError('list-detailed', 'secret/team', empty).message).toBe('Vault list-detailed secret/team failed: HTTP 404');
+  });
+
   test('a refused connection is a connection error with its code', async () => {
     const nowhere = new VaultTransport({ address: 'http://127.0.0.1:1', timeoutMs: 2000 });
     await expect(nowhere.send({ method: 'GET', uri: 'http://127.0.0.1:1/v1/sys/health' })).rejects.toMatchObject({ statusCode: undefined, code: 'ECONNREFUSED' });

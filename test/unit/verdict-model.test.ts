@@ -64,7 +64,7 @@ async function planAndReconcile(real: Real, keys: readonly string[]): Promise<vo
     const plan = await world.planner.planSource(key);
     const planRequests = world.vault.requests.slice(beforePlan);
     checkScope(planRequests, 'plan');
-    if (planRequests.some((r) => r.op !== 'read-metadata')) throw new Error(`plan of ${key} sent more than metadata reads: ${planRequests.map((r) => r.op).join(', ')}`);
+    if (planRequests.some((r) => r.op !== 'read-metadata' && r.op !== 'list-detailed')) throw new Error(`plan of ${key} sent more than metadata reads and detailed listings: ${planRequests.map((r) => r.op).join(', ')}`);
 
     const beforeReconcile = world.vault.requests.length;
     const outcome = await world.reconciler.reconcile(key).then(

@@ -46,9 +46,9 @@ export function requestsSince(mark: number, pathFilter: (path: string) => boolea
   return requests;
 }
 
-/** The operator's requests (not the test's root-token ones) on KV paths below `secret/<prefix>`. */
+/** The operator's requests (not the test's root-token ones) on KV paths below `secret/<prefix>` (data, metadata, detailed listings). */
 export function kvRequestsSince(mark: number, prefix: string): AuditedRequest[] {
-  return requestsSince(mark, (path) => path.startsWith(`secret/data/${prefix}`) || path.startsWith(`secret/metadata/${prefix}`)).filter((r) => !r.byRoot);
+  return requestsSince(mark, (path) => path.startsWith(`secret/data/${prefix}`) || path.startsWith(`secret/metadata/${prefix}`) || path.startsWith(`secret/detailed-metadata/${prefix}`)).filter((r) => !r.byRoot);
 }
 
 export const isWrite = (r: AuditedRequest) => r.operation === 'create' || r.operation === 'update' || r.operation === 'delete';

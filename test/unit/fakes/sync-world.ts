@@ -14,14 +14,17 @@ import type { DecisionSettings, PolicyGrant } from '../../../src/sync/verdict.js
 import { VaultRequestError } from '../../../src/vault/errors.js';
 import { formatPath, type KvPath } from '../../../src/vault/path.js';
 import type { KvMetadata, RequestContext, VaultPort, WriteResult } from '../../../src/vault/port.js';
+import type { DetailedListing, ListingRefusal } from '../../../src/vault/detailed-listing.js';
 
-export type VaultOp = 'write' | 'marks' | 'read-metadata' | 'list' | 'delete-latest' | 'delete-all' | 'read-data';
+export type VaultOp = 'write' | 'marks' | 'read-metadata' | 'list' | 'list-detailed' | 'delete-latest' | 'delete-all' | 'read-data';
 
 export interface VaultRequest {
   op: VaultOp;
   path: KvPath;
   source?: string;
   cas?: number;
+  /** The request was a drift check's (its low level in the fair line). */
+  drift?: true;
 }
 
 interface StoredPath {
@@ -39,8 +42,11 @@ export class FakeVault implements VaultPort {
   /** The write is applied, then its answer is lost (a connection reset after Vault forwarded it). */
   loseAnswerOf?: (path: KvPath) => boolean;
 
+  /** What the server answers a detailed listing with: OpenBao >= 2.2 lists; HashiCorp Vault has no such call; a token may lack `list`. */
+  detailedListing: 'supported' | 'unsupported' | 'forbidden' = 'supported';
+
   private record(op: VaultOp, path: KvPath, context?: RequestContext, cas?: number): void {
-    this.requests.push({ op, path, source: context?.source, ...(cas !== undefined ? { cas } : {}) });
+    this.requests.push({ op, path, source: context?.source, ...(cas !== undefined ? { cas } : {}), ...(context?.drift ? { drift: true as const } : {}) });
   }
 
   /** A write made by someone else (a person, another manager, a stale replica). */
@@ -100,6 +106,22 @@ export class FakeVault implements VaultPort {
       names.add(rest.includes('/') ? `${rest.split('/')[0]}/` : rest);
     }
     return [...names].sort();
+  }
+
+  /** One request for the whole folder (the fake does not page: the paging is tested on its own). */
+  async listDetailedMetadata(folder: KvPath, context?: RequestContext): Promise<DetailedListing | { refused: ListingRefusal }> {
+    if (this.detailedListing === 'unsupported') return { refused: 'unsupported' };
+    this.record('list-detailed', folder, context);
+    if (this.detailedListing === 'forbidden') return { refused: 'forbidden' };
+    const entries = new Map<string, KvMetadata>();
+    for (const stored of this.paths.values()) {
+      if (stored.path.mount !== folder.mount || !stored.path.key.startsWith(`${folder.key}/`)) continue;
+      const rest = stored.path.key.slice(folder.key.length + 1);
+      if (rest.includes('/')) continue;
+      const latest = stored.versions.at(-1);
+      entries.set(rest, { currentVersion: stored.versions.length, customMetadata: { ...stored.customMetadata }, currentVersionDeleted: latest?.deleted ?? false });
+    }
+    return { entries };
   }
 
   async readData(path: KvPath, context?: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
