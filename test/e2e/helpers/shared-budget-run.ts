@@ -47,7 +47,7 @@ export interface SharedBudgetFigures {
   rebalanceSeconds?: number;
   /** The busy holder's largest published share. */
   busyShare?: { rate: number; burst: number };
-  /** The busy holder's share gauge when the backlog was drained. */
+  /** The largest value of the busy holder's share gauge (vault_sync_budget_share, rate) seen while its backlog drained. */
   busyShareGauge: number;
   /** Requests of all replicas, merged, over one bucket of the installation's rate and burst (ceil; 0 = none). */
   requestsOverBucket: number;
@@ -145,8 +145,10 @@ export async function runSharedBudget(options: SharedBudgetRunOptions): Promise<
     let demandSeenAt: number | undefined;
     let share90At: number | undefined;
     let busyShare: { rate: number; burst: number } | undefined;
+    let busyShareGauge = 0;
     poller = (async () => {
       while (polling && options.sharing === 'shared') {
+        busyShareGauge = Math.max(busyShareGauge, await busy.metric('vault_sync_budget_share', { dimension: 'rate' }).catch(() => 0));
         const record = await readRecord();
         const at = Date.now();
         if (record) {
@@ -182,7 +184,6 @@ export async function runSharedBudget(options: SharedBudgetRunOptions): Promise<
       },
       { timeoutMs: (worstSeconds * 2 + 60) * 1000, intervalMs: 500, description: `the ${paths} new paths written and marked` },
     );
-    const busyShareGauge = await busy.metric('vault_sync_budget_share', { dimension: 'rate' });
     polling = false;
     await poller;
 
