@@ -33,7 +33,7 @@ export function sharedBudgetTable(bench: SharedBudgetBench, table: (rows: Array<
     achievedPerSecond: f.achievedRate,
     secondsTo90: f.secondsToShare90 ?? '-',
     rebalanceSeconds: f.rebalanceSeconds ?? '-',
-    busyShare: f.busyShare ? `${f.busyShare.rate}/s, ${f.busyShare.burst}` : `${f.rate / f.shards}/s (static)`,
+    busyShare: f.busyShare ? `${f.busyShare.rate}/s, ${f.busyShare.burst}` : `${Math.floor((f.rate / f.shards) * 1000) / 1000}/s, ${Math.floor(f.burst / f.shards)} (static)`,
     overBucket: f.requestsOverBucket,
   });
   return [
