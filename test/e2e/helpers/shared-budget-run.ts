@@ -26,6 +26,11 @@ export interface SharedBudgetRunOptions {
   sharing: 'shared' | 'static';
   deployments: number;
   secretsPerDeployment: number;
+  /**
+   * Once the busy holder has its 90 % share, SIGSTOP it for this long (longer than the reclaim time: lease
+   * duration + takeover margin = 8 s here), then SIGCONT it: a paused process with a big share.
+   */
+  pauseBusyForMs?: number;
   say: (message: string) => void;
 }
 
@@ -55,6 +60,12 @@ export interface SharedBudgetFigures {
   /** Polls of the budget Lease, and how many showed the published shares summing above the budget. */
   budgetPolls: number;
   budgetPollsOver: number;
+  /** Shares the other holders removed because the busy one stopped renewing (vault_sync_budget_reclaimed_total). */
+  reclaimedByOthers: number;
+  /** Whether the busy holder was paused. */
+  paused: boolean;
+  /** From the SIGSTOP to the first poll that found the busy holder's entry removed (ms, this process's clock). */
+  reclaimedAfterPauseMs?: number;
 }
 
 const leaseApi = () => kubeClients().kc.makeApiClient(CoordinationV1Api);
@@ -146,6 +157,8 @@ export async function runSharedBudget(options: SharedBudgetRunOptions): Promise<
     let share90At: number | undefined;
     let busyShare: { rate: number; burst: number } | undefined;
     let busyShareGauge = 0;
+    let stoppedAt: number | undefined;
+    let goneAt: number | undefined;
     poller = (async () => {
       while (polling && options.sharing === 'shared') {
         busyShareGauge = Math.max(busyShareGauge, await busy.metric('vault_sync_budget_share', { dimension: 'rate' }).catch(() => 0));
@@ -155,6 +168,7 @@ export async function runSharedBudget(options: SharedBudgetRunOptions): Promise<
           polls++;
           if (!withinBudget(record, BUDGET)) pollsOver++;
           const entry = record.entries.get(busy.name);
+          if (!entry && stoppedAt !== undefined && goneAt === undefined) goneAt = at;
           if (entry && entry.demand > 0 && demandSeenAt === undefined) demandSeenAt = at;
           if (entry && (!busyShare || entry.rate > busyShare.rate)) busyShare = { rate: entry.rate, burst: entry.burst };
           if (entry && entry.rate >= 0.9 * BUDGET.rate && share90At === undefined) share90At = at;
@@ -170,6 +184,17 @@ export async function runSharedBudget(options: SharedBudgetRunOptions): Promise<
     }
     const paths = options.deployments * options.secretsPerDeployment;
     say(`backlog: ${options.deployments} Deployments x ${options.secretsPerDeployment} new Secrets = ${paths} new paths in ${busyNs}`);
+    let paused = false;
+    if (options.pauseBusyForMs !== undefined) {
+      await waitFor(() => share90At !== undefined, { timeoutMs: 60_000, intervalMs: 100, description: 'the busy holder with 90 % of the rate' });
+      say(`SIGSTOP ${busy.name} for ${options.pauseBusyForMs} ms with its share of ${JSON.stringify(busyShare)}`);
+      stoppedAt = Date.now();
+      busy.proc.kill('SIGSTOP');
+      paused = true;
+      await new Promise((r) => setTimeout(r, options.pauseBusyForMs));
+      busy.proc.kill('SIGCONT');
+      say(`SIGCONT ${busy.name}`);
+    }
     const isWrite = (r: AuditedRequest) => r.operation === 'create' || r.operation === 'update';
     const busyWrites = () => {
       const seen = requestsSince(mark, (p) => p.startsWith(`secret/data/${busyNs}/`) || p.startsWith(`secret/metadata/${busyNs}/`)).filter((r) => !r.byRoot && isWrite(r));
@@ -186,6 +211,8 @@ export async function runSharedBudget(options: SharedBudgetRunOptions): Promise<
     );
     polling = false;
     await poller;
+    const others = replicas.filter((op) => op !== busy);
+    const reclaimedByOthers = (await Promise.all(others.map((op) => op.metric('vault_sync_budget_reclaimed_total')))).reduce((a, b) => a + b, 0);
 
     const merged = requestsSince(mark).filter((r) => r.remoteAddress !== undefined && addresses.has(r.remoteAddress));
     const busyAddress = `${prefix}.${replicas.indexOf(busy) + 1}`;
@@ -214,6 +241,9 @@ export async function runSharedBudget(options: SharedBudgetRunOptions): Promise<
       mergedRequests: merged.length,
       budgetPolls: polls,
       budgetPollsOver: pollsOver,
+      reclaimedByOthers,
+      paused,
+      reclaimedAfterPauseMs: goneAt === undefined || stoppedAt === undefined ? undefined : goneAt - stoppedAt,
     };
     say(`figures: ${JSON.stringify(figures)}`);
     if (figures.requestsOverBucket > 0) say(`over the bucket at ${JSON.stringify(bucket.at)}`);
