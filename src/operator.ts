@@ -9,7 +9,7 @@ import { isManaged, parseSourceKey, sourceKey } from './kube/objects.js';
 import { describeKubeError } from './kube/reflector.js';
 import { SourceReflectors } from './kube/source-reflectors.js';
 import type { WriteFence } from './kube/lease-fence.js';
-import type { LiveBudget } from './budget/shared-budget.js';
+import type { LiveLimit } from './vault/limiter.js';
 import { VaultSyncStore, type ConditionListener } from './kube/vaultsync-store.js';
 import { Metrics } from './observability/metrics.js';
 import { vaultMetricsOf } from './observability/vault-metrics.js';
@@ -60,7 +60,7 @@ export interface OperatorOverrides {
    */
   fence?: WriteFence;
   /** Sharding with a shared budget: this holder's live share of the installation's Vault budget. */
-  budget?: LiveBudget;
+  budget?: LiveLimit;
 }
 
 /** Wires the real clients together and starts watching. */

@@ -1,6 +1,7 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { LiveLimit } from '../vault/limiter.js';
 import type { Share } from './allocation.js';
 import { failed, initialState, leave, observe, plan, shrunk, spendable, validateBudgetSettings, written, ZERO, type BudgetSettings, type HolderState } from './protocol.js';
 import { BUDGET_ANNOTATION, emptyRecord, InvalidBudgetRecord, parseRecord, serializeRecord, type BudgetRecord } from './record.js';
@@ -14,15 +15,6 @@ import { BUDGET_ANNOTATION, emptyRecord, InvalidBudgetRecord, parseRecord, seria
  * One per process, living as long as it: a holder joins when its engine starts and leaves once the engine has
  * ended (drained or aborted), so the limiter of a draining engine keeps its share until it is done.
  */
-export interface LiveBudget {
-  /** What this holder may spend now: its share while it is valid, else 0. */
-  limit(): Share;
-  /** Whether the share is valid now (asked before each Vault request leaves). */
-  holds(): boolean;
-  /** Told each time the limit changes; returns a function that unsubscribes. */
-  subscribe(listener: (limit: Share) => void): () => void;
-}
-
 export interface SharedBudgetOptions {
   kubeConfig: KubeConfig;
   namespace: string;
@@ -46,7 +38,7 @@ const statusOf = (error: unknown): number | undefined => {
 
 export const budgetLeaseName = (leaseName: string) => `${leaseName}-budget`;
 
-export class SharedBudget implements LiveBudget {
+export class SharedBudget implements LiveLimit {
   private readonly api: CoordinationV1Api;
   private readonly clock: () => number;
   private state: HolderState = initialState();

@@ -48,6 +48,19 @@ export interface LimiterOptions extends RateLimit {
   onFenced?(event: { operation: string; label?: string; reason: string; first: boolean }): void;
 }
 
+/**
+ * A limit that changes while the limiter runs: a shard holder's share of a budget shared with other replicas
+ * (src/budget/shared-budget.ts). The Vault stack follows it with setLimit and asks `holds()` before each send.
+ */
+export interface LiveLimit {
+  /** What may be spent now (0 while the share is not valid). */
+  limit(): RateLimit;
+  /** Whether the share is valid now. */
+  holds(): boolean;
+  /** Told each time the limit changes; returns a function that unsubscribes. */
+  subscribe(listener: (limit: RateLimit) => void): () => void;
+}
+
 /** Whether requests may leave now (the lease fence, src/kube/lease-fence.ts). */
 export interface SendGate {
   holds(): boolean;

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { validateBatchSize } from './batcher.js';
-import { VaultRateLimiter, type LimiterOptions, type LimiterStart, type SendGate } from './limiter.js';
-import type { LiveBudget } from '../budget/shared-budget.js';
+import { VaultRateLimiter, type LimiterOptions, type LimiterStart, type LiveLimit, type SendGate } from './limiter.js';
 import type { VaultMetrics } from './metrics.js';
 import { NodeVaultClient } from './node-vault-client.js';
 import { VaultPipeline } from './pipeline.js';
@@ -56,7 +55,7 @@ export interface VaultStackOptions extends VaultStackTuning {
    * Sharding with a shared budget: the limiter follows this holder's share (instead of config.rateLimit), and a
    * request leaves only while the share is valid (src/budget/).
    */
-  budget?: LiveBudget;
+  budget?: LiveLimit;
 }
 
 /** `metrics`: the narrow recorder the Vault layer reports to (the composition root adapts its registry to it). */
