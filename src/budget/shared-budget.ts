@@ -6,15 +6,6 @@ import type { Share } from './allocation.js';
 import { failed, initialState, leave, observe, plan, shrunk, spendable, validateBudgetSettings, written, ZERO, type BudgetSettings, type HolderState } from './protocol.js';
 import { BUDGET_ANNOTATION, emptyRecord, InvalidBudgetRecord, parseRecord, serializeRecord, type BudgetRecord } from './record.js';
 
-/**
- * The I/O of the shared Vault budget (the decisions are protocol.ts): one Lease, `<leaseName>-budget` beside
- * the shard Leases, whose annotation holds the record; read, then replaced with the resourceVersion it was read
- * at (a 409 means someone wrote in between: read again). A Lease because the operator already may use Leases
- * and one more name is the only RBAC it adds; its spec stays empty (nobody holds it).
- *
- * One per process, living as long as it: a holder joins when its engine starts and leaves once the engine has
- * ended (drained or aborted), so the limiter of a draining engine keeps its share until it is done.
- */
 export interface SharedBudgetOptions {
   kubeConfig: KubeConfig;
   namespace: string;
@@ -38,6 +29,15 @@ const statusOf = (error: unknown): number | undefined => {
 
 export const budgetLeaseName = (leaseName: string) => `${leaseName}-budget`;
 
+/**
+ * The I/O of the shared Vault budget (the decisions are protocol.ts): one Lease, `<leaseName>-budget` beside
+ * the shard Leases, whose annotation holds the record; read, then replaced with the resourceVersion it was read
+ * at (a 409 means someone wrote in between: read again). A Lease because the operator already may use Leases
+ * and one more name is the only RBAC it adds; its spec stays empty (nobody holds it).
+ *
+ * One per process, living as long as it: a holder joins when its engine starts and leaves once the engine has
+ * ended (drained or aborted), so the limiter of a draining engine keeps its share until it is done.
+ */
 export class SharedBudget implements LiveLimit {
   private readonly api: CoordinationV1Api;
   private readonly clock: () => number;
