@@ -17,6 +17,11 @@ export interface LimiterOptions extends RateLimit {
    * 1 of 3 runs on an idle 2-core machine (a request sent 7 ms late against its due time, 5 ms of jitter).
    */
   marginMs?: number;
+  /**
+   * Tokens at the start (default `burst`: a fresh installation may burst at once). 0 under a live limit: a share
+   * of a shared budget was maybe just spent by this replica's previous engine, and new capacity fills at the rate.
+   */
+  initialCredit?: number;
   /** Injected for tests; milliseconds, monotonic. */
   clock?: () => number;
   /** Called as each request starts (metrics). */
@@ -183,7 +188,7 @@ export class VaultRateLimiter {
     this.gate = options.gate;
     this.shareGate = options.shareGate;
     this.onFenced = options.onFenced;
-    this.credit = options.burst;
+    this.credit = Math.min(options.burst, Math.max(0, options.initialCredit ?? options.burst));
     this.creditAt = this.now();
     this.bottleneck = new Bottleneck({ reservoir: 0, maxConcurrent: null, minTime: 0 });
   }

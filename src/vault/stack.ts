@@ -67,6 +67,7 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
   const limiter = new VaultRateLimiter({
     ...config.rateLimit,
     marginMs: tuning.limiterMarginMs,
+    ...(tuning.budget ? { initialCredit: 0 } : {}),
     upstreamWaitingSince: () => upstream?.waitingSince,
     onStart: (event) => {
       metrics?.rateLimited(event.operation, event.waitedMs / 1000);
@@ -81,8 +82,8 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
       if (event.first) log.error({ operation: event.operation, target: event.label, reason: event.reason }, 'not sending Vault requests: this replica does not hold its Lease');
     },
   });
-  // The share replaces the configured limit before anything is scheduled (the limiter starts full at the
-  // configured burst: setLimit clips it to the share).
+  // The share replaces the configured limit before anything is scheduled (and the limiter starts empty: a new
+  // engine's bucket fills at its share's rate, whatever the previous engine of this replica spent).
   let unsubscribe = () => {};
   if (tuning.budget) {
     limiter.setLimit(tuning.budget.limit());

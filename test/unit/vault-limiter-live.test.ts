@@ -54,6 +54,18 @@ describe('VaultRateLimiter.setLimit: a share that changes live', () => {
     expect(Math.min(...starts)).toBeGreaterThanOrEqual(raisedAt);
   });
 
+  test('under a live limit the limiter starts empty: a new engine fills its bucket at the rate, it does not burst', async () => {
+    const events: LimiterStart[] = [];
+    const t0 = performance.now();
+    const limiter = new VaultRateLimiter({ rate: 20, burst: 10, initialCredit: 0, onStart: (e) => events.push(e) });
+    const starts: number[] = [];
+    await schedule(limiter, 3, starts);
+    await limiter.stop();
+    expect(events.every((e) => e.paced)).toBe(true);
+    expect(starts[0] - t0).toBeGreaterThanOrEqual(50 - 1);
+    expect(starts[2] - t0).toBeGreaterThanOrEqual(3 * 50 - 1);
+  });
+
   test('refuses a negative or non-numeric limit with the setting named', () => {
     const limiter = new VaultRateLimiter({ rate: 10, burst: 2 });
     expect(() => limiter.setLimit({ rate: -1, burst: 1 })).toThrow('a live Vault rate must be a number >= 0, got -1');
