@@ -158,10 +158,12 @@ export async function runSharedBudget(options: SharedBudgetRunOptions): Promise<
     let busyShare: { rate: number; burst: number } | undefined;
     let busyShareGauge = 0;
     let stoppedAt: number | undefined;
+    let sigstopped = false;
     let goneAt: number | undefined;
     poller = (async () => {
       while (polling && options.sharing === 'shared') {
-        busyShareGauge = Math.max(busyShareGauge, await busy.metric('vault_sync_budget_share', { dimension: 'rate' }).catch(() => 0));
+        // A stopped process does not answer: its gauge is read only while it runs (the Lease is read throughout).
+        if (!sigstopped) busyShareGauge = Math.max(busyShareGauge, await busy.metric('vault_sync_budget_share', { dimension: 'rate' }).catch(() => 0));
         const record = await readRecord();
         const at = Date.now();
         if (record) {
@@ -188,11 +190,14 @@ export async function runSharedBudget(options: SharedBudgetRunOptions): Promise<
     if (options.pauseBusyForMs !== undefined) {
       await waitFor(() => share90At !== undefined, { timeoutMs: 60_000, intervalMs: 100, description: 'the busy holder with 90 % of the rate' });
       say(`SIGSTOP ${busy.name} for ${options.pauseBusyForMs} ms with its share of ${JSON.stringify(busyShare)}`);
+      sigstopped = true;
+      await new Promise((r) => setTimeout(r, 150)); // the poller is not inside a request to it
       stoppedAt = Date.now();
       busy.proc.kill('SIGSTOP');
       paused = true;
       await new Promise((r) => setTimeout(r, options.pauseBusyForMs));
       busy.proc.kill('SIGCONT');
+      sigstopped = false;
       say(`SIGCONT ${busy.name}`);
     }
     const isWrite = (r: AuditedRequest) => r.operation === 'create' || r.operation === 'update';
