@@ -4,7 +4,7 @@
 //
 //   --n=100,500,2000   backlog sizes for the convergence runs (default)
 //   --quick            --n=100,500 and fewer large secrets
-//   --skip=limiter,converge,operator,memory,fair,floor,drift,startup,chaos
+//   --skip=limiter,converge,operator,memory,fair,floor,drift,startup,budget,chaos
 //   --drift=2000,10000           paths for the drift-cost runs, 40 a folder (bench/drift-cost.ts)
 //   --startup=1000,10000,30000   Secret counts for the start-up runs (bench/startup.ts)
 //   --chaos-minutes=10           length of the chaos run (bench/chaos.ts; or CHAOS_MINUTES)
@@ -30,6 +30,7 @@ import { writeFloor } from './write-floor.js';
 import { fairShare, fairShareTables } from './fair-share.js';
 import { chaosBench, chaosTable } from './chaos.js';
 import { driftCost, driftCostTable } from './drift-cost.js';
+import { sharedBudgetBench, sharedBudgetTable } from './shared-budget.js';
 import { auditLogMark, auditRequests, maxInAnyWindow, startFaultProxy, type FaultProxy, type RecordedRequest } from '../test/e2e/helpers/fault-proxy.js';
 import { loadKubeConfig } from '../src/kube/kube-config.js';
 
@@ -356,6 +357,7 @@ async function main() {
       results.memory = [await memory(work, true, count), await memory(work, false, count), await memoryOperator(work, 20)];
     }
     if (!skip.has('startup')) results.startup = await startupBench(env, work, (args.get('startup') ?? (quick ? '1000,10000' : '1000,10000,30000')).split(',').map(Number), say);
+    if (!skip.has('budget')) results.sharedBudget = await sharedBudgetBench(stateDir, say);
     if (!skip.has('chaos')) {
       const minutes = Number(args.get('chaos-minutes') ?? process.env.CHAOS_MINUTES ?? (quick ? 3 : 10));
       if (!(minutes > 0 && minutes <= 60)) throw new Error(`--chaos-minutes must be in (0, 60], got ${minutes}`);
@@ -380,6 +382,7 @@ async function main() {
   if (results.fairShare) out.push(...fairShareTables(results.fairShare as Awaited<ReturnType<typeof fairShare>>, table));
   if (results.memory) out.push('Memory while syncing large secrets (growth of the bench process over a baseline taken after a GC)', table(results.memory as Array<Record<string, unknown>>), '');
   const startup = results.startup as Awaited<ReturnType<typeof startupBench>> | undefined;
+  if (results.sharedBudget) out.push(...sharedBudgetTable(results.sharedBudget as Awaited<ReturnType<typeof sharedBudgetBench>>, table));
   if (results.chaos) out.push(...chaosTable(results.chaos as Awaited<ReturnType<typeof chaosBench>>, table));
   if (startup) out.push(`Start-up to caches synced (median of ${startup.repeat} runs), and steady RSS after ${startup.idleSeconds} s idle (Secrets of ${startup.secretBytes} B)`, table(startup.runs), '');
   process.stdout.write(out.join('\n') + '\n');

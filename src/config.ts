@@ -125,6 +125,17 @@ export interface Config {
   };
   /** Namespaces are split into this many shards; a replica works on at most one (leader election per shard). */
   shards: number;
+  /**
+   * With shards > 1: how the shard holders split the Vault budget. `shared`: one budget for the installation,
+   * lent where it is needed (src/budget/); `static`: rate/shards each.
+   */
+  budget: {
+    sharing: 'shared' | 'static';
+    /** Requests per second an idle shard keeps. */
+    floorRate: number;
+    /** How often each holder publishes its demand and rebalances. */
+    periodMs: number;
+  };
   /** Every managed source is re-queued this often; the heartbeat of /health is stale after 3x. */
   resyncIntervalMs: number;
   logLevel: string;
@@ -198,7 +209,10 @@ const SETTINGS = {
   'leader-election-renew-deadline': 'the leader stops syncing when it could not renew for this long (default 10s)',
   'leader-election-retry-period': 'how often candidates try to acquire and the leader renews (default 2s)',
   'leader-election-takeover-margin': 'a Lease taken over from a holder that did not release it: wait its lease duration plus this before sending anything (default 2s)',
-  'shards': 'split namespaces into this many shards, one Lease each; each replica syncs at most one shard with 1/shards of the Vault budget (default 1; > 1 needs --leader-elect)',
+  'shards': 'split namespaces into this many shards, one Lease each; each replica syncs at most one shard (default 1; > 1 needs --leader-elect)',
+  'vault-budget-sharing': 'with --shards > 1: shared (one Vault budget for the installation, lent to the shards with queued work through the Lease <leader-election-id>-budget) | static (rate/shards each) (default shared)',
+  'vault-budget-floor': 'with a shared budget: requests per second an idle shard keeps (default 0.2)',
+  'vault-budget-period': 'with a shared budget: how often each shard holder publishes its queued work and rebalances (default 1s; shorter than --leader-election-renew-deadline)',
   'resync-interval': 're-check every synced source this often (no Vault call when nothing changed); /health reports a stale heartbeat after 3x (default 10m)',
   'log-level': 'trace | debug | info | warn | error (default info)',
   'operator-namespace': 'namespace of the operator\'s own objects (default: the pod\'s namespace, else vault-sync-system)',
@@ -372,6 +386,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (retryPeriodMs >= renewDeadlineMs) fail('leader-election-retry-period', 'must be shorter than --leader-election-renew-deadline');
   const shards = number('shards', 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, 'a whole number from 1 to 256');
   if (shards > 1 && !leaderElect) fail('shards', 'more than one shard needs --leader-elect=true (each shard is a Lease)');
+  const sharing = get('vault-budget-sharing') ?? 'shared';
+  if (sharing !== 'shared' && sharing !== 'static') fail('vault-budget-sharing', `must be shared or static, got "${sharing}"`);
+  const floorRate = number('vault-budget-floor', 0.2, (n) => n >= 0 && n <= 1e6, 'a number of requests per second from 0');
+  const budgetPeriodMs = duration('vault-budget-period', '1s');
+  if (shards > 1 && sharing === 'shared' && budgetPeriodMs >= renewDeadlineMs) fail('vault-budget-period', 'must be shorter than --leader-election-renew-deadline (a share is trusted for that long after its last renewal)');
   const leaseName = get('leader-election-id') ?? 'vault-sync-operator';
   if (!/^[a-z0-9]([-a-z0-9.]{0,200}[a-z0-9])?$/.test(leaseName)) fail('leader-election-id', `"${leaseName}" is not a valid object name`);
   const http = {
@@ -391,6 +410,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     takeoverMarginMs,
   };
   const resyncIntervalMs = duration('resync-interval', '10m');
+  const rateLimit = {
+    rate: number('vault-rate-limit', 10, (n) => n > 0, 'a number of requests per second above 0'),
+    burst: number('vault-rate-burst', 20, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
+  };
+  // Each shard holder needs one whole request of burst to send anything at all.
+  if (shards > 1 && sharing === 'shared' && rateLimit.burst < shards) fail('vault-rate-burst', `must be at least --shards (${shards}) with a shared budget: each shard holder needs one request of burst`);
 
   return {
     vault: {
@@ -401,10 +426,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       timeoutMs,
       kvMounts: list('vault-kv-mounts', ['secret']),
     },
-    rateLimit: {
-      rate: number('vault-rate-limit', 10, (n) => n > 0, 'a number of requests per second above 0'),
-      burst: number('vault-rate-burst', 20, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
-    },
+    rateLimit,
     batchSize: number('vault-batch-size', 5, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
     marksMaxWaitRequests: number('vault-marks-max-wait', MARKS_MAX_WAIT_DEFAULT, (n) => Number.isInteger(n) && n >= 0 && n <= 1_000_000, 'a whole number from 0 to 1000000'),
     vaultRetry: {
@@ -422,6 +444,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     http,
     leaderElection,
     shards,
+    budget: { sharing: sharing as Config['budget']['sharing'], floorRate, periodMs: budgetPeriodMs },
     resyncIntervalMs,
     logLevel,
     operatorNamespace: get('operator-namespace') ?? podNamespace() ?? 'vault-sync-system',

@@ -9,6 +9,7 @@ import { isManaged, parseSourceKey, sourceKey } from './kube/objects.js';
 import { describeKubeError } from './kube/reflector.js';
 import { SourceReflectors } from './kube/source-reflectors.js';
 import type { WriteFence } from './kube/lease-fence.js';
+import type { LiveLimit } from './vault/limiter.js';
 import { VaultSyncStore, type ConditionListener } from './kube/vaultsync-store.js';
 import { Metrics } from './observability/metrics.js';
 import { vaultMetricsOf } from './observability/vault-metrics.js';
@@ -31,6 +32,8 @@ export interface RunningOperator {
   cachesSynced(): boolean;
   /** True while the Vault client holds a usable token. */
   vaultAuthenticated(): boolean;
+  /** Vault operations waiting for a batch or a token: the demand this replica publishes on a shared budget. */
+  vaultDemand(): number;
   /** Re-queues every managed source in the caches (a periodic safety net; unchanged sources cost no Vault call). */
   resync(): number;
   /** Stops watching, drains in-flight work, releases the limiter. */
@@ -56,6 +59,8 @@ export interface OperatorOverrides {
    * asks it immediately before it leaves. Absent: always holds (a single replica).
    */
   fence?: WriteFence;
+  /** Sharding with a shared budget: this holder's live share of the installation's Vault budget. */
+  budget?: LiveLimit;
 }
 
 /** Wires the real clients together and starts watching. */
@@ -63,7 +68,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
   // One keep-alive agent for all of the operator's Kubernetes traffic (lists, watches, reads, writes).
   const kubeConfig = PooledKubeConfig.from(overrides.kubeConfig ?? loadKubeConfig());
   const metrics = overrides.metrics ?? new Metrics();
-  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), vaultMetricsOf(metrics), { gate: overrides.fence });
+  const vaultStack = overrides.vaultStack ?? createVaultStack(config, log.child({ component: 'vault' }), vaultMetricsOf(metrics), { gate: overrides.fence, budget: overrides.budget });
   const cluster = new ClusterClient(kubeConfig);
   const fingerprint = new Fingerprinter();
   const index = new SecretIndex();
@@ -173,6 +178,7 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     metrics,
     cachesSynced: () => reflectors.all().every((r) => r.isSynced),
     vaultAuthenticated: () => vaultStack.authenticated(),
+    vaultDemand: () => vaultStack.demand(),
     resync() {
       let queued = 0;
       for (const object of reflectors.managedSources()) {

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { budgetLeaseName, SharedBudget } from './budget/shared-budget.js';
 import { loadKubeConfig } from './kube/kube-config.js';
 import { ALWAYS_HOLDS, type WriteFence } from './kube/lease-fence.js';
 import { shardLeaseName, shardOf, shardRateLimit, ShardElector } from './kube/leader-election.js';
@@ -23,7 +24,8 @@ import { Leadership, type LeadershipState } from './supervisor/leadership.js';
  *
  * Without leader election the engine starts at once. With it, the engine starts only while this replica
  * holds a shard's Lease (supervisor/leadership.ts: standby, waiting-out, leading, stopping), watching every
- * namespace but reconciling only those of its shard, with 1/shards of the Vault budget; a standby makes no
+ * namespace but reconciling only those of its shard, with its share of the Vault budget (shared among the
+ * holders through the budget Lease, or 1/shards with --vault-budget-sharing=static); a standby makes no
  * Vault call at all. Every Vault request and status write of the engine passes the Lease's fence; a lost
  * Lease aborts the engine at once (no drain).
  */
@@ -75,8 +77,36 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
   const rateHistory = new RateHistory();
   const problems = new ProblemTracker();
   const shards = config.leaderElection.enabled ? config.shards : 1;
-  const shardConfig: Config = { ...config, rateLimit: shardRateLimit(config.rateLimit, shards) };
   const kubeConfig = options.kubeConfig ?? loadKubeConfig();
+  const le = config.leaderElection;
+  // Sharded with a shared budget: each holder's limiter follows its share of the installation's budget,
+  // published in the budget Lease (src/budget/); statically: rate/shards each.
+  const sharedBudget: SharedBudget | undefined =
+    le.enabled && shards > 1 && config.budget.sharing === 'shared'
+      ? new SharedBudget({
+          kubeConfig,
+          namespace: le.namespace,
+          name: budgetLeaseName(le.leaseName),
+          settings: {
+            identity: le.identity,
+            rate: config.rateLimit.rate,
+            burst: config.rateLimit.burst,
+            slots: shards,
+            floorRate: config.budget.floorRate,
+            // A share is trusted as long as the Lease after its last renewal, and taken back by others only after
+            // the Lease's wait-out: the same reasoning, on the same settings.
+            shareDeadlineMs: le.renewDeadlineMs,
+            reclaimAfterMs: le.leaseDurationMs + le.takeoverMarginMs,
+          },
+          periodMs: config.budget.periodMs,
+          demand: (): number => engines.current?.vaultDemand() ?? 0,
+          log: log.child({ component: 'budget' }),
+          registry: metrics.registry,
+        })
+      : undefined;
+  const shardConfig: Config = sharedBudget ? config : { ...config, rateLimit: shardRateLimit(config.rateLimit, shards) };
+  /** The limit this replica's Vault requests keep now. */
+  const rateLimitNow = () => (sharedBudget ? sharedBudget.limit() : shardConfig.rateLimit);
   let stopping: Promise<void> | undefined;
 
   const fatal = (reason: string) => {
@@ -88,6 +118,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
   let fence: WriteFence = ALWAYS_HOLDS;
   const engines = new EngineSlot({
     start: (shard) => {
+      sharedBudget?.join();
       const accepts = shard === undefined || shards <= 1 ? undefined : (namespace: string) => shardOf(namespace, shards) === shard;
       return startOperator(shardConfig, shard === undefined ? log : log.child({ shard }), {
         ...options.operatorOverrides,
@@ -95,6 +126,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
         metrics,
         conditionListener: problems,
         fence,
+        ...(sharedBudget ? { budget: sharedBudget } : {}),
         ...(accepts ? { accepts } : {}),
       });
     },
@@ -102,9 +134,10 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
       if (!stopping) fatal(reason);
     },
     onEnded: () => problems.reset(), // a standby has nothing of its own to show
+    // Only once the engine's limiter is gone: a draining engine keeps its share until it is done.
+    onStopped: () => void sharedBudget?.leave(),
   });
 
-  const le = config.leaderElection;
   const leadershipMachine = le.enabled
     ? new Leadership({
         engines,
@@ -180,7 +213,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
       checks: checks(),
       heartbeatMs: heartbeat.lastBeatMs,
       resyncIntervalMs: config.resyncIntervalMs,
-      rateLimit: { ...shardConfig.rateLimit, usedPerSecond: vaultRequests.perSecond() },
+      rateLimit: { ...rateLimitNow(), usedPerSecond: vaultRequests.perSecond() },
       queue: operator ? { depth: operator.queue.depth, inFlight: operator.queue.inFlight } : undefined,
       version,
     });
@@ -196,7 +229,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
     readiness: () => readinessText(leadership(), checks()),
     problems: () => {
       const { rows, total } = problems.notReadySources(NOT_READY_ROWS);
-      return { notReady: rows, notReadyTotal: total, refusals: problems.lastRefusals(), rate: { points: rateHistory.points(), windowMs: rateHistory.windowMs, limitPerSecond: shardConfig.rateLimit.rate } };
+      return { notReady: rows, notReadyTotal: total, refusals: problems.lastRefusals(), rate: { points: rateHistory.points(), windowMs: rateHistory.windowMs, limitPerSecond: rateLimitNow().rate } };
     },
     log: log.child({ component: 'http' }),
   });
@@ -242,6 +275,7 @@ export async function startSupervisor(config: Config, log: Logger, options: Supe
         // Drain first (still renewing), then release: releasing before the drain could let a standby write while we still do.
         if (leadershipMachine) await leadershipMachine.stop();
         else await engines.drain();
+        await sharedBudget?.stop(); // drained: its share goes back before the Lease is released
         await elector?.stop();
         await server.close();
       })()),

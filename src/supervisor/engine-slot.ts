@@ -12,6 +12,8 @@ export interface EngineSlotOptions {
   onStartFailed(reason: string): void;
   /** An engine ended (drained or aborted): the dashboard forgets its sources. */
   onEnded(): void;
+  /** An engine has let go of everything (its drain or abort finished): its share of a shared budget is free. */
+  onStopped?(): void;
 }
 
 export class EngineSlot {
@@ -90,6 +92,7 @@ export class EngineSlot {
       .catch(() => undefined)
       .finally(() => {
         if (this.endingEngine === ending) this.endingEngine = undefined;
+        this.options.onStopped?.();
       });
     return this.ending;
   }

@@ -17,6 +17,11 @@ export interface LimiterOptions extends RateLimit {
    * 1 of 3 runs on an idle 2-core machine (a request sent 7 ms late against its due time, 5 ms of jitter).
    */
   marginMs?: number;
+  /**
+   * Tokens at the start (default `burst`: a fresh installation may burst at once). 0 under a live limit: a share
+   * of a shared budget was maybe just spent by this replica's previous engine, and new capacity fills at the rate.
+   */
+  initialCredit?: number;
   /** Injected for tests; milliseconds, monotonic. */
   clock?: () => number;
   /** Called as each request starts (metrics). */
@@ -38,8 +43,27 @@ export interface LimiterOptions extends RateLimit {
    * is sent only while this holds (the replica holds its Lease now). Absent: always holds.
    */
   gate?: SendGate;
+  /**
+   * Asked right after the gate: whether this replica's share of a budget shared with other replicas is valid
+   * now (src/budget/). A request refused here is not failed: it goes back into the line for a new token, which
+   * comes once the share is renewed (the token it had belongs to a share that may be someone else's by now).
+   */
+  shareGate?: { holds(): boolean };
   /** A request the gate refused (never sent); `first` for the first refusal since a request last passed. */
   onFenced?(event: { operation: string; label?: string; reason: string; first: boolean }): void;
+}
+
+/**
+ * A limit that changes while the limiter runs: a shard holder's share of a budget shared with other replicas
+ * (src/budget/shared-budget.ts). The Vault stack follows it with setLimit and asks `holds()` before each send.
+ */
+export interface LiveLimit {
+  /** What may be spent now (0 while the share is not valid). */
+  limit(): RateLimit;
+  /** Whether the share is valid now. */
+  holds(): boolean;
+  /** Told each time the limit changes; returns a function that unsubscribes. */
+  subscribe(listener: (limit: RateLimit) => void): () => void;
 }
 
 /** Whether requests may leave now (the lease fence, src/kube/lease-fence.ts). */
@@ -114,10 +138,10 @@ export function validateRateLimit(limit: RateLimit): void {
  */
 export class VaultRateLimiter {
   readonly bottleneck: Bottleneck;
-  readonly rate: number;
-  readonly burst: number;
-  private readonly windowCount: number;
-  private readonly windowMs: number;
+  private currentRate: number;
+  private currentBurst: number;
+  private windowCount: number;
+  private windowMs: number;
   private readonly marginMs: number;
   private readonly now: () => number;
   private readonly onStart?: (event: LimiterStart) => void;
@@ -145,14 +169,15 @@ export class VaultRateLimiter {
   private burstInFlight = 0;
   private burstAnswered: Array<() => void> = [];
   private readonly gate?: SendGate;
+  private readonly shareGate?: { holds(): boolean };
   private readonly onFenced?: LimiterOptions['onFenced'];
   /** Whether the last request that reached the gate was refused (so each refusal streak is reported as new once). */
   private fencedStreak = false;
 
   constructor(options: LimiterOptions) {
     validateRateLimit(options);
-    this.rate = options.rate;
-    this.burst = options.burst;
+    this.currentRate = options.rate;
+    this.currentBurst = options.burst;
     this.windowCount = Math.max(1, Math.floor(options.rate));
     this.windowMs = (this.windowCount * 1000) / options.rate;
     this.marginMs = options.marginMs ?? 20;
@@ -161,8 +186,9 @@ export class VaultRateLimiter {
     this.onSent = options.onSent;
     this.upstreamWaitingSince = options.upstreamWaitingSince ?? (() => undefined);
     this.gate = options.gate;
+    this.shareGate = options.shareGate;
     this.onFenced = options.onFenced;
-    this.credit = options.burst;
+    this.credit = Math.min(options.burst, Math.max(0, options.initialCredit ?? options.burst));
     this.creditAt = this.now();
     this.bottleneck = new Bottleneck({ reservoir: 0, maxConcurrent: null, minTime: 0 });
   }
@@ -170,6 +196,41 @@ export class VaultRateLimiter {
   /** Requests waiting for a token. */
   get queued(): number {
     return this.waiting;
+  }
+
+  /** Sustained requests per second now. */
+  get rate(): number {
+    return this.currentRate;
+  }
+
+  /** Requests that may start at once after an idle period, now. */
+  get burst(): number {
+    return this.currentBurst;
+  }
+
+  /**
+   * Changes the rate and burst live (a shared budget's share: src/budget/). Credit accrues at the old rate up
+   * to now; a smaller burst clips the credit at once; a larger one adds none (the new capacity fills at the
+   * rate), so the sends of several limiters whose limits always sum within one budget fit one bucket of it.
+   * Rate 0 or burst below 1 grants nothing until raised.
+   */
+  setLimit(limit: RateLimit): void {
+    if (typeof limit.rate !== 'number' || !Number.isFinite(limit.rate) || limit.rate < 0) throw new RangeError(`a live Vault rate must be a number >= 0, got ${limit.rate}`);
+    if (typeof limit.burst !== 'number' || !Number.isFinite(limit.burst) || limit.burst < 0) throw new RangeError(`a live Vault burst must be a number >= 0, got ${limit.burst}`);
+    if (limit.rate === this.currentRate && limit.burst === this.currentBurst) return;
+    this.accrue(this.now());
+    this.currentRate = limit.rate;
+    this.currentBurst = limit.burst;
+    this.credit = Math.min(this.credit, limit.burst);
+    if (limit.rate > 0) {
+      // Rate 0 keeps the last window: requests granted before it still leave at the pace they were granted at.
+      this.windowCount = Math.max(1, Math.floor(limit.rate));
+      this.windowMs = (this.windowCount * 1000) / limit.rate;
+      if (this.pacedDue.length > this.windowCount) this.pacedDue.splice(0, this.pacedDue.length - this.windowCount);
+      if (this.pacedSends.length > this.windowCount) this.pacedSends.splice(0, this.pacedSends.length - this.windowCount);
+    }
+    this.clearTimer();
+    this.pump();
   }
 
   /**
@@ -184,6 +245,7 @@ export class VaultRateLimiter {
     this.accrue(submittedAt);
     if (this.waiting === 0) this.backlogSince = submittedAt;
     this.waiting++;
+    let lapsed = false; // refused by the share gate: scheduled again for a new token
     const job = this.bottleneck.schedule({ priority: options.priority ?? Priority.normal }, async () => {
       this.accrue(this.now()); // up to here Bottleneck was still starting granted jobs: busy, not idle
       const paced = this.grantKinds.shift() !== 'burst';
@@ -202,6 +264,10 @@ export class VaultRateLimiter {
       try {
         if (this.stopped) throw new LimiterStoppedError();
         this.passGate(operation, options.label);
+        if (this.shareGate && !this.shareGate.holds()) {
+          lapsed = true;
+          return undefined as T;
+        }
         const at = this.now();
         this.onStart?.({ operation, label: options.label, source: options.source, at, waitedMs: at - submittedAt, paced });
         ran = true;
@@ -212,11 +278,14 @@ export class VaultRateLimiter {
       }
     });
     this.pump();
-    return job.catch((error: unknown) => {
-      // Bottleneck's "This limiter has been stopped" (jobs dropped at stop) becomes ours.
-      if (error instanceof Bottleneck.BottleneckError) throw new LimiterStoppedError();
-      throw error;
-    });
+    return job.then(
+      (result) => (lapsed ? this.schedule(operation, task, options) : result),
+      (error: unknown) => {
+        // Bottleneck's "This limiter has been stopped" (jobs dropped at stop) becomes ours.
+        if (error instanceof Bottleneck.BottleneckError) throw new LimiterStoppedError();
+        throw error;
+      },
+    );
   }
 
   /**
@@ -346,6 +415,7 @@ export class VaultRateLimiter {
   }
 
   private armTimer(at: number): void {
+    if (!Number.isFinite(at)) return; // rate 0: nothing accrues until setLimit raises it (and pumps)
     if (this.timer && this.timerAt <= at) return;
     this.clearTimer();
     this.timerAt = at;

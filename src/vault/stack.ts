@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { validateBatchSize } from './batcher.js';
-import { VaultRateLimiter, type LimiterOptions, type LimiterStart, type SendGate } from './limiter.js';
+import { VaultRateLimiter, type LimiterOptions, type LimiterStart, type LiveLimit, type SendGate } from './limiter.js';
 import type { VaultMetrics } from './metrics.js';
 import { NodeVaultClient } from './node-vault-client.js';
 import { VaultPipeline } from './pipeline.js';
@@ -28,6 +28,8 @@ export interface VaultStack {
   kvVersion(mount: string): Promise<1 | 2>;
   /** Rejects what still waits, stops renewing the token, closes connections. */
   stop(): Promise<void>;
+  /** Vault operations waiting (for a batch, or for a token): this engine's demand on a shared budget. */
+  demand(): number;
   /**
    * The Lease is lost: stop at once, no drain. Waiting operations are rejected, the limiter's queue is
    * dropped, backoffs of retries end now (no further attempt), token renewal stops. Requests already sent
@@ -55,6 +57,11 @@ export interface VaultStackTuning {
 export interface VaultStackOptions extends VaultStackTuning {
   /** Asked immediately before each request leaves: the lease fence with leader election; absent = always send. */
   gate?: SendGate;
+  /**
+   * Sharding with a shared budget: the limiter follows this holder's share (instead of config.rateLimit), and a
+   * request leaves only while the share is valid (src/budget/).
+   */
+  budget?: LiveLimit;
 }
 
 /** `metrics`: the narrow recorder the Vault layer reports to (the composition root adapts its registry to it). */
@@ -66,12 +73,14 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
   const limiter = new VaultRateLimiter({
     ...config.rateLimit,
     marginMs: tuning.limiterMarginMs,
+    ...(tuning.budget ? { initialCredit: 0 } : {}),
     upstreamWaitingSince: () => upstream?.waitingSince,
     onStart: (event) => {
       metrics?.rateLimited(event.operation, event.waitedMs / 1000);
       tuning.onLimiterStart?.(event);
     },
     gate: tuning.gate,
+    shareGate: tuning.budget,
     onSent: tuning.onLimiterSent,
     onFenced: (event) => {
       metrics?.fenced(event.operation);
@@ -79,6 +88,13 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
       if (event.first) log.error({ operation: event.operation, target: event.label, reason: event.reason }, 'not sending Vault requests: this replica does not hold its Lease');
     },
   });
+  // The share replaces the configured limit before anything is scheduled (and the limiter starts empty: a new
+  // engine's bucket fills at its share's rate, whatever the previous engine of this replica spent).
+  let unsubscribe = () => {};
+  if (tuning.budget) {
+    limiter.setLimit(tuning.budget.limit());
+    unsubscribe = tuning.budget.subscribe((limit) => limiter.setLimit(limit));
+  }
   const client = new NodeVaultClient({
     connection: config.vault,
     auth: config.vault.auth,
@@ -112,6 +128,7 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
+      unsubscribe();
       await limiter.stop();
       client.close();
     })());
@@ -127,6 +144,7 @@ export function createVaultStack(config: Config, log: Logger, metrics?: VaultMet
     writeLimits: () => limits,
     authenticated: () => client.authenticated,
     kvVersion: (mount) => client.kvVersion(mount),
+    demand: () => vault.waiting + limiter.queued,
     stop: () =>
       (stopped ??= (async () => {
         await vault.stop();

@@ -111,8 +111,13 @@ describe('helm lint and helm template over several value sets', () => {
   test('sharding: one Lease per shard in the RBAC, the budget and shard count passed on', () => {
     const objects = renderChart('vso', 'vault-sync-system', VALUE_SETS['ha-sharded']);
     const leases = find(objects, 'Role', 'vso-vault-sync-operator-self').rules.find((r: any) => r.resourceNames && r.resources.includes('leases'));
-    expect(leases.resourceNames).toEqual(['vso-vault-sync-operator-shard-0', 'vso-vault-sync-operator-shard-1', 'vso-vault-sync-operator-shard-2']);
-    expect(envOf(find(objects, 'Deployment'))).toMatchObject({ SHARDS: '3', LEADER_ELECT: 'true', VAULT_RATE_LIMIT: '30', VAULT_RATE_BURST: '60' });
+    // The shard Leases and the shared budget's Lease (the holders' shares, compare-and-swap), get/update by name only.
+    expect(leases.resourceNames).toEqual(['vso-vault-sync-operator-shard-0', 'vso-vault-sync-operator-shard-1', 'vso-vault-sync-operator-shard-2', 'vso-vault-sync-operator-budget']);
+    expect(leases.verbs).toEqual(['get', 'update']);
+    expect(envOf(find(objects, 'Deployment'))).toMatchObject({ SHARDS: '3', LEADER_ELECT: 'true', VAULT_RATE_LIMIT: '30', VAULT_RATE_BURST: '60', VAULT_BUDGET_SHARING: 'shared', VAULT_BUDGET_FLOOR: '0.2', VAULT_BUDGET_PERIOD: '1s' });
+    // A static split needs no budget Lease.
+    const statics = renderChart('vso', 'vault-sync-system', [...VALUE_SETS['ha-sharded'], '--set', 'sharding.budget.sharing=static']);
+    expect(find(statics, 'Role', 'vso-vault-sync-operator-self').rules.find((r: any) => r.resourceNames && r.resources.includes('leases')).resourceNames).not.toContain('vso-vault-sync-operator-budget');
   });
 
   test('monitoring: ServiceMonitor scrapes over TLS with the bearer token; PrometheusRule and dashboard come from the files', () => {
@@ -158,6 +163,7 @@ describe('helm lint and helm template over several value sets', () => {
     { reason: 'namespaced RBAC without namespaces', args: [...VAULT, '--set', 'rbac.scope=namespaced'], says: 'needs watchNamespaces' },
     { reason: 'two replicas without leader election (two writers)', args: [...VAULT, '--set', 'leaderElection.enabled=false'], says: 'needs leaderElection.enabled=true' },
     { reason: 'fewer replicas than shards (namespaces nobody syncs)', args: [...VAULT, '--set', 'sharding.shards=3'], says: 'must be at least sharding.shards' },
+    { reason: 'a shared budget with less burst than shards (a holder could send nothing)', args: [...VAULT, '--set', 'replicaCount=4', '--set', 'sharding.shards=4', '--set', 'vault.rateBurst=3'], says: 'vault.rateBurst (3) must be at least sharding.shards (4)' },
     { reason: 'a rate of 0 (schema)', args: [...VAULT, '--set', 'vault.rateLimit=0'], says: 'vault.rateLimit' },
     { reason: 'an unknown log level (schema)', args: [...VAULT, '--set', 'logLevel=chatty'], says: 'logLevel' },
     { reason: 'a typo in a value name (schema: no unknown keys)', args: [...VAULT, '--set', 'vault.rateLimt=5'], says: 'rateLimt' },
@@ -195,7 +201,7 @@ describe('deploy/ and the monitoring assets', () => {
     expect(dashboard.uid).toBe('vault-sync-operator');
     const exprs: string[] = dashboard.panels.flatMap((p: any) => (p.targets ?? []).map((t: any) => t.expr));
     expect(exprs.length).toBeGreaterThan(20);
-    const metricsSource = readFileSync(join(repoRoot, 'src', 'observability', 'metrics.ts'), 'utf8') + readFileSync(join(repoRoot, 'src', 'kube', 'leader-election.ts'), 'utf8');
+    const metricsSource = readFileSync(join(repoRoot, 'src', 'observability', 'metrics.ts'), 'utf8') + readFileSync(join(repoRoot, 'src', 'kube', 'leader-election.ts'), 'utf8') + readFileSync(join(repoRoot, 'src', 'budget', 'shared-budget.ts'), 'utf8');
     const declared = (name: string) => metricsSource.includes(`'${name}'`) || metricsSource.includes(`'${name.replace(/_(bucket|sum|count)$/, '')}'`);
     const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\b(vault_[a-z0-9_]+)\b/g)].map((m) => m[1])));
     const unknown = [...names].filter((n) => !declared(n));

@@ -124,7 +124,7 @@ test('two replicas: one writes, the standby makes no Vault call, takes over when
   expect((await lease(leaseNamespace, leaseName)).spec?.holderIdentity ?? '').toBe('');
 });
 
-test('shards: two shards over three replicas; each shard is synced by one replica with half the Vault budget; a spare takes over a dead shard', async () => {
+test('shards: two shards over three replicas; each shard is synced by one replica with half the Vault budget while both are idle; a spare takes over a dead shard', async () => {
   // Two namespaces that fall into different shards.
   const byShard = new Map<number, string>();
   while (byShard.size < 2) {
@@ -147,8 +147,16 @@ test('shards: two shards over three replicas; each shard is synced by one replic
   );
   const holderOf = (shard: number) => holders.find((r) => r.health.leader_election.shard === shard)!.op;
   const spare = holders.find((r) => r.health.status === 'standby')!.op;
+  // Both idle: the shared budget (10/s, burst 20) splits evenly, once each holder's first budget round is done.
   for (const r of holders.filter((h) => h.health.status === 'leader')) {
-    expect(r.health.rate_limit).toMatchObject({ rate_per_second: 5, burst: 10 }); // 10/s, burst 20, split in two
+    const limit = await waitFor(
+      async () => {
+        const rateLimit = (await r.op.health()).rate_limit;
+        return rateLimit.rate_per_second === 5 && rateLimit.burst === 10 ? rateLimit : undefined;
+      },
+      { timeoutMs: 20_000, description: `${r.op.name} spending half the budget` },
+    );
+    expect(limit).toMatchObject({ rate_per_second: 5, burst: 10 });
   }
   expect(new Set(holders.map((r) => r.health.leader_election.shard))).toEqual(new Set([0, 1, null]));
 

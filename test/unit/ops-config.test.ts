@@ -17,6 +17,7 @@ describe('operations settings: HTTP server, leader election, shards', () => {
     expect(config.http).toEqual({ port: 8080, bindAddress: '127.0.0.1', tls: undefined, bearerTokenFile: undefined });
     expect(config.leaderElection).toMatchObject({ enabled: false, leaseName: 'vault-sync-operator', identity: 'vso-0', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2000 });
     expect(config.shards).toBe(1);
+    expect(config.budget).toEqual({ sharing: 'shared', floorRate: 0.2, periodMs: 1000 });
     expect(config.resyncIntervalMs).toBe(600_000);
   });
 
@@ -46,6 +47,10 @@ describe('operations settings: HTTP server, leader election, shards', () => {
     { reason: 'shards without leader election (two replicas would sync the same namespaces)', argv: ['--shards=3'], says: 'SHARDS: more than one shard needs --leader-elect=true' },
     { reason: 'zero shards', argv: ['--shards=0', '--leader-elect=true'], says: 'SHARDS: must be a whole number from 1 to 256' },
     { reason: 'a lease name that is not an object name', argv: ['--leader-election-id=Not_Valid'], says: 'LEADER_ELECTION_ID' },
+    { reason: 'an unknown budget sharing', argv: ['--vault-budget-sharing=greedy'], says: 'VAULT_BUDGET_SHARING: must be shared or static' },
+    { reason: 'a negative budget floor', argv: ['--vault-budget-floor=-1'], says: 'VAULT_BUDGET_FLOOR: must be a number of requests per second from 0' },
+    { reason: 'a budget period not below the renew deadline (a share would lapse between two renewals)', argv: ['--shards=2', '--leader-elect=true', '--vault-budget-period=10s'], says: 'VAULT_BUDGET_PERIOD: must be shorter than --leader-election-renew-deadline' },
+    { reason: 'a shared budget whose burst cannot give each shard one request', argv: ['--shards=4', '--leader-elect=true', '--vault-rate-burst=3'], says: 'VAULT_RATE_BURST: must be at least --shards (4)' },
     { reason: 'a resync interval that is not a duration', argv: ['--resync-interval=often'], says: 'RESYNC_INTERVAL: must be a duration' },
   ])('$reason fails at start naming the setting', ({ argv, says }) => {
     expect(() => loadConfig(argv, base)).toThrow(says);

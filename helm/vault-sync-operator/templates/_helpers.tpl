@@ -84,6 +84,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (gt (int .Values.sharding.shards) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail "sharding.shards > 1 needs leaderElection.enabled=true (each shard is a Lease)" -}}
 {{- end -}}
+{{- if and (gt (int .Values.sharding.shards) 1) (eq .Values.sharding.budget.sharing "shared") (lt (int .Values.vault.rateBurst) (int .Values.sharding.shards)) -}}
+{{- fail (printf "vault.rateBurst (%d) must be at least sharding.shards (%d) with sharding.budget.sharing=shared: each shard holder needs one request of burst" (int .Values.vault.rateBurst) (int .Values.sharding.shards)) -}}
+{{- end -}}
 {{- if lt (int .Values.replicaCount) (int .Values.sharding.shards) -}}
 {{- fail (printf "replicaCount (%d) must be at least sharding.shards (%d): a replica syncs at most one shard, so some namespaces would never sync" (int .Values.replicaCount) (int .Values.sharding.shards)) -}}
 {{- end -}}
