@@ -70,6 +70,8 @@ export async function startupBench(env: LocalEnvironment, work: string, sizes: n
   const rows = [];
   const first = await core.listNamespacedSecret({ namespace: NAMESPACE, limit: 1 }); // from an earlier run
   let created = first.items.length + (first.metadata?.remainingItemCount ?? 0);
+  const smallest = Math.min(...sizes);
+  if (created > smallest) throw new Error(`namespace ${NAMESPACE} already holds ${created} Secrets, more than the ${smallest} to measure: use a fresh environment, or delete the namespace first`);
   let createdPerSecond: number | undefined;
   for (const n of [...sizes].sort((a, b) => a - b)) {
     if (n > created) createdPerSecond = await fillSecrets(kc, { namespace: NAMESPACE, from: created, to: n, secretBytes: SECRET_BYTES, concurrency: CREATE_CONCURRENCY }, say);

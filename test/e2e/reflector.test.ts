@@ -56,7 +56,9 @@ test('a broken watch connection resumes from its resourceVersion: no relist, no 
   reflector.start();
   await reflector.synced;
   await createConfigMap(ns, 'before', '1');
-  await waitFor(() => seen.includes('add:before:1'), { timeoutMs: 15000, description: 'the first event' });
+  await createConfigMap(ns, 'doomed', '1');
+  await waitFor(() => seen.includes('add:before:1') && seen.includes('add:doomed:1'), { timeoutMs: 15000, description: 'the first events' });
+  expect(reflector.size).toBe(2);
 
   proxy.cutAll();
   await waitFor(() => errors.length >= 1, { timeoutMs: 15000, description: 'the reflector to see its watch fail' });
@@ -74,7 +76,9 @@ test('a watch that expired (410 Gone from the apiserver) is followed by a relist
   reflector.start();
   await reflector.synced;
   await createConfigMap(ns, 'before', '1');
-  await waitFor(() => seen.includes('add:before:1'), { timeoutMs: 15000, description: 'the first event' });
+  await createConfigMap(ns, 'doomed', '1');
+  await waitFor(() => seen.includes('add:before:1') && seen.includes('add:doomed:1'), { timeoutMs: 15000, description: 'the first events' });
+  expect(reflector.size).toBe(2);
 
   // The apiserver is unreachable while a change happens and etcd forgets the history before it (compaction;
   // ConfigMaps have no watch cache in the test apiserver): the watch can only resume with 410 Gone.
@@ -83,6 +87,7 @@ test('a watch that expired (410 Gone from the apiserver) is followed by a relist
   await waitFor(() => errors.length >= 1, { timeoutMs: 15000, description: 'the reflector to see its watch fail' });
   await createConfigMap(ns, 'during', '2');
   await createConfigMap(ns, 'during-too', '2'); // etcd keeps the compaction revision itself: one more change
+  await core.deleteNamespacedConfigMap({ namespace: ns, name: 'doomed' }); // only the relist can tell
   await compactEtcd();
   proxy.release();
   await waitFor(() => reflector.lists >= 2, { timeoutMs: 30000, description: 'a relist after 410 Gone' });
@@ -91,6 +96,11 @@ test('a watch that expired (410 Gone from the apiserver) is followed by a relist
   expect(reflector.get(ns, 'during')).toEqual({ name: 'during', value: '2' });
   expect(reflector.get(ns, 'after')).toEqual({ name: 'after', value: '3' });
   expect(reflector.lists).toBe(2); // exactly one relist: for the 410, not for the broken connection
+  // The object deleted while the watch was down is gone from the cache, told once as a delete.
+  expect(reflector.get(ns, 'doomed')).toBeUndefined();
+  expect(seen.filter((e) => e.startsWith('delete:'))).toEqual(['delete:doomed:1']);
+  expect([...reflector.values()].map((o) => o.name).sort()).toEqual(['after', 'before', 'during', 'during-too']);
+  expect(reflector.size).toBe(4);
   close();
 });
 
