@@ -6,8 +6,16 @@ describe('slim cache objects: the Secret cache never holds values', () => {
       { metadata: { name: 's', namespace: 'n', uid: 'u', resourceVersion: '7', annotations: { a: 'b' } }, data: { password: Buffer.from('hunter2').toString('base64') }, stringData: { x: 'plain' } },
       () => 'hash-of-data',
     );
-    expect(slim).toEqual({ kind: 'Secret', namespace: 'n', name: 's', uid: 'u', resourceVersion: '7', annotations: {}, finalizers: [], deletionTimestamp: undefined, dataHash: 'hash-of-data' });
+    expect(slim).toEqual({ kind: 'Secret', namespace: 'n', name: 's', uid: '', resourceVersion: '', annotations: {}, finalizers: [], deletionTimestamp: undefined, dataHash: 'hash-of-data' });
     expect(JSON.stringify(slim)).not.toContain(Buffer.from('hunter2').toString('base64'));
+  });
+
+  test('a Secret that is a source (path annotation, or our finalizer) keeps its uid and resourceVersion; another does not', () => {
+    const meta = { name: 's', namespace: 'n', uid: 'u', resourceVersion: '7' };
+    const annotated = slimSecret({ metadata: { ...meta, annotations: { 'vault-sync.io/path': 'secret/n/s' } } }, () => 'h');
+    const finalized = slimSecret({ metadata: { ...meta, finalizers: ['vault-sync.io/finalizer'] } }, () => 'h');
+    const read = slimSecret({ metadata: { ...meta, finalizers: ['example.com/other'] } }, () => 'h');
+    expect([annotated, finalized, read].map((s) => [s.uid, s.resourceVersion])).toEqual([['u', '7'], ['u', '7'], ['', '']]);
   });
 
   test("only the operator's own annotations are kept: kubectl's last-applied-configuration holds the values", () => {
