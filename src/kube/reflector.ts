@@ -1,6 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { KubeHttpError, listPage, watchStream, type WatchEvent } from './kube-http.js';
+import type { IncomingMessage } from 'node:http';
+import { KubeHttpError, readListPage, requestListPage, watchStream, type WatchEvent } from './kube-http.js';
 
 export type ChangeType = 'add' | 'update' | 'delete';
 
@@ -142,28 +143,39 @@ export class Reflector<T extends KubeObject, S> {
     const sizing = this.options.pageSizing ?? DEFAULT_PAGE_SIZING;
     // Only a relist can find objects that are gone: the first list starts from an empty cache.
     const seen = this.objects > 0 ? new Map<string, Set<string>>() : undefined;
+    const onItem = (item: unknown) => {
+      const [namespace, name] = keyOf(item as T);
+      if (seen) setOf(seen, namespace).add(name);
+      this.apply('add', namespace, name, item as T);
+    };
     let resourceVersion = '';
-    let continueToken: string | undefined;
     let items = 0;
     let bytes = 0;
-    do {
-      const page = await listPage(
-        this.kubeConfig,
-        this.options.path,
-        { limit: nextPageLimit(sizing, items, bytes), continueToken },
-        (item) => {
-          const [namespace, name] = keyOf(item as T);
-          if (seen) setOf(seen, namespace).add(name);
-          this.apply('add', namespace, name, item as T);
-        },
-        abort.signal,
-      );
+    const ask = (continueToken?: string) => {
       this.pages += 1;
-      items += page.items;
-      bytes += page.bytes;
-      resourceVersion ||= page.resourceVersion; // every page of one list is the same snapshot
-      continueToken = page.continueToken;
-    } while (continueToken && !this.stopped);
+      return requestListPage(this.kubeConfig, this.options.path, { limit: nextPageLimit(sizing, items, bytes), continueToken }, abort.signal);
+    };
+    // The apiserver builds a page whole before its first byte (~60 µs per Secret): the next page is asked for as
+    // soon as this one's continue token is in (it comes before the items), so that it is built while this one
+    // streams. At most two requests, read in order; a second kept-alive connection carries the other.
+    let next: Promise<IncomingMessage> | undefined = ask();
+    try {
+      while (next && !this.stopped) {
+        const response = await next;
+        next = undefined;
+        const page = await readListPage(response, onItem, (token) => {
+          if (this.stopped) return;
+          next = ask(token);
+          next.catch(() => {}); // its failure is met where it is awaited
+        });
+        items += page.items;
+        bytes += page.bytes;
+        resourceVersion ||= page.resourceVersion; // every page of one list is the same snapshot
+        if (page.continueToken && !next && !this.stopped) next = ask(page.continueToken); // a head without the token
+      }
+    } finally {
+      void next?.then((unread) => unread.destroy(), () => {}); // stopped, or this page failed: not read
+    }
     if (this.stopped) return;
     this.lists += 1;
     if (seen) {
