@@ -76,7 +76,7 @@ export async function startupBench(env: LocalEnvironment, work: string, sizes: n
   for (const n of [...sizes].sort((a, b) => a - b)) {
     if (n > created) createdPerSecond = await fillSecrets(kc, { namespace: NAMESPACE, from: created, to: n, secretBytes: SECRET_BYTES, concurrency: CREATE_CONCURRENCY }, say);
     created = Math.max(created, n);
-    say(`start-up with ${n} Secrets of ${SECRET_BYTES} B: one unpaged client-node list, then the operator (${Object.keys(VARIANTS).join(', ')}), ${repeat} times`);
+    say(`start-up with ${n} Secrets of ${SECRET_BYTES} B: client-node lists (pages of ${REFERENCE_PAGE_LIMIT}, unpaged), then the operator (${Object.keys(VARIANTS).join(', ')}), ${repeat} times`);
     // A shared machine is noisy: each figure is the median of `repeat` runs, the runs interleaved.
     const runs: Array<Record<string, Record<string, number>>> = [];
     let unpagedFailure: string | undefined; // once it failed at this size, it fails again: not repeated
