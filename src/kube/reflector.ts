@@ -12,8 +12,9 @@ interface KubeObject {
 /**
  * How many objects to ask per page. Our own memory does not depend on it (a page is streamed item by item,
  * see ListSplitter); the apiserver builds each page whole, and every page is a round trip. So: the first page
- * asks `initial`; each next page asks what would weigh `targetBytes` at the bytes per object seen so far,
- * within [min, max].
+ * asks `initial`; each next page asks what would weigh `targetBytes` at the bytes per object of the pages read
+ * so far (a page is asked for while the one before it streams: the second page asks `initial` too), within
+ * [min, max].
  */
 export interface PageSizing {
   initial: number;
@@ -50,8 +51,8 @@ export interface ReflectorOptions<T extends KubeObject, S> {
  * List + watch into an in-memory store of slim objects. Unlike client-node's informer it keeps only what
  * `transform` returns, streams each page of the list (memory: one object, not one page), relists only on
  * 410 Gone (a failed watch resumes from its last resourceVersion, with backoff), and restarts a watch that
- * went silent. Its requests go through the KubeConfig's agent: with a PooledKubeConfig, one kept-alive
- * connection carries every page and then the watch.
+ * went silent. Its requests go through the KubeConfig's agent: with a PooledKubeConfig, two kept-alive
+ * connections carry every page (the next one is asked for while one streams) and then the watch.
  */
 export class Reflector<T extends KubeObject, S> {
   /**
