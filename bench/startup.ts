@@ -110,6 +110,7 @@ export async function startupBench(env: LocalEnvironment, work: string, sizes: n
       Object.assign(row, {
         [`${name}:syncedSeconds`]: round(synced),
         [`${name}:vsClientNode`]: round(synced / reference),
+        [`${name}:vsUnpaged`]: typeof row.clientNodeUnpagedSeconds === 'number' ? round(synced / row.clientNodeUnpagedSeconds) : 'n/a',
         [`${name}:steadyRssMiB`]: median((run) => run[name].steadyRssMiB),
         [`${name}:peakRssMiB`]: median((run) => run[name].peakRssMiB),
         [`${name}:heapPerSecretBytes`]: Math.round(median((run) => run[name].retainedHeapBytes - baseline.retainedHeapBytes) / n),
