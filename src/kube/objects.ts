@@ -96,7 +96,7 @@ export function secretDataOf(object: Pick<V1Secret, 'data'>): Map<string, string
 /**
  * A Secret that is not a source (no path annotation, no finalizer of ours: most of a cluster's) is only ever
  * read for its data hash, by the sources that use it: it keeps no uid and no resourceVersion, which only a
- * source's Events, finalizer patches and VaultSync owner need (~80 B of ~400 per Secret). A change that makes
+ * source's Events, finalizer patches and VaultSync owner need (~80 B of ~320 per Secret). A change that makes
  * it a source arrives as a new object, with both.
  */
 export function slimSecret(object: V1Secret, hashData: (data: ReadonlyMap<string, string>) => string): SlimSecret {
