@@ -1,7 +1,7 @@
 // Start-up and steady memory against the cluster size: N Secrets of 4 KiB (created once, in parallel, and
-// reused: a larger size only adds Secrets), then, each in a fresh process: one unpaged @kubernetes/client-node
-// list (the reference), and the operator from start to caches synced, then idle with its watches open (steady
-// RSS), then a full GC (the heap it retains). The `image` variant runs the operator with the Node settings of
+// reused: a larger size only adds Secrets), then, each in a fresh process: @kubernetes/client-node listing them
+// in pages of 500 (the reference) and unpaged (where one body can hold them), and the operator from start to
+// caches synced, then idle with its watches open (steady RSS), then a full GC (the heap it retains). The `image` variant runs the operator with the Node settings of
 // the image, read from the Dockerfile; `plain` with Node's defaults. Heap per Secret: the retained heap over
 // that of the same operator watching an empty namespace, divided by N.
 import { spawn } from 'node:child_process';
@@ -40,7 +40,9 @@ const REFERENCE: Variant = { nodeArgs: ['--max-old-space-size=16384'], env: {} }
 
 function runChild(args: string[], variant: Variant, kubeconfigPath: string): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...variant.nodeArgs, child, ...args], { env: { ...process.env, ...variant.env, KUBECONFIG: kubeconfigPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Node and allocator settings come from the variant alone, not from whatever ran the bench.
+    const { NODE_OPTIONS: _nodeOptions, MALLOC_ARENA_MAX: _arenas, ...inherited } = process.env;
+    const p = spawn(process.execPath, [...variant.nodeArgs, child, ...args], { env: { ...inherited, ...variant.env, KUBECONFIG: kubeconfigPath }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));
