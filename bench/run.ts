@@ -5,8 +5,12 @@
 //   --n=100,500,2000   backlog sizes for the convergence runs (default)
 //   --quick            --n=100,500 and fewer large secrets
 //   --skip=limiter,converge,operator,memory,fair,floor,drift,startup,budget,chaos
+//   --only=startup,...           run only these steps (the same names as --skip)
 //   --drift=2000,10000           paths for the drift-cost runs, 40 a folder (bench/drift-cost.ts)
-//   --startup=1000,10000,30000   Secret counts for the start-up runs (bench/startup.ts)
+//   --startup=10000,30000,100000 Secret counts for the start-up runs (bench/startup.ts)
+//   --startup-repeat=3           runs per figure (the median is printed)
+//   --env=running                use the environment of `npm run env:up` (kept, with its Secrets, for the next
+//                                run) instead of starting and removing one
 //   --chaos-minutes=10           length of the chaos run (bench/chaos.ts; or CHAOS_MINUTES)
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,8 +23,8 @@ import { loadConfig, type Config } from '../src/config.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { vaultMetricsOf } from '../src/observability/vault-metrics.js';
 import { startOperator } from '../src/operator.js';
-import { ensureBinaries } from '../testenv/binaries.js';
-import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../testenv/environment.js';
+import { ensureBinaries, repoRoot } from '../testenv/binaries.js';
+import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, readEnvInfo, serviceAccountToken, startEnvironment, type LocalEnvironment } from '../testenv/environment.js';
 import { VaultRateLimiter } from '../src/vault/limiter.js';
 import { MANAGED_BY } from '../src/sync/ownership.js';
 import { startupBench } from './startup.js';
@@ -47,7 +51,13 @@ const MiB = 1024 * 1024;
 const args = new Map(process.argv.slice(2).map((a) => [a.replace(/^--/, '').split('=')[0], a.includes('=') ? a.slice(a.indexOf('=') + 1) : 'true']));
 const quick = args.get('quick') === 'true';
 const sizes = (args.get('n') ?? (quick ? '100,500' : '100,500,2000')).split(',').map(Number);
-const skip = new Set((args.get('skip') ?? '').split(',').filter(Boolean));
+const STEPS = ['limiter', 'converge', 'operator', 'floor', 'fair', 'drift', 'memory', 'startup', 'budget', 'chaos'] as const;
+const listArg = (name: string) => (args.get(name) ?? '').split(',').filter(Boolean);
+for (const name of [...listArg('skip'), ...listArg('only')]) {
+  if (!(STEPS as readonly string[]).includes(name)) throw new Error(`unknown bench step "${name}" (steps: ${STEPS.join(', ')})`);
+}
+const only = listArg('only');
+const skip = new Set(only.length > 0 ? STEPS.filter((step) => !only.includes(step)) : listArg('skip'));
 
 let env: LocalEnvironment;
 let proxy: FaultProxy;
@@ -308,13 +318,21 @@ function table(rows: Array<Record<string, unknown>>): string {
   return [line(keys), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(keys.map((k) => String(r[k]))))].join('\n');
 }
 
+/** The environment `npm run env:up` keeps running (its Secrets stay for the next run); stop() leaves it up. */
+function runningEnvironment(): LocalEnvironment {
+  const info = readEnvInfo(join(repoRoot, '.local'));
+  if (!info) throw new Error('--env=running: no environment is up (start one with `npm run env:up`)');
+  say(`using the running environment (${info.apiServerUrl}, ${info.vaultAddr})`);
+  return { ...info, stop: async () => {} };
+}
+
 async function main() {
   const started = Date.now();
   ensureBinaries(say);
   const stateDir = mkdtempSync(join(tmpdir(), 'vso-bench-'));
   const work = join(stateDir, 'work');
   mkdirSync(work);
-  env = await startEnvironment({ stateDir, log: say });
+  env = args.get('env') === 'running' ? runningEnvironment() : await startEnvironment({ stateDir, log: say });
   proxy = await startFaultProxy({ upstream: env.vaultAddr });
   const results: Record<string, unknown> = {
     when: new Date().toISOString(),
@@ -356,7 +374,13 @@ async function main() {
       say(`memory: ${count} secrets of 1 MiB through the pipeline, streamed and buffered; then 20 Secrets of 768 KiB through the operator`);
       results.memory = [await memory(work, true, count), await memory(work, false, count), await memoryOperator(work, 20)];
     }
-    if (!skip.has('startup')) results.startup = await startupBench(env, work, (args.get('startup') ?? (quick ? '1000,10000' : '1000,10000,30000')).split(',').map(Number), say);
+    if (!skip.has('startup')) {
+      const counts = (args.get('startup') ?? (quick ? '1000,10000' : '10000,30000,100000')).split(',').map(Number);
+      const repeat = Number(args.get('startup-repeat') ?? 3);
+      if (!counts.every((n) => Number.isInteger(n) && n > 0 && n <= 1_000_000)) throw new Error(`--startup takes Secret counts in 1..1000000, got ${args.get('startup')}`);
+      if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 9)) throw new Error(`--startup-repeat must be in 1..9, got ${args.get('startup-repeat')}`);
+      results.startup = await startupBench(env, work, counts, say, 10, repeat);
+    }
     if (!skip.has('budget')) results.sharedBudget = await sharedBudgetBench(stateDir, say);
     if (!skip.has('chaos')) {
       const minutes = Number(args.get('chaos-minutes') ?? process.env.CHAOS_MINUTES ?? (quick ? 3 : 10));

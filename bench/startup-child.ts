@@ -1,8 +1,10 @@
 // One start-up measurement in a fresh process (so that its RSS is its own), for bench/startup.ts:
-//   node [flags] dist/bench/startup-child.js client-node              one unpaged list with @kubernetes/client-node
+//   node [flags] dist/bench/startup-child.js client-node [LIMIT]      one list with @kubernetes/client-node (0: unpaged)
 //   node [flags] dist/bench/startup-child.js operator ARGS... -- SEC  the operator until caches synced, then SEC s idle
 // Prints one JSON line on stdout.
-import { CoreV1Api } from '@kubernetes/client-node';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { loadConfig } from '../src/config.js';
 import { startOperator } from '../src/operator.js';
@@ -12,18 +14,39 @@ const MiB = 1024 * 1024;
 const mib = (bytes: number) => Math.round((bytes / MiB) * 10) / 10;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * The heap that is still reachable: a full GC, then heapUsed. The gc function is taken at run time (not by
+ * --expose-gc), so the process runs with exactly the flags under test until this last measurement.
+ */
+function retainedHeapBytes(): number {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().heapUsed;
+}
+
 function memory() {
   const m = process.memoryUsage();
   return { rssMiB: mib(m.rss), heapUsedMiB: mib(m.heapUsed), externalMiB: mib(m.external + m.arrayBuffers), peakRssMiB: mib(process.resourceUsage().maxRSS * 1024) };
 }
 
-async function clientNode() {
+/**
+ * The reference: every Secret listed with @kubernetes/client-node and held as its typed objects. Unpaged (one
+ * request, one body) when `pageLimit` is 0 — impossible once the body passes V8's longest string (512 MiB: about
+ * 90,000 Secrets of 4 KiB) —, else in pages of `pageLimit` (client-go's default is 500) with continue tokens.
+ */
+async function clientNode(pageLimit: number) {
   const kc = loadKubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const t0 = performance.now();
-  const list = await core.listSecretForAllNamespaces();
+  const items: V1Secret[] = [];
+  let continueToken: string | undefined;
+  do {
+    const page = await core.listSecretForAllNamespaces(pageLimit > 0 ? { limit: pageLimit, _continue: continueToken } : {});
+    items.push(...page.items);
+    continueToken = pageLimit > 0 ? page.metadata?._continue || undefined : undefined;
+  } while (continueToken);
   const seconds = (performance.now() - t0) / 1000;
-  return { seconds, items: list.items.length, ...memory() };
+  return { seconds, items: items.length, ...memory() };
 }
 
 async function operator(args: string[], idleSeconds: number) {
@@ -40,14 +63,15 @@ async function operator(args: string[], idleSeconds: number) {
     maxSteady = Math.max(maxSteady, process.memoryUsage().rss);
   }
   const steady = memory();
+  const retained = retainedHeapBytes(); // after the steady figures: the forced GC would lower them
   await running.stop();
-  return { seconds, atSyncRssMiB: atSync.rssMiB, steadyRssMiB: steady.rssMiB, steadyMaxRssMiB: mib(maxSteady), heapUsedMiB: steady.heapUsedMiB, externalMiB: steady.externalMiB, peakRssMiB: steady.peakRssMiB };
+  return { seconds, atSyncRssMiB: atSync.rssMiB, steadyRssMiB: steady.rssMiB, steadyMaxRssMiB: mib(maxSteady), heapUsedMiB: steady.heapUsedMiB, retainedHeapBytes: retained, externalMiB: steady.externalMiB, peakRssMiB: steady.peakRssMiB };
 }
 
 const [mode, ...rest] = process.argv.slice(2);
 const result =
   mode === 'client-node'
-    ? clientNode()
+    ? clientNode(Number(rest[0] ?? 0))
     : operator(rest.slice(0, rest.indexOf('--')), Number(rest[rest.indexOf('--') + 1] ?? 10));
 result.then(
   (r) => {

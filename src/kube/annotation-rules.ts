@@ -5,11 +5,10 @@
 import { parseDurationMs } from '../config.js';
 import { checkTenancy } from '../vault/tenancy.js';
 import { parseVaultPath } from '../vault/path.js';
-import { Annotations } from './annotations.js';
+import { Annotations, ANNOTATION_PREFIX } from './annotations.js';
 import { parseCustomMetadata } from './custom-metadata.js';
 
-/** The prefix every annotation of the contract carries; any other key under it is a typo. */
-export const ANNOTATION_PREFIX = 'vault-sync.io/';
+export { ANNOTATION_PREFIX };
 
 /** Every annotation the operator reads (a key under ANNOTATION_PREFIX that is not one of these is unknown). */
 export const KNOWN_ANNOTATIONS: readonly string[] = Object.values(Annotations);

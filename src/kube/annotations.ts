@@ -1,4 +1,8 @@
 // The annotation contract, compatible with the original vault-sync-operator (see DESIGN.md).
+
+/** The prefix every annotation of the contract carries; any other key under it is a typo. */
+export const ANNOTATION_PREFIX = 'vault-sync.io/';
+
 export const Annotations = {
   /** Required; turns sync on. `secret/my-app` or `secret/data/my-app`. */
   path: 'vault-sync.io/path',

@@ -139,19 +139,22 @@ export interface ListPage {
   bytes: number;
 }
 
+/** Asks for one page of a list; resolves with the response once the status is 200 (read it with readListPage). */
+export function requestListPage(kubeConfig: KubeConfig, path: string, page: { limit: number; continueToken?: string }, signal?: AbortSignal): Promise<http.IncomingMessage> {
+  return kubeGet(kubeConfig, path, { limit: page.limit, continue: page.continueToken }, signal, 60_000);
+}
+
 /**
  * One page of a list, streamed: each item is parsed and handed to `onItem` as soon as its bytes are in, so
- * what a page weighs in memory is one item, not the page.
+ * what a page weighs in memory is one item, not the page. `onContinue` is told the continue token as soon as
+ * it arrives, before the items (so the caller may ask for the next page while this one streams).
  */
-export async function listPage(
-  kubeConfig: KubeConfig,
-  path: string,
-  page: { limit: number; continueToken?: string },
-  onItem: (item: unknown) => void,
-  signal?: AbortSignal,
-): Promise<ListPage> {
-  const response = await kubeGet(kubeConfig, path, { limit: page.limit, continue: page.continueToken }, signal, 60_000);
-  const splitter = new ListSplitter((bytes) => onItem(JSON.parse(bytes.toString('utf8'))));
+export async function readListPage(response: http.IncomingMessage, onItem: (item: unknown) => void, onContinue?: (continueToken: string) => void): Promise<ListPage> {
+  const onHead = onContinue && ((head: Record<string, unknown>) => {
+    const token = (head.metadata as { continue?: unknown } | undefined)?.continue;
+    if (typeof token === 'string' && token) onContinue(token);
+  });
+  const splitter = new ListSplitter((bytes) => onItem(JSON.parse(bytes.toString('utf8'))), undefined, onHead);
   let bytes = 0;
   try {
     for await (const chunk of response as AsyncIterable<Buffer>) {

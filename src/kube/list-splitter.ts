@@ -40,11 +40,17 @@ export class ListSplitter {
   private skeleton: Buffer[] = [];
   private skeletonBytes = 0;
   private finished = false;
+  private headEmitted = false;
   itemCount = 0;
 
   constructor(
     private readonly onItem: (bytes: Buffer) => void,
     private readonly limits: ListSplitterLimits = { maxItemBytes: 16 * 1024 * 1024, maxSkeletonBytes: 1024 * 1024 },
+    /**
+     * Told once, when the items begin, what came before them (Kubernetes sends `metadata`, with `continue`,
+     * first): so the next page can be asked for while this one streams. Not told if that part is not JSON.
+     */
+    private readonly onHead?: (head: Record<string, unknown>) => void,
   ) {}
 
   push(chunk: Buffer): void {
@@ -83,6 +89,7 @@ export class ListSplitter {
           this.inItems = true;
           if (skeletonStart >= 0) this.addSkeleton(chunk.subarray(skeletonStart, i + 1));
           skeletonStart = -1;
+          this.emitHead();
         } else if (this.depth === 3 && this.inItems) {
           this.inItem = true;
           itemStart = i;
@@ -124,6 +131,18 @@ export class ListSplitter {
     const parsed: unknown = JSON.parse(Buffer.concat(this.skeleton).toString('utf8'));
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('malformed list: not an object');
     return parsed as Record<string, unknown>;
+  }
+
+  private emitHead(): void {
+    if (!this.onHead || this.headEmitted) return;
+    this.headEmitted = true;
+    let head: unknown;
+    try {
+      head = JSON.parse(Buffer.concat([...this.skeleton, Buffer.from(']}')]).toString('utf8'));
+    } catch {
+      return; // malformed: end() will say so
+    }
+    if (head && typeof head === 'object' && !Array.isArray(head)) this.onHead(head as Record<string, unknown>);
   }
 
   private endTopString(last: Buffer): void {

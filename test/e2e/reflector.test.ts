@@ -1,4 +1,4 @@
-// The watch cache against a real apiserver: a paged list and its watch over one kept-alive connection,
+// The watch cache against a real apiserver: a paged list and its watch over two kept-alive connections,
 // relist on 410 Gone (and only then), resume a broken watch, restart a watch that went silent, and keep
 // only slim objects (a Secret's values never enter the cache).
 import type { V1ConfigMap } from '@kubernetes/client-node';
@@ -34,7 +34,7 @@ function configMapReflector(namespace: string, options: { silenceTimeoutMs?: num
 }
 const createConfigMap = (namespace: string, name: string, v: string) => core.createNamespacedConfigMap({ namespace, body: { metadata: { name }, data: { v } } });
 
-test('the list is paged and streamed, and every page and then the watch go over ONE connection', async () => {
+test('the list is paged and streamed, the next page asked for while one streams: every page and then the watch go over TWO connections', async () => {
   const ns = await freshNamespace('reflector-pages');
   for (let i = 0; i < 7; i++) await createConfigMap(ns, `cm${i}`, String(i));
   const before = proxy.connections;
@@ -45,7 +45,9 @@ test('the list is paged and streamed, and every page and then the watch go over 
   for (let i = 0; i < 7; i++) expect(reflector.get(ns, `cm${i}`)).toEqual({ name: `cm${i}`, value: String(i) });
   await createConfigMap(ns, 'watched', 'w');
   await waitFor(() => seen.includes('add:watched:w'), { timeoutMs: 15000, description: 'the event of a change after the list' });
-  expect(proxy.connections - before).toBe(1);
+  // Two requests at most in flight (the page being read, the next one being built), each on a kept-alive
+  // connection; the third page and the watch reuse them.
+  expect(proxy.connections - before).toBe(2);
   close();
 });
 
@@ -56,7 +58,9 @@ test('a broken watch connection resumes from its resourceVersion: no relist, no 
   reflector.start();
   await reflector.synced;
   await createConfigMap(ns, 'before', '1');
-  await waitFor(() => seen.includes('add:before:1'), { timeoutMs: 15000, description: 'the first event' });
+  await createConfigMap(ns, 'doomed', '1');
+  await waitFor(() => seen.includes('add:before:1') && seen.includes('add:doomed:1'), { timeoutMs: 15000, description: 'the first events' });
+  expect(reflector.size).toBe(2);
 
   proxy.cutAll();
   await waitFor(() => errors.length >= 1, { timeoutMs: 15000, description: 'the reflector to see its watch fail' });
@@ -74,7 +78,9 @@ test('a watch that expired (410 Gone from the apiserver) is followed by a relist
   reflector.start();
   await reflector.synced;
   await createConfigMap(ns, 'before', '1');
-  await waitFor(() => seen.includes('add:before:1'), { timeoutMs: 15000, description: 'the first event' });
+  await createConfigMap(ns, 'doomed', '1');
+  await waitFor(() => seen.includes('add:before:1') && seen.includes('add:doomed:1'), { timeoutMs: 15000, description: 'the first events' });
+  expect(reflector.size).toBe(2);
 
   // The apiserver is unreachable while a change happens and etcd forgets the history before it (compaction;
   // ConfigMaps have no watch cache in the test apiserver): the watch can only resume with 410 Gone.
@@ -83,6 +89,7 @@ test('a watch that expired (410 Gone from the apiserver) is followed by a relist
   await waitFor(() => errors.length >= 1, { timeoutMs: 15000, description: 'the reflector to see its watch fail' });
   await createConfigMap(ns, 'during', '2');
   await createConfigMap(ns, 'during-too', '2'); // etcd keeps the compaction revision itself: one more change
+  await core.deleteNamespacedConfigMap({ namespace: ns, name: 'doomed' }); // only the relist can tell
   await compactEtcd();
   proxy.release();
   await waitFor(() => reflector.lists >= 2, { timeoutMs: 30000, description: 'a relist after 410 Gone' });
@@ -91,6 +98,11 @@ test('a watch that expired (410 Gone from the apiserver) is followed by a relist
   expect(reflector.get(ns, 'during')).toEqual({ name: 'during', value: '2' });
   expect(reflector.get(ns, 'after')).toEqual({ name: 'after', value: '3' });
   expect(reflector.lists).toBe(2); // exactly one relist: for the 410, not for the broken connection
+  // The object deleted while the watch was down is gone from the cache, told once as a delete.
+  expect(reflector.get(ns, 'doomed')).toBeUndefined();
+  expect(seen.filter((e) => e.startsWith('delete:'))).toEqual(['delete:doomed:1']);
+  expect([...reflector.values()].map((o) => o.name).sort()).toEqual(['after', 'before', 'during', 'during-too']);
+  expect(reflector.size).toBe(4);
   close();
 });
 

@@ -47,6 +47,32 @@ describe('ListSplitter: the items of a list in chunks, one at a time', () => {
     expect(splitter.end()).toEqual({ metadata: { resourceVersion: '1' }, items: [] });
   });
 
+  test('the head (metadata with the continue token) is told once, as the items begin, before the first item', () => {
+    fc.assert(
+      fc.property(fc.array(item, { maxLength: 4 }), tricky, fc.array(fc.nat(), { maxLength: 8 }), (items, cont, cuts) => {
+        const bytes = Buffer.from(JSON.stringify({ kind: 'SecretList', metadata: { resourceVersion: '42', continue: cont }, items }), 'utf8');
+        const told: string[] = [];
+        const splitter = new ListSplitter(() => told.push('item'), undefined, (head) => told.push(JSON.stringify(head)));
+        let from = 0;
+        for (const cut of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)) {
+          splitter.push(bytes.subarray(from, cut));
+          from = cut;
+        }
+        splitter.push(bytes.subarray(from));
+        expect(told).toEqual([JSON.stringify({ kind: 'SecretList', metadata: { resourceVersion: '42', continue: cont }, items: [] }), ...items.map(() => 'item')]);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('a list whose metadata follows its items has no head to tell before them', () => {
+    const heads: unknown[] = [];
+    const splitter = new ListSplitter(() => {}, undefined, (head) => heads.push(head));
+    splitter.push(Buffer.from('{"items":[{"a":1}],"metadata":{"continue":"c"}}'));
+    expect(heads).toEqual([{ items: [] }]); // told without a continue token: the caller asks after the page
+    expect(splitter.end()).toEqual({ items: [], metadata: { continue: 'c' } });
+  });
+
   test('"items" elsewhere (a key inside metadata, a string value) is not taken for the list of items', () => {
     const json = JSON.stringify({ metadata: { items: [{ x: 1 }] }, kind: 'items', items: [{ y: 2 }] });
     expect(split(json, [5, 17]).items).toEqual([{ y: 2 }]);
