@@ -6,8 +6,6 @@ import { segmentProblem } from './path.js';
 import type { KvMetadata } from './port.js';
 import { isObject, ListingFormatError, parseKeyInfo } from './detailed-listing.js';
 
-/** The default byte cap of one scan's answer: about 40,000 keys of about 400 bytes. */
-export const SCAN_MAX_BYTES_DEFAULT = 16 * 1024 * 1024;
 /** Keys one scan may name: more than a capped answer can hold (about 100 bytes a key at the least). */
 export const SCAN_MAX_KEYS = 1_000_000;
 
