@@ -47,10 +47,14 @@ export class DriftScans {
     this.maxRoots = options.maxRoots ?? SHARED_SCAN_MAX_ROOTS;
   }
 
-  /** May drift checks on this mount count on a scan (so their slots are aligned by root)? Unknown counts as yes. */
-  usable(mount: string): boolean {
-    const until = this.mounts.get(mount);
-    return until === undefined || this.options.now() >= until;
+  /**
+   * May the drift checks below this root count on a scan (so their slots are aligned by the root)? Not where the
+   * server or the token refused scans on its mount, nor while the root is too large; unknown counts as yes.
+   */
+  usable(root: KvPath): boolean {
+    const now = this.options.now();
+    const until = this.mounts.get(root.mount);
+    return (until === undefined || now >= until) && (this.tooLarge.get(formatPath(root)) ?? -Infinity) <= now;
   }
 
   /**
@@ -62,7 +66,7 @@ export class DriftScans {
   below(root: KvPath, dueAt: number, scan: (root: KvPath) => Promise<ScanAnswer>): Promise<SharedScan> {
     const key = formatPath(root);
     const now = this.options.now();
-    if (!this.usable(root.mount) || (this.tooLarge.get(key) ?? -Infinity) > now) return Promise.resolve(undefined);
+    if (!this.usable(root)) return Promise.resolve(undefined);
     const held = this.latest.get(key);
     if (held && held.takenAt >= dueAt && now - held.takenAt <= this.ttlMs) return held.result;
     const taken: Taken = { takenAt: now, result: this.send(root, key, scan) };

@@ -142,7 +142,7 @@ export class DecisionPipeline {
       now: this.now(),
       settings: this.deps.settings,
       driftNow: this.deps.readOnly,
-      ...(this.scans ? { driftScanUsable: (mount: string) => this.scans!.usable(mount) } : {}),
+      ...(this.scans ? { driftScanUsable: (root: KvPath) => this.scans!.usable(root) } : {}),
       reads: {},
     };
   }

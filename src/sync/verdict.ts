@@ -63,11 +63,11 @@ export interface DecisionInput {
   /** Check drift now, whatever the period says (`plan`: a person asks now). */
   driftNow?: boolean;
   /**
-   * Whether drift checks on this mount can count on a shared scan of their root (the setting is on and the server
-   * or the token has not refused one): then the source's drift slot is its root's (src/sync/drift-root.ts). Absent:
-   * no scans, every source on its own slot.
+   * Whether drift checks below this root can count on a shared scan of it (the setting is on, and neither the
+   * server, the token nor the byte cap refused one): then the source's drift slot is its root's
+   * (src/sync/drift-root.ts). Absent: no scans, every source on its own slot.
    */
-  driftScanUsable?: (mount: string) => boolean;
+  driftScanUsable?: (root: KvPath) => boolean;
   reads: Reads;
 }
 
@@ -284,7 +284,7 @@ export function decide(input: DecisionInput): Decision {
     const lastCheck = record.lastDriftCheckTime ? Date.parse(record.lastDriftCheckTime) : undefined;
     // Below a root that can be scanned, the slot is the root's: the sources below it fall due together, one scan.
     const candidateRoot = input.driftScanUsable ? driftRootOf(scope, entries.map((e) => e.path)) : undefined;
-    const driftRoot = candidateRoot && input.driftScanUsable?.(candidateRoot.mount) ? candidateRoot : undefined;
+    const driftRoot = candidateRoot && input.driftScanUsable?.(candidateRoot) ? candidateRoot : undefined;
     const phaseKey = driftPhaseKey(input.key, driftRoot);
     const dueIn = driftDueInMs(phaseKey, driftPeriodMs, lastCheck, input.now);
     if (!input.driftNow && dueIn > 0) return { type: 'unchanged', recorded: entries, heldBack, requeueAfterMs: dueIn, ...common };
