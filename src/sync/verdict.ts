@@ -287,10 +287,13 @@ export function decide(input: DecisionInput): Decision {
     const driftRoot = candidateRoot && input.driftScanUsable?.(candidateRoot) ? candidateRoot : undefined;
     const phaseKey = driftPhaseKey(input.key, driftRoot);
     const dueIn = driftDueInMs(phaseKey, driftPeriodMs, lastCheck, input.now);
-    if (!input.driftNow && dueIn > 0) return { type: 'unchanged', recorded: entries, heldBack, requeueAfterMs: dueIn, ...common };
     // Drift: the metadata of each recorded path (no data read): one listing per folder where the server has one.
     const views = input.reads.views ?? new Map<string, PathView>();
     const unread = entries.filter((e) => !views.has(formatPath(e.path))).map((e) => e.path);
+    // Once read, the check is carried out: a scan refused while it was read moves the slot to the source's own,
+    // and the reads already made are not thrown away for that.
+    const alreadyRead = entries.length > 0 && unread.length === 0;
+    if (!input.driftNow && dueIn > 0 && !alreadyRead) return { type: 'unchanged', recorded: entries, heldBack, requeueAfterMs: dueIn, ...common };
     if (unread.length > 0 || kvUnknown) return ask({ type: 'read', ...(unread.length > 0 ? { drift: unread, ...(driftRoot ? { driftScan: { root: driftRoot, dueAt: input.now + Math.min(dueIn, 0) } } : {}) } : {}) });
     const viewOf = (e: SyncedEntry) => views.get(formatPath(e.path))!;
     const unchecked = entries.filter((e) => viewOf(e).state === 'unchecked');

@@ -373,7 +373,7 @@ describe('the gatherer: N sources below one namespace, one scan a period', () =>
     return { world, keys };
   }
 
-  /** Each source reconciled when its requeue says, over `periods` periods: the requests of drift checks, by op. */
+  /** Each source reconciled when its requeue says, over `periods` whole periods from now (the end excluded): the requests sent, in order. */
   async function runPeriods(world: Awaited<ReturnType<typeof syncedWorld>>['world'], keys: string[], periods: number, meanwhile?: (period: number) => void) {
     const dueAt = new Map(keys.map((key) => [key, world.clock.now]));
     const end = world.clock.now + periods * PERIOD;
@@ -382,7 +382,7 @@ describe('the gatherer: N sources below one namespace, one scan a period', () =>
     let period = -1;
     for (;;) {
       const [key, at] = [...dueAt.entries()].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1))[0];
-      if (at > end) break;
+      if (at >= end) break; // a half-open window: a slot at its end is the next window's
       world.clock.now = Math.max(world.clock.now, at);
       const nowPeriod = Math.floor((world.clock.now - (end - periods * PERIOD)) / PERIOD);
       if (nowPeriod !== period) meanwhile?.((period = nowPeriod));
@@ -391,6 +391,7 @@ describe('the gatherer: N sources below one namespace, one scan a period', () =>
       if (world.vault.requests.length > sentBefore) checks.push({ key, at: world.clock.now });
       dueAt.set(key, world.clock.now + (outcome.requeueAfterMs ?? PERIOD));
     }
+    world.clock.now = end; // the next window starts where this one ends
     return { requests: world.vault.requests.slice(before), checks };
   }
 
