@@ -1,10 +1,11 @@
 // What drift checks cost, through the real operator against OpenBao (issue 16, item 1): Deployments of 40
 // Secrets each, one folder per Deployment, all with `vault-sync.io/reconcile`. The operator runs with the rate
 // limit lifted, so the requests counted at the loopback proxy over two periods are the demand, not what a 10/s
-// limiter lets through. Counted twice on the same installation: with detailed listings (OpenBao >= 2.2), then
-// with the proxy answering every detailed listing as HashiCorp Vault does (no such endpoint: a metadata read per
-// path). The figures are per period, whatever its length (one check per source per period), and as a fraction of
-// a 10/s budget over a 5-minute period.
+// limiter lets through. Counted three times on the same installation: with one shared scan per root (OpenBao's
+// SCAN: all the Deployments are below one namespace folder), then with the proxy refusing scans as a server without
+// them does (405: one detailed listing per folder, OpenBao >= 2.2), then with the proxy answering every detailed
+// request as HashiCorp Vault does (no such endpoint: a metadata read per path). The figures are per period,
+// whatever its length (one check per source per period), and as a fraction of a 10/s budget over a 5-minute period.
 import { randomBytes } from 'node:crypto';
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
@@ -41,7 +42,8 @@ export async function driftCost(ctx: DriftCostContext, folders: number, periodSe
   const ns = `bench-drift-${randomBytes(3).toString('hex')}`;
   await core.createNamespace({ body: { metadata: { name: ns } } });
   const paths = folders * PATHS_PER_FOLDER;
-  const kvRequests = (from: number): RecordedRequest[] => proxy.requests.slice(from).filter((r) => /^\/v1\/secret\/(data|metadata|detailed-metadata)\//.test(r.path) && r.path.includes(`/${ns}/`));
+  // A scan of the namespace's folder is `/v1/secret/detailed-metadata/<ns>?scan=true`: no `/` after the name.
+  const kvRequests = (from: number): RecordedRequest[] => proxy.requests.slice(from).filter((r) => /^\/v1\/secret\/(data|metadata|detailed-metadata)\//.test(r.path) && (r.path.includes(`/${ns}/`) || r.path.includes(`/${ns}?`)));
   const until = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs: number) => {
     const deadline = Date.now() + timeoutMs;
     while (!(await check())) {
@@ -80,13 +82,15 @@ export async function driftCost(ctx: DriftCostContext, folders: number, periodSe
       const seen = kvRequests(from);
       const seconds = (Date.now() - started) / 1000;
       const perPeriod = (seen.length / seconds) * periodSeconds;
-      const lists = seen.filter((r) => r.path.startsWith('/v1/secret/detailed-metadata/')).length;
+      const scans = seen.filter((r) => r.path.startsWith('/v1/secret/detailed-metadata/') && r.path.endsWith('?scan=true')).length;
+      const lists = seen.filter((r) => r.path.startsWith('/v1/secret/detailed-metadata/')).length - scans;
       const reads = seen.filter((r) => r.method === 'GET' && r.path.startsWith('/v1/secret/metadata/')).length;
-      const others = seen.length - lists - reads;
-      say(`drift cost (${mode}): ${seen.length} requests in ${round(seconds, 1)} s: ${lists} detailed LISTs, ${reads} metadata reads, ${others} others`);
+      const others = seen.length - scans - lists - reads;
+      say(`drift cost (${mode}): ${seen.length} requests in ${round(seconds, 1)} s: ${scans} scans, ${lists} detailed LISTs, ${reads} metadata reads, ${others} others`);
       return {
         mode,
         requestsPerPeriod: Math.round(perPeriod),
+        scansPerPeriod: Math.round((scans / seconds) * periodSeconds),
         detailedListsPerPeriod: Math.round((lists / seconds) * periodSeconds),
         metadataReadsPerPeriod: Math.round((reads / seconds) * periodSeconds),
         otherRequests: others,
@@ -94,19 +98,23 @@ export async function driftCost(ctx: DriftCostContext, folders: number, periodSe
         fractionOf10PerSecondAt5m: round(perPeriod / (BUDGET_PER_SECOND * TARGET_PERIOD_SECONDS)),
       };
     };
-    const listing = await count('detailed listing (OpenBao >= 2.2)');
+    const scan = await count('one scan per root (OpenBao SCAN)');
+    // As a server without SCAN answers it (405): the mount learns it from the first answer and lists each folder.
+    proxy.setFaults({ answer: { status: 405, errors: ['1 error occurred:\n\t* unsupported operation\n\n'], ratio: 1 }, match: (_method, path) => path.startsWith('/v1/secret/detailed-metadata/') && path.endsWith('?scan=true') });
+    await sleep(periodSeconds * 1000);
+    const listing = await count('detailed listing per folder (OpenBao >= 2.2, no SCAN)');
     // As HashiCorp Vault answers: no such endpoint. The mount learns it from the first answer and reads per path.
     proxy.setFaults({ answer: { status: 404, errors: ['1 error occurred:\n\t* unsupported path\n\n'], ratio: 1 }, match: (_method, path) => path.startsWith(`/v1/secret/detailed-metadata/`) });
     await sleep(periodSeconds * 1000);
     const perPath = await count('metadata read per path (HashiCorp Vault)');
     proxy.setFaults({});
-    return { paths, folders, periodSeconds, budgetPerSecond: BUDGET_PER_SECOND, targetPeriodSeconds: TARGET_PERIOD_SECONDS, before: perPath, after: listing };
+    return { paths, folders, periodSeconds, budgetPerSecond: BUDGET_PER_SECOND, targetPeriodSeconds: TARGET_PERIOD_SECONDS, before: perPath, after: listing, scan };
   } finally {
     await operator.stop();
   }
 }
 
 export function driftCostTable(runs: Array<Awaited<ReturnType<typeof driftCost>>>, table: (rows: Array<Record<string, unknown>>) => string): string[] {
-  const rows = runs.flatMap((r) => [r.before, r.after].map((m) => ({ paths: r.paths, folders: r.folders, mode: m.mode, requestsPerPeriod: m.requestsPerPeriod, lists: m.detailedListsPerPeriod, reads: m.metadataReadsPerPeriod, 'of 10/s at 5m': `${round(m.fractionOf10PerSecondAt5m * 100, 2)}%` })));
+  const rows = runs.flatMap((r) => [r.before, r.after, r.scan].map((m) => ({ paths: r.paths, folders: r.folders, mode: m.mode, requestsPerPeriod: m.requestsPerPeriod, scans: m.scansPerPeriod, lists: m.detailedListsPerPeriod, reads: m.metadataReadsPerPeriod, 'of 10/s at 5m': `${round(m.fractionOf10PerSecondAt5m * 100, 2)}%` })));
   return ['Drift checks: requests per period (demand, rate limit lifted) and their share of a 10/s budget at reconcile: 5m', table(rows), ''];
 }

@@ -33,6 +33,10 @@ export const KEYS_PER_PATH_DEFAULTS: Readonly<Record<VaultServerKind, number>> =
  * default entries of HashiCorp Vault's JSON objects.
  */
 export const MAX_KEYS_PER_PATH_LIMIT = 20_000;
+/** One drift scan's answer: 16 MiB is about 40,000 keys (a scan of 10,000 keys measured 6.1 MB). */
+export const DRIFT_SCAN_MAX_BYTES_DEFAULT = 16 * 1024 ** 2;
+/** The most a scan's answer may be set to: it is held whole while it is parsed. */
+export const DRIFT_SCAN_MAX_BYTES_LIMIT = 256 * 1024 ** 2;
 /**
  * The settings the sync decisions read (reconciler, plan, DRY_RUN): taken from Config in one place. The keys one
  * path may hold follow the Vault server unless set (src/vault/server-limits.ts): the stack learns them at login,
@@ -83,6 +87,11 @@ export interface Config {
   vaultRetry: { retries: number; maxDelayMs: number };
   largeSecretThresholdBytes: number;
   maxSecretBytes: number;
+  /**
+   * Drift checks of the sources below one root share one recursive scan per period (OpenBao's SCAN); the byte cap
+   * of one scan's answer. 0 = no scans (one detailed listing per folder).
+   */
+  driftScanMaxBytes: number;
   /**
    * Secrets one source may sync (one Vault path each when its pod template is used). It bounds the work and
    * memory of one reconcile and the size of its VaultSync status, not what a workload may use.
@@ -187,6 +196,7 @@ const SETTINGS = {
   'vault-rate-burst': 'requests that may start at once (default 20)',
   'vault-batch-size': 'operations grouped into one batch (default 5)',
   'vault-marks-max-wait': 'other Vault operations a waiting ownership-marks write lets go first before it is served like data (default 100, about 10 s at 10/s)',
+  'vault-drift-scan-max-bytes': 'drift checks of every source below one root share one recursive scan a period (OpenBao\'s SCAN, the `scan` capability); the most bytes one scan\'s answer may have, past it that root is checked folder by folder (default 16Mi; 0 = no scans)',
   'vault-max-retries': 'retries of one Vault request on connection errors, timeouts, 5xx and 429, with exponential backoff (default 5; 0 = none)',
   'vault-retry-max-delay': 'longest backoff between two retries (default 30s; a longer Retry-After from Vault is honoured up to 2m)',
   'large-secret-threshold': 'payload size above which a secret counts as large (default 1Mi)',
@@ -339,6 +349,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (timeoutMs <= 0) fail('vault-timeout', 'must be positive');
   const largeSecretThresholdBytes = size('large-secret-threshold', 1024 ** 2);
   const maxSecretBytes = size('max-secret-size', 32 * 1024 ** 2);
+  const driftScanMaxBytes = size('vault-drift-scan-max-bytes', DRIFT_SCAN_MAX_BYTES_DEFAULT);
+  if (driftScanMaxBytes > DRIFT_SCAN_MAX_BYTES_LIMIT) fail('vault-drift-scan-max-bytes', `must be at most ${DRIFT_SCAN_MAX_BYTES_LIMIT / 1024 ** 2}Mi`);
   if (maxSecretBytes < largeSecretThresholdBytes) fail('max-secret-size', 'must not be below --large-secret-threshold');
   const logLevel = get('log-level') ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) fail('log-level', `unknown level "${logLevel}"`);
@@ -435,6 +447,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     },
     largeSecretThresholdBytes,
     maxSecretBytes,
+    driftScanMaxBytes,
     maxKeysPerPath: get('max-keys-per-path') === undefined ? undefined : number('max-keys-per-path', 0, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_KEYS_PER_PATH_LIMIT, `a whole number from 1 to ${MAX_KEYS_PER_PATH_LIMIT}`),
     maxSecretsPerSource: number('max-secrets-per-source', DEFAULT_MAX_SECRETS_PER_SOURCE, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_SECRETS_PER_SOURCE_LIMIT, `a whole number from 1 to ${MAX_SECRETS_PER_SOURCE_LIMIT}`),
     watchNamespaces: list('watch-namespaces', []),

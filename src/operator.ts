@@ -22,6 +22,8 @@ import { SecretIndex } from './sync/secret-index.js';
 import { DryRunReporter } from './plan/dry-run.js';
 import { Planner } from './plan/planner.js';
 import { createVaultStack, type VaultStack } from './vault/stack.js';
+import type { ScanRefusal } from './vault/detailed-scan.js';
+import { formatPath, type KvPath } from './vault/path.js';
 
 export interface RunningOperator {
   /** Resolves when every cache has listed once and Vault accepted the login. */
@@ -99,6 +101,14 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
     onError: () => metrics.errors.labels('watch').inc(),
   });
 
+  // Said once per change of what the operator does (a refusal for good or for a while, a root too large to scan).
+  const onDriftScanRefused = (root: KvPath, why: ScanRefusal) => {
+    metrics.driftScanRefusals.labels(why).inc();
+    const shown = formatPath(root);
+    if (why === 'too-large') log.warn({ root: shown, maxBytes: config.driftScanMaxBytes }, 'the drift scan of this folder was longer than --vault-drift-scan-max-bytes: its sources are checked folder by folder for an hour');
+    else if (why === 'forbidden') log.warn({ mount: root.mount }, `the token may not scan ${root.mount}/detailed-metadata/* (the scan capability): drift checks by folder listings for a while`);
+    else log.info({ mount: root.mount }, 'the server has no detailed scan: drift checks by folder listings');
+  };
   // One factory for both: the reconciler carries its verdicts out, DRY_RUN prints them (read-only reads).
   const pipelineFor = (readOnly: boolean) =>
     createDecisionPipeline({
@@ -110,6 +120,8 @@ export function startOperator(config: Config, log: Logger, overrides: OperatorOv
       fingerprint,
       settings: syncSettings(config, vaultStack),
       readOnly,
+      // The reconciler's drift checks only: `plan` and DRY_RUN read as a person asks, now, folder by folder.
+      ...(readOnly ? {} : { driftScanMaxBytes: config.driftScanMaxBytes, onDriftScanRefused }),
     });
   const reconciler = new Reconciler({
     pipeline: pipelineFor(false),

@@ -50,11 +50,11 @@ export const VAULT_ROLE = 'vault-sync-operator';
 export const VAULT_POLICY = 'vault-sync-operator';
 const REVIEWER_SERVICE_ACCOUNT = 'vault-token-reviewer';
 
-// What the operator needs on KV v2 at secret/ (data, metadata, detailed listings, soft delete, destroy) and mount discovery.
+// What the operator needs on KV v2 at secret/ (data, metadata, detailed listings and scans, soft delete, destroy) and mount discovery.
 const POLICY_HCL = `
 path "secret/data/*"     { capabilities = ["create", "read", "update", "delete", "list"] }
 path "secret/metadata/*" { capabilities = ["create", "read", "update", "delete", "list"] }
-path "secret/detailed-metadata/*" { capabilities = ["list"] }
+path "secret/detailed-metadata/*" { capabilities = ["list", "scan"] }
 path "secret/delete/*"   { capabilities = ["create", "update"] }
 path "secret/destroy/*"  { capabilities = ["create", "update"] }
 path "sys/mounts"        { capabilities = ["read"] }

@@ -128,6 +128,12 @@ export class Metrics {
     labelNames: ['event', 'result'],
     registers: [this.registry],
   });
+  readonly driftScanRefusals = new Counter({
+    name: 'vault_sync_drift_scan_refusals_total',
+    help: 'Drift scans not to be had, by reason (unsupported: the server has none; forbidden: no scan capability; too-large: the answer passed --vault-drift-scan-max-bytes): those roots are checked folder by folder',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly refusals = new Counter({
     name: 'vault_sync_refusals_total',
     help: 'Sources refused, by reason code (invalid annotation, path outside tenancy, not owned, too large, ...)',
@@ -161,6 +167,7 @@ export class Metrics {
     }
     for (const result of ['success', 'failure']) this.batchOperations.labels(result).inc(0);
     for (const target of ['vault', 'status']) this.fencedRequests.labels(target).inc(0);
+    for (const reason of ['unsupported', 'forbidden', 'too-large']) this.driftScanRefusals.labels(reason).inc(0);
     for (const event of ['login', 'renew']) for (const result of ['success', 'failure']) this.vaultAuth.labels(event, result).inc(0);
     for (const operation of ['write', 'write-metadata', 'read-metadata', 'read', 'delete', 'login', 'renew', 'token-lookup', 'mount-lookup', 'server-detect']) {
       this.rateLimitRequests.labels(operation).inc(0);

@@ -38,7 +38,8 @@ export function driftPeriodMs(annotation: string | undefined): number | undefine
 /**
  * The source's place in its drift period: a stable offset from its key (a hash, not a random draw), so that the
  * drift checks of many sources sharing a period are spread over it and stay spread after a restart, instead of
- * all firing together.
+ * all firing together. The key is the source key, or its drift root's (drift-root.ts driftPhaseKey) where one
+ * shared scan serves every source below the root: those fall due together on purpose.
  */
 export function driftPhaseMs(sourceKey: string, periodMs: number): number {
   const hash = createHash('sha256').update(sourceKey).digest();

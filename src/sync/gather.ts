@@ -5,6 +5,9 @@ import { Annotations, FINALIZER } from '../kube/annotations.js';
 import { parseSourceKey, type SlimDeployment, type SlimSecret } from '../kube/objects.js';
 import { formatPath, type KvPath } from '../vault/path.js';
 import { listingCovers } from '../vault/detailed-listing.js';
+import type { ScanRefusal } from '../vault/detailed-scan.js';
+import { relativeTo } from './drift-root.js';
+import { DriftScans } from './drift-scans.js';
 import type { RequestContext, VaultPort } from '../vault/port.js';
 import { permits } from '../vault/scope.js';
 import { scopeOf } from '../vault/tenancy.js';
@@ -32,7 +35,7 @@ export interface GatherDeps {
     readSecretData(namespace: string, name: string): Promise<ReadonlyMap<string, Uint8Array> | undefined>;
     namespaceIsTerminating(namespace: string): Promise<boolean>;
   };
-  vault: Pick<VaultPort, 'readMetadata' | 'listFolder' | 'listDetailedMetadata'>;
+  vault: Pick<VaultPort, 'readMetadata' | 'listFolder' | 'listDetailedMetadata' | 'scanDetailedMetadata'>;
   /** The KV version of a mount: a read-only pipeline reads no data, so it checks no marks on KV v1. */
   kvVersion(mount: string): Promise<1 | 2>;
   fingerprint: Pick<Fingerprinter, 'entry'>;
@@ -44,6 +47,13 @@ export interface GatherDeps {
    * drift checked whenever asked.
    */
   readOnly: boolean;
+  /**
+   * Drift checks by one shared scan per root (OpenBao's SCAN): the byte cap of one scan's answer
+   * (--vault-drift-scan-max-bytes). Absent or 0: no scans, one listing per folder as before.
+   */
+  driftScanMaxBytes?: number;
+  /** Told when a scan is refused in a way that changes what the operator does (the operator logs and counts it). */
+  onDriftScanRefused?: (root: KvPath, why: ScanRefusal) => void;
 }
 
 export interface GatherOptions {
@@ -64,9 +74,12 @@ const MAX_STAGES = 6;
 
 export class DecisionPipeline {
   private readonly now: () => number;
+  /** The shared scans of drift roots (I/O side: decide() only says which root and since when). */
+  private readonly scans: DriftScans | undefined;
 
   constructor(private readonly deps: GatherDeps) {
     this.now = deps.now ?? Date.now;
+    this.scans = (deps.driftScanMaxBytes ?? 0) > 0 ? new DriftScans({ now: this.now, ...(deps.onDriftScanRefused ? { onRefused: deps.onDriftScanRefused } : {}) }) : undefined;
   }
 
   get settings(): DecisionSettings {
@@ -129,6 +142,7 @@ export class DecisionPipeline {
       now: this.now(),
       settings: this.deps.settings,
       driftNow: this.deps.readOnly,
+      ...(this.scans ? { driftScanUsable: (root: KvPath) => this.scans!.usable(root) } : {}),
       reads: {},
     };
   }
@@ -157,10 +171,33 @@ export class DecisionPipeline {
       const views = new Map(known.views ?? []);
       const changeReads = [...(request.lookup ?? []), ...(request.metadata ?? [])];
       const lookups = new Set((request.lookup ?? []).map(formatPath));
-      await Promise.all([this.readFolders(changeReads, lookups, views, context), this.readFolders(request.drift ?? [], new Set(), views, { ...context, drift: true })]);
+      await Promise.all([this.readFolders(changeReads, lookups, views, context), this.readDrift(request.drift ?? [], request.driftScan, views, { ...context, drift: true })]);
       reads.views = views;
     }
     return reads;
+  }
+
+  /**
+   * A drift check: the paths below its root from the root's shared scan (taken at or after the check fell due),
+   * the rest (or all, where no scan can be had) folder by folder. Only drift checks share a scan: change traffic
+   * (lookups before writes, ownership before deletes) reads Vault itself, in readFolders.
+   */
+  private async readDrift(paths: readonly KvPath[], scan: ReadRequest['driftScan'], views: Map<string, PathView>, context: RequestContext): Promise<void> {
+    const maxBytes = this.deps.driftScanMaxBytes ?? 0;
+    let rest = paths;
+    // The root comes from the source's own scope (drift-root.ts); checked again here, as the port would.
+    if (scan && this.scans && permits(context.scope, scan.root)) {
+      const below = paths.filter((path) => relativeTo(scan.root, path) !== undefined);
+      const entries = below.length > 0 ? await this.scans.below(scan.root, scan.dueAt, (root) => this.deps.vault.scanDetailedMetadata(root, context, { maxBytes })) : undefined;
+      if (entries) {
+        for (const path of below) {
+          const metadata = entries.get(relativeTo(scan.root, path)!);
+          views.set(formatPath(path), metadata ? { state: 'present', metadata } : { state: 'absent' });
+        }
+        rest = paths.filter((path) => relativeTo(scan.root, path) === undefined);
+      }
+    }
+    await this.readFolders(rest, new Set(), views, context);
   }
 
   /**

@@ -16,6 +16,7 @@ import { checkTenancy, scopeOf, type TenancyGrant } from '../vault/tenancy.js';
 import type { RequestScope } from '../vault/scope.js';
 import { decideDelete, deleteProofs, type DeleteAction } from './delete-policy.js';
 import { scopedRecord } from './source-scope.js';
+import { driftPhaseKey, driftRootOf } from './drift-root.js';
 import { adoptionAllowed, decideWrite, type AdoptionGrant, type PathView, type WriteDecision, type WriteIntent } from './write-policy.js';
 import { createOnce, KEPT_CREATE_ONCE } from './create-once.js';
 import { NO_USER_METADATA, updatePolicyOf, userMetadataDrifted, userMetadataHash, userMetadataOf, type UpdatePolicy } from './user-metadata.js';
@@ -61,6 +62,12 @@ export interface DecisionInput {
   settings: DecisionSettings;
   /** Check drift now, whatever the period says (`plan`: a person asks now). */
   driftNow?: boolean;
+  /**
+   * Whether drift checks below this root can count on a shared scan of it (the setting is on, and neither the
+   * server, the token nor the byte cap refused one): then the source's drift slot is its root's
+   * (src/sync/drift-root.ts). Absent: no scans, every source on its own slot.
+   */
+  driftScanUsable?: (root: KvPath) => boolean;
   reads: Reads;
 }
 
@@ -77,6 +84,11 @@ export interface ReadRequest {
   kvVersions?: string[];
   /** Metadata reads of a drift check (recorded paths): grouped by folder, and behind changes in the fair line. */
   drift?: KvPath[];
+  /**
+   * With `drift`: the paths below `root` may be read from one scan of the root shared with other sources' checks,
+   * if it was taken at or after `dueAt` (when this check fell due: never an older result).
+   */
+  driftScan?: { root: KvPath; dueAt: number };
 }
 
 /** One data write (with its marks when due). */
@@ -270,12 +282,19 @@ export function decide(input: DecisionInput): Decision {
     if (driftPeriodMs === undefined) return { type: 'unchanged', recorded: entries, heldBack, ...(nextRetry !== undefined ? { requeueAfterMs: nextRetry } : {}), ...common };
     // Each source checks on its own slots of the period (change-detection.ts): sources sharing a period are spread over it.
     const lastCheck = record.lastDriftCheckTime ? Date.parse(record.lastDriftCheckTime) : undefined;
-    const dueIn = driftDueInMs(input.key, driftPeriodMs, lastCheck, input.now);
-    if (!input.driftNow && dueIn > 0) return { type: 'unchanged', recorded: entries, heldBack, requeueAfterMs: dueIn, ...common };
+    // Below a root that can be scanned, the slot is the root's: the sources below it fall due together, one scan.
+    const candidateRoot = input.driftScanUsable ? driftRootOf(scope, entries.map((e) => e.path)) : undefined;
+    const driftRoot = candidateRoot && input.driftScanUsable?.(candidateRoot) ? candidateRoot : undefined;
+    const phaseKey = driftPhaseKey(input.key, driftRoot);
+    const dueIn = driftDueInMs(phaseKey, driftPeriodMs, lastCheck, input.now);
     // Drift: the metadata of each recorded path (no data read): one listing per folder where the server has one.
     const views = input.reads.views ?? new Map<string, PathView>();
     const unread = entries.filter((e) => !views.has(formatPath(e.path))).map((e) => e.path);
-    if (unread.length > 0 || kvUnknown) return ask({ type: 'read', ...(unread.length > 0 ? { drift: unread } : {}) });
+    // Once read, the check is carried out: a scan refused while it was read moves the slot to the source's own,
+    // and the reads already made are not thrown away for that.
+    const alreadyRead = entries.length > 0 && unread.length === 0;
+    if (!input.driftNow && dueIn > 0 && !alreadyRead) return { type: 'unchanged', recorded: entries, heldBack, requeueAfterMs: dueIn, ...common };
+    if (unread.length > 0 || kvUnknown) return ask({ type: 'read', ...(unread.length > 0 ? { drift: unread, ...(driftRoot ? { driftScan: { root: driftRoot, dueAt: input.now + Math.min(dueIn, 0) } } : {}) } : {}) });
     const viewOf = (e: SyncedEntry) => views.get(formatPath(e.path))!;
     const unchecked = entries.filter((e) => viewOf(e).state === 'unchecked');
     drifted = entries
@@ -285,7 +304,7 @@ export function decide(input: DecisionInput): Decision {
       })
       .map((e) => ({ path: e.path, gone: viewOf(e).state !== 'present' || createsOnce }));
     // The next slot of this source's own (requeued when due; never sooner than the busy-loop guard).
-    const nextIn = Math.max(driftDueInMs(input.key, driftPeriodMs, input.now, input.now), MIN_DRIFT_PERIOD_MS);
+    const nextIn = Math.max(driftDueInMs(phaseKey, driftPeriodMs, input.now, input.now), MIN_DRIFT_PERIOD_MS);
     const gone = new Set(drifted.map((d) => formatPath(d.path)));
     // The user's keys removed or changed in Vault, the data as written: restored by a marks write alone.
     for (const e of entries) {

@@ -13,6 +13,8 @@ export type VaultOperation =
   | { kind: 'list'; path: KvPath }
   /** One page of the folder's detailed metadata (`path` is the folder; `after` the last name of the page before). */
   | { kind: 'list-detailed'; path: KvPath; limit: number; after?: string }
+  /** The detailed metadata of everything below a folder, in one answer of at most `maxBytes` (`path` is the folder). */
+  | { kind: 'scan-detailed'; path: KvPath; maxBytes: number }
   | { kind: 'delete-latest'; path: KvPath }
   | { kind: 'delete-all'; path: KvPath };
 
@@ -49,6 +51,7 @@ function keyOf(operation: VaultOperation): string {
   if (operation.kind === 'list') return `${formatPath(operation.path)}/`;
   // A page is its own key (a `/` and a `?` are in no canonical path): equal pages share, other pages never merge.
   if (operation.kind === 'list-detailed') return `${formatPath(operation.path)}/?detailed&limit=${operation.limit}&after=${operation.after ?? ''}`;
+  if (operation.kind === 'scan-detailed') return `${formatPath(operation.path)}/?scan`;
   return formatPath(operation.path);
 }
 

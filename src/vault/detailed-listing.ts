@@ -68,7 +68,8 @@ export function parseDetailedPage(answer: unknown, after: string | undefined, li
   return { names: keys, entries };
 }
 
-function parseKeyInfo(raw: unknown): KvMetadata {
+/** Pure, strict: one key's entry of `key_info` (a detailed listing's or a scan's). */
+export function parseKeyInfo(raw: unknown): KvMetadata {
   if (!isObject(raw)) throw new ListingFormatError('a key of the listing has no metadata object');
   const currentVersion = raw.current_version;
   if (typeof currentVersion !== 'number' || !Number.isSafeInteger(currentVersion) || currentVersion < 0) throw new ListingFormatError('a key of the listing has no whole current_version');
@@ -86,7 +87,7 @@ function parseKeyInfo(raw: unknown): KvMetadata {
   };
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

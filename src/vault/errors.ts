@@ -96,6 +96,8 @@ export function kindOfStatus(status: number, vaultSays = ''): VaultErrorKind {
 export function toVaultError(operation: string, target: string, error: unknown): VaultRequestError {
   if (error instanceof VaultRequestError) return error;
   if (error instanceof VaultTransportError) {
+    // An answer longer than the caller's cap was cut off: the same request would be cut again, so never retried.
+    if (error.code === 'ERESPONSETOOLARGE') return new VaultRequestError(operation, target, error.statusCode, 'too-large', 'the answer was longer than the bytes this request may read; not read');
     if (error.statusCode === undefined) {
       const code = error.code ?? 'ERROR';
       // A request path the transport refused to send: no retry can fix it.

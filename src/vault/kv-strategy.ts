@@ -3,6 +3,7 @@ import { formatPath, kvApiPath, NonCanonicalPathError, quoteForMessage, type KvA
 import type { KvMetadata, WriteResult } from './port.js';
 import type { RequestHooks } from './request-core.js';
 import type { VaultRequests } from './vault-api.js';
+import type { ScanAnswer } from './detailed-scan.js';
 import type { PageAnswer } from './detailed-listing.js';
 import type { ListPage } from './transport.js';
 
@@ -24,6 +25,8 @@ export interface KvStrategy {
   listFolder(folder: KvPath, hooks?: RequestHooks): Promise<string[]>;
   /** One page of the folder's detailed metadata, or why the server or the token will not list it. */
   listDetailedPage(folder: KvPath, page: ListPage, hooks?: RequestHooks): Promise<PageAnswer>;
+  /** The detailed metadata of every key below the folder (OpenBao's SCAN), its answer read with a byte cap; or why not. */
+  scanDetailed(folder: KvPath, maxBytes: number, hooks?: RequestHooks): Promise<ScanAnswer>;
   readData(path: KvPath, hooks?: RequestHooks): Promise<ReadonlyMap<string, string> | undefined>;
   deleteLatest(path: KvPath, hooks?: RequestHooks): Promise<void>;
   deleteAll(path: KvPath, hooks?: RequestHooks): Promise<void>;

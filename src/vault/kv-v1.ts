@@ -1,3 +1,4 @@
+import type { ScanAnswer } from './detailed-scan.js';
 import { VaultRequestError } from './errors.js';
 import { formatPath, type KvPath } from './path.js';
 import type { KvMetadata, WriteResult } from './port.js';
@@ -56,6 +57,12 @@ export class KvV1 implements KvStrategy {
 
   /** KV v1 keeps no metadata: nothing to list, no request sent. */
   async listDetailedPage(_folder: KvPath, _page: ListPage, hooks?: RequestHooks): Promise<PageAnswer> {
+    hooks?.onStart?.();
+    return { kind: 'refused', why: 'unsupported' };
+  }
+
+  /** KV v1 keeps no metadata: nothing to scan, no request sent. */
+  async scanDetailed(_folder: KvPath, _maxBytes: number, hooks?: RequestHooks): Promise<ScanAnswer> {
     hooks?.onStart?.();
     return { kind: 'refused', why: 'unsupported' };
   }

@@ -4,6 +4,7 @@ import type { RequestHooks } from './request-core.js';
 import { apiPath, listKeys, readOrUndefined, stringEntries, type KvStrategy, type WriteOptions } from './kv-strategy.js';
 import type { VaultRequests } from './vault-api.js';
 import { classifyListingError, ListingFormatError, parseDetailedPage, type PageAnswer } from './detailed-listing.js';
+import { classifyScanError, parseDetailedScan, type ScanAnswer } from './detailed-scan.js';
 import { VaultRequestError } from './errors.js';
 import type { ListPage } from './transport.js';
 
@@ -22,6 +23,9 @@ export class KvV2 implements KvStrategy {
    * since a policy fix cures it.
    */
   private detailedListing: { state: 'unknown' | 'supported' | 'unsupported' } | { state: 'forbidden'; until: number } = { state: 'unknown' };
+
+  /** Whether this mount's server scans (OpenBao's SCAN), learned like the detailed listing: a 403 for a while only. */
+  private detailedScan: { state: 'unknown' | 'supported' | 'unsupported' } | { state: 'forbidden'; until: number } = { state: 'unknown' };
 
   constructor(
     private readonly requests: VaultRequests,
@@ -66,6 +70,39 @@ export class KvV2 implements KvStrategy {
     } catch (error) {
       if (!(error instanceof ListingFormatError)) throw error;
       throw new VaultRequestError('list-detailed', formatPath(folder), 200, 'bad-request', `the server's detailed listing could not be read: ${error.message}`);
+    }
+  }
+
+  /**
+   * The detailed metadata of every key below the folder in one answer, read with a byte cap. Not sent where the
+   * server is known to have no scan (or no detailed listing at all) or the token was refused it lately.
+   */
+  async scanDetailed(folder: KvPath, maxBytes: number, hooks?: RequestHooks): Promise<ScanAnswer> {
+    const known = this.detailedScan;
+    if (known.state === 'unsupported' || this.detailedListing.state === 'unsupported' || (known.state === 'forbidden' && this.now() < known.until)) {
+      hooks?.onStart?.();
+      return { kind: 'refused', why: known.state === 'forbidden' ? 'forbidden' : 'unsupported' };
+    }
+    let answer: unknown;
+    try {
+      answer = await this.requests.read('scan-detailed', formatPath(folder), apiPath(folder, 'detailed-metadata'), hooks, { scanQuery: true, maxResponseBytes: maxBytes });
+    } catch (error) {
+      const meaning = classifyScanError(error);
+      if (meaning === undefined) throw error;
+      if (meaning.kind === 'empty') {
+        this.detailedScan = { state: 'supported' };
+        return { kind: 'scan', entries: new Map() };
+      }
+      if (meaning.why === 'forbidden') this.detailedScan = { state: 'forbidden', until: this.now() + FORBIDDEN_LISTING_RECHECK_MS };
+      if (meaning.why === 'unsupported') this.detailedScan = { state: 'unsupported' };
+      return { kind: 'refused', why: meaning.why };
+    }
+    this.detailedScan = { state: 'supported' };
+    try {
+      return { kind: 'scan', entries: parseDetailedScan(answer) };
+    } catch (error) {
+      if (!(error instanceof ListingFormatError)) throw error;
+      throw new VaultRequestError('scan-detailed', formatPath(folder), 200, 'bad-request', `the server's detailed scan could not be read: ${error.message}`);
     }
   }
 

@@ -1,3 +1,4 @@
+import type { ScanAnswer } from './detailed-scan.js';
 import nodeVault from 'node-vault';
 import type { Logger } from 'pino';
 import type { VaultAuthConfig } from '../config.js';
@@ -164,6 +165,10 @@ export class NodeVaultClient {
 
   async listDetailedPage(folder: KvPath, page: ListPage, hooks?: RequestHooks): Promise<PageAnswer> {
     return (await this.kv(folder)).listDetailedPage(folder, page, hooks);
+  }
+
+  async scanDetailed(folder: KvPath, maxBytes: number, hooks?: RequestHooks): Promise<ScanAnswer> {
+    return (await this.kv(folder)).scanDetailed(folder, maxBytes, hooks);
   }
 
   async readData(path: KvPath, hooks?: RequestHooks): Promise<ReadonlyMap<string, string> | undefined> {

@@ -7,6 +7,7 @@ import type { NodeVaultClient } from './node-vault-client.js';
 import { formatPath, quoteForMessage, type KvPath } from './path.js';
 import type { KvMetadata, RequestContext, VaultPort, WriteResult } from './port.js';
 import { describeScope, permits } from './scope.js';
+import type { ScanAnswer } from './detailed-scan.js';
 import { collectPages, LISTING_PAGE_LIMIT, type DetailedListing, type ListingRefusal, type PageAnswer } from './detailed-listing.js';
 
 export interface PipelineOptions {
@@ -104,6 +105,11 @@ export class VaultPipeline implements VaultPort {
     return collectPages((after) => this.submit<PageAnswer>({ kind: 'list-detailed', path: folder, limit: LISTING_PAGE_LIMIT, ...(after !== undefined ? { after } : {}) }, context), options);
   }
 
+  /** One request through the fair line, scope-checked like a LIST: the folder itself must be inside the scope. */
+  scanDetailedMetadata(folder: KvPath, context: RequestContext, options: { maxBytes: number }): Promise<ScanAnswer> {
+    return this.submit({ kind: 'scan-detailed', path: folder, maxBytes: options.maxBytes }, context);
+  }
+
   readData(path: KvPath, context: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
     return this.submit({ kind: 'read', path }, context);
   }
@@ -178,6 +184,8 @@ export class VaultPipeline implements VaultPort {
         return client.listFolder(operation.path, hooks);
       case 'list-detailed':
         return client.listDetailedPage(operation.path, { limit: operation.limit, ...(operation.after !== undefined ? { after: operation.after } : {}) }, hooks);
+      case 'scan-detailed':
+        return client.scanDetailed(operation.path, operation.maxBytes, hooks);
       case 'delete-latest':
         return client.deleteLatest(operation.path, hooks);
       case 'delete-all':

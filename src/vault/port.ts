@@ -1,5 +1,6 @@
 import type { KvPath } from './path.js';
 import type { RequestScope } from './scope.js';
+import type { ScanAnswer } from './detailed-scan.js';
 import type { DetailedListing, ListingRefusal } from './detailed-listing.js';
 
 /** Metadata of a KV v2 secret: enough to check ownership and drift without reading the data. */
@@ -68,6 +69,13 @@ export interface VaultPort {
    * no such listing (HashiCorp Vault, KV v1: learned once per mount) or the token lacks `list` on it: read per path.
    */
   listDetailedMetadata(folder: KvPath, context: RequestContext, options?: { through?: string }): Promise<DetailedListing | { refused: ListingRefusal }>;
+  /**
+   * The metadata of every key below a folder, recursively, by relative path, from one unpaged
+   * `GET <mount>/detailed-metadata/<folder>?scan=true` (OpenBao's SCAN, the `scan` capability), its answer read
+   * with a byte cap. Scope-checked like a LIST (the folder must be inside the scope) and in the fair line.
+   * `refused`: no scan on this server (learned once per mount), none for this token (for a while), or over the cap.
+   */
+  scanDetailedMetadata(folder: KvPath, context: RequestContext, options: { maxBytes: number }): Promise<ScanAnswer>;
   /** Reads the data (tests, drift repair). Undefined when absent or deleted. */
   readData(path: KvPath, context: RequestContext): Promise<ReadonlyMap<string, string> | undefined>;
 }

@@ -44,6 +44,10 @@ export interface TransportRequest {
   healthQuery?: boolean;
   /** Ours: with listQuery, one page of a detailed listing (`&limit=…&after=…`); `after` is a canonical leaf name. */
   listPage?: ListPage;
+  /** Ours: a recursive SCAN (OpenBao), sent as GET with the fixed query `?scan=true` (never built from input). */
+  scanQuery?: boolean;
+  /** Ours: read at most this many bytes of the answer (an unpaged SCAN); past it the request is aborted. */
+  maxResponseBytes?: number;
   /** Ours: called once when the request has been written to the socket (or failed before that). */
   onSent?: () => void;
 }
@@ -140,7 +144,8 @@ export class VaultTransport {
         reject(new VaultTransportError(undefined, 'ENONCANONICALPATH'));
         return;
       }
-      const path = this.basePath + below + (request.listQuery ? `?list=true${page}` : request.healthQuery ? HEALTH_QUERY : '');
+      const path = this.basePath + below + (request.listQuery ? `?list=true${page}` : request.scanQuery ? '?scan=true' : request.healthQuery ? HEALTH_QUERY : '');
+      const maxBytes = responseCap(request.maxResponseBytes);
       const secure = this.secure;
       const hasBody = request.json !== undefined && typeof request.json === 'object' && request.json !== null;
       const streamed = hasBody && request.streamBody === true;
@@ -180,7 +185,7 @@ export class VaultTransport {
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > MAX_RESPONSE_BYTES) {
+          if (size > maxBytes) {
             fail(new VaultTransportError(res.statusCode, 'ERESPONSETOOLARGE'));
             req.destroy();
             return;
@@ -227,6 +232,11 @@ export class VaultTransport {
       }
     });
   }
+}
+
+/** The byte cap of one answer: the caller's, when it is a whole number below the transport's own bound. */
+function responseCap(requested: number | undefined): number {
+  return requested !== undefined && Number.isSafeInteger(requested) && requested > 0 ? Math.min(requested, MAX_RESPONSE_BYTES) : MAX_RESPONSE_BYTES;
 }
 
 function safeCode(code: string | undefined): string {

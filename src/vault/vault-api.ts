@@ -16,6 +16,10 @@ export interface SendOptions {
   healthQuery?: boolean;
   /** With listQuery: one page (`&limit=…&after=…`, checked by the transport). */
   listPage?: ListPage;
+  /** A recursive SCAN (OpenBao), sent as GET with the fixed query `?scan=true`. */
+  scanQuery?: boolean;
+  /** Read at most this many bytes of the answer: past it the request is aborted (a terminal `too-large`). */
+  maxResponseBytes?: number;
 }
 
 /**

@@ -3,6 +3,9 @@
 // `LIST secret/detailed-metadata/<folder>` and no metadata read per path; an out-of-band `kv put` is restored by
 // the first drift check after it (one LIST, then the write); deleting a source of 10 paths in one folder costs
 // one LIST and 10 deletes. All counts, no clock: a loaded machine only makes the checks fewer, never more.
+// Those run with drift scans off (--vault-drift-scan-max-bytes=0: as where no scan can be had). With scans (the
+// default, the test policy grants `scan`), a second operator's 4 sources below one namespace cost one
+// `SCAN secret/detailed-metadata/<namespace>` a period, and an out-of-band change is still restored.
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -42,7 +45,7 @@ beforeAll(async () => {
   const created = await vaultHttp('auth/token/create', { body: { policies: [env.vaultKubernetesAuth.policy], display_name: displayName, ttl: '2h' } });
   const token = created.json?.auth?.client_token;
   if (typeof token !== 'string') throw new Error(`could not create the operator's token: HTTP ${created.status}`);
-  config = loadConfig([`--vault-addr=${env.vaultAddr}`, '--vault-auth-method=token', `--vault-token=${token}`, `--watch-namespaces=${ns}`, '--cluster-name=e2e'], { KUBECONFIG: env.kubeconfigPath });
+  config = loadConfig([`--vault-addr=${env.vaultAddr}`, '--vault-auth-method=token', `--vault-token=${token}`, `--watch-namespaces=${ns}`, '--cluster-name=e2e', '--vault-drift-scan-max-bytes=0'], { KUBECONFIG: env.kubeconfigPath });
   process.env.KUBECONFIG = env.kubeconfigPath;
   const started = startOperator(config, createLogger(process.env.VSO_TEST_LOG_LEVEL ?? 'warn'));
   operator = await started.ready.then(
@@ -113,4 +116,55 @@ testExceptOn('vault', 'HashiCorp Vault has no detailed listing (a delete reads e
   expect(requests.map((r) => `${r.operation} ${r.path}`).filter((r) => !r.startsWith('delete ') && !r.startsWith('list '))).toEqual([]);
   expect(requests).toHaveLength(11);
   expect(await vaultRead(`${ns}/gone/d0`)).toBeUndefined();
+});
+
+testExceptOn('vault', 'HashiCorp Vault has no scan (the operator lists each folder there)')('with scans: 4 sources below one namespace cost one SCAN of the namespace a period (no listing, no metadata read); an out-of-band change is restored by the scans after it', async () => {
+  const scanNs = await freshNamespace('drift-scan');
+  const scanName = `drift-scan-${randomBytes(3).toString('hex')}`;
+  const created = await vaultHttp('auth/token/create', { body: { policies: [env.vaultKubernetesAuth.policy], display_name: scanName, ttl: '2h' } });
+  const token = created.json?.auth?.client_token;
+  expect(typeof token).toBe('string');
+  const scanConfig = loadConfig([`--vault-addr=${env.vaultAddr}`, '--vault-auth-method=token', `--vault-token=${token}`, `--watch-namespaces=${scanNs}`, '--cluster-name=e2e-scan'], { KUBECONFIG: env.kubeconfigPath });
+  const scanning = startOperator(scanConfig, createLogger(process.env.VSO_TEST_LOG_LEVEL ?? 'warn'));
+  try {
+    await scanning.ready;
+    const sources = ['app-0', 'app-1', 'app-2', 'app-3'];
+    const secrets = ['s0', 's1', 's2', 's3'];
+    for (const name of secrets) await createSecret(scanNs, name, { value: `value-of-${name}` });
+    for (const source of sources) {
+      await apps.createNamespacedDeployment({ namespace: scanNs, body: deploymentUsing(scanNs, source, { 'vault-sync.io/path': `secret/${scanNs}/${source}`, 'vault-sync.io/reconcile': `${PERIOD_MS / 1000}s` }, secrets) });
+    }
+    for (const source of sources) for (const name of secrets) await waitForMarks(`${scanNs}/${source}/${name}`);
+    const theirs = (mark: number) => requestsSince(mark).filter((r) => r.displayName === `token-${scanName}` && r.path.includes(`/${scanNs}`));
+    const isScan = (r: AuditedRequest) => r.operation === 'scan' && r.path.replace(/\/$/, '') === `secret/detailed-metadata/${scanNs}`;
+
+    // Steady state: at least 3 scans of the namespace's root.
+    const mark = auditMark();
+    const markedAt = Date.now();
+    await waitFor(() => theirs(mark).filter(isScan).length >= 3, { timeoutMs: 60_000, description: 'three drift scans of the namespace' });
+    const window = theirs(mark);
+    const scans = window.filter(isScan);
+    expect(window.filter((r) => !isScan(r))).toEqual([]); // no listing, no metadata read, nothing written at rest
+    // One scan per period for all 4 sources (their slots aligned on the root): a window of W holds at most W/P + 1.
+    const spanMs = Math.max(...scans.map((r) => r.at)) - markedAt;
+    expect(scans.length).toBeLessThanOrEqual(Math.floor(spanMs / PERIOD_MS) + 2);
+    process.stderr.write(`[drift-scan] ${sources.length * secrets.length} paths in ${sources.length} folders below one namespace: ${scans.length} scans and nothing else in ${spanMs} ms (period ${PERIOD_MS} ms)\n`);
+
+    const changedAt = auditMark();
+    expect((await vaultHttp(`secret/data/${scanNs}/app-2/s1`, { body: { data: { value: 'changed by hand' } } })).status).toBe(200);
+    await waitForVault(`${scanNs}/app-2/s1`, (d) => d.data.value === 'value-of-s1' && d.metadata.version === 3, "the operator's value restored");
+    const everything = requestsSince(changedAt);
+    const put = everything.findIndex((r) => r.byRoot && r.path === `secret/data/${scanNs}/app-2/s1`);
+    expect(put).toBeGreaterThanOrEqual(0);
+    const after = everything.slice(put + 1).filter((r) => r.displayName === `token-${scanName}` && r.path.includes(`/${scanNs}`));
+    const restore = after.findIndex((r) => r.operation === 'update' && r.path === `secret/data/${scanNs}/app-2/s1`);
+    expect(restore).toBeGreaterThanOrEqual(0);
+    // Found by a scan after the change (a scan logged just after the write may have been answered before it: at most two).
+    const scansBefore = after.slice(0, restore).filter(isScan).length;
+    expect(scansBefore).toBeGreaterThanOrEqual(1);
+    expect(scansBefore).toBeLessThanOrEqual(2);
+    expect(after.slice(0, restore).filter((r) => !isScan(r))).toEqual([]);
+  } finally {
+    await scanning.stop();
+  }
 });

@@ -34,6 +34,7 @@ function recordingClient() {
     readMetadata: answer('read-metadata', undefined),
     readData: answer('read', undefined),
     listFolder: answer('list', []),
+    scanDetailed: answer('scan-detailed', { kind: 'scan', entries: new Map() }),
     deleteLatest: answer('delete-latest', undefined),
     deleteAll: answer('delete-all', undefined),
   };
@@ -113,6 +114,21 @@ test('folder LISTs are checked as folders: another tenant\'s folder and the moun
   expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'fulfilled']);
   expect(reached).toEqual(['list secret/team-a/web @Deployment/team-a/web']);
   expect(refused).toHaveLength(3);
+  await pipeline.stop();
+});
+
+test('a scan is checked as a folder (it shows everything below it): the mount and another tenant\'s folder are outside; the tenant prefix passes, as a drift check', async () => {
+  const { pipeline, reached, refused } = setup();
+  const drift = { ...teamA, drift: true };
+  const results = await Promise.allSettled([
+    pipeline.scanDetailedMetadata(at('secret', ''), drift, { maxBytes: 1024 }),
+    pipeline.scanDetailedMetadata(at('secret', 'team-b'), drift, { maxBytes: 1024 }),
+    pipeline.scanDetailedMetadata(at('kv', 'shared'), drift, { maxBytes: 1024 }),
+    pipeline.scanDetailedMetadata(at('secret', 'team-a'), drift, { maxBytes: 1024 }),
+  ]);
+  expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled', 'fulfilled']);
+  expect([...reached].sort()).toEqual(['scan-detailed kv/shared @Deployment/team-a/web', 'scan-detailed secret/team-a @Deployment/team-a/web']);
+  expect(refused).toEqual([OUTSIDE_SCOPE, OUTSIDE_SCOPE]);
   await pipeline.stop();
 });
 

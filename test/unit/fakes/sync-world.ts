@@ -15,8 +15,9 @@ import { VaultRequestError } from '../../../src/vault/errors.js';
 import { formatPath, type KvPath } from '../../../src/vault/path.js';
 import type { KvMetadata, RequestContext, VaultPort, WriteResult } from '../../../src/vault/port.js';
 import type { DetailedListing, ListingRefusal } from '../../../src/vault/detailed-listing.js';
+import type { ScanAnswer } from '../../../src/vault/detailed-scan.js';
 
-export type VaultOp = 'write' | 'marks' | 'read-metadata' | 'list' | 'list-detailed' | 'delete-latest' | 'delete-all' | 'read-data';
+export type VaultOp = 'write' | 'marks' | 'read-metadata' | 'list' | 'list-detailed' | 'scan-detailed' | 'delete-latest' | 'delete-all' | 'read-data';
 
 export interface VaultRequest {
   op: VaultOp;
@@ -44,6 +45,8 @@ export class FakeVault implements VaultPort {
 
   /** What the server answers a detailed listing with: OpenBao >= 2.2 lists; HashiCorp Vault has no such call; a token may lack `list`. */
   detailedListing: 'supported' | 'unsupported' | 'forbidden' = 'supported';
+  /** What the server answers a scan with (OpenBao's SCAN): each answer is one request, a refusal too. */
+  detailedScan: 'supported' | 'unsupported' | 'forbidden' | 'too-large' = 'supported';
 
   private record(op: VaultOp, path: KvPath, context?: RequestContext, cas?: number): void {
     this.requests.push({ op, path, source: context?.source, ...(cas !== undefined ? { cas } : {}), ...(context?.drift ? { drift: true as const } : {}) });
@@ -122,6 +125,19 @@ export class FakeVault implements VaultPort {
       entries.set(rest, { currentVersion: stored.versions.length, customMetadata: { ...stored.customMetadata }, currentVersionDeleted: latest?.deleted ?? false });
     }
     return { entries };
+  }
+
+  /** One request for everything below the folder, by relative path. */
+  async scanDetailedMetadata(folder: KvPath, context: RequestContext): Promise<ScanAnswer> {
+    this.record('scan-detailed', folder, context);
+    if (this.detailedScan !== 'supported') return { kind: 'refused', why: this.detailedScan };
+    const entries = new Map<string, KvMetadata>();
+    for (const stored of this.paths.values()) {
+      if (stored.path.mount !== folder.mount || !stored.path.key.startsWith(`${folder.key}/`)) continue;
+      const latest = stored.versions.at(-1);
+      entries.set(stored.path.key.slice(folder.key.length + 1), { currentVersion: stored.versions.length, customMetadata: { ...stored.customMetadata }, currentVersionDeleted: latest?.deleted ?? false });
+    }
+    return { kind: 'scan', entries };
   }
 
   async readData(path: KvPath, context?: RequestContext): Promise<ReadonlyMap<string, string> | undefined> {
@@ -302,7 +318,7 @@ export interface SyncWorld {
 }
 
 /** The operator's wiring (src/operator.ts) over fakes: the same factory for the reconciler and the planner. */
-export function syncWorld(overrides: Partial<DecisionSettings> = {}, kvVersion: 1 | 2 = 2): SyncWorld {
+export function syncWorld(overrides: Partial<DecisionSettings> = {}, kvVersion: 1 | 2 = 2, options: { driftScanMaxBytes?: number } = {}): SyncWorld {
   const fingerprint = new Fingerprinter(new Uint8Array(32).fill(7));
   const vault = new FakeVault();
   const cluster = new FakeCluster(fingerprint);
@@ -310,7 +326,7 @@ export function syncWorld(overrides: Partial<DecisionSettings> = {}, kvVersion: 
   const settings: DecisionSettings = { clusterName: 'test', kvMounts: ['secret'], tenantPathTemplate: 'secret/{namespace}/', maxSecretBytes: 1024 * 1024, maxSecretsPerSource: 1000, maxKeysPerPath: 480, contentHashInMetadata: false, deletePolicy: 'all-versions', ...overrides };
   const clock = { now: 1_800_000_000_000 };
   const now = () => clock.now;
-  const pipeline = (readOnly: boolean) => createDecisionPipeline({ sources: cluster, state: records, cluster, vault, kvVersion: async () => kvVersion, fingerprint, settings, readOnly, now });
+  const pipeline = (readOnly: boolean) => createDecisionPipeline({ sources: cluster, state: records, cluster, vault, kvVersion: async () => kvVersion, fingerprint, settings, readOnly, now, ...(readOnly ? {} : { driftScanMaxBytes: options.driftScanMaxBytes ?? 0 }) });
   const reconcilerOf = () => {
     world.index = new SecretIndex();
     return new Reconciler({ pipeline: pipeline(false), cluster, vault, state: records, index: world.index, log: silentLog, cleanupTimeoutMs: 60_000, now });
