@@ -4,7 +4,7 @@
 // an unmarked path is adopted only on purpose; a terminal Vault answer is reported, not retried in a loop.
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { freshNamespace, kubeClients, loadTestEnv, vaultHttp, waitFor } from './helpers/env.js';
-import { createSecret, deploymentUsing, eventsOf, mergePatch, vaultRead, waitForEvent, waitForVault } from './helpers/objects.js';
+import { createSecret, deploymentUsing, eventsOf, mergePatch, vaultRead, waitForEvent, waitForVault, readyCondition as ready, vaultSyncStatus } from './helpers/objects.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { runOperator, type TestOperator } from './helpers/operator.js';
 import { auditMark, isWrite, kvRequestsSince, requestsSince } from './helpers/vault-audit.js';
@@ -12,11 +12,6 @@ import { auditMark, isWrite, kvRequestsSince, requestsSince } from './helpers/va
 const { kc, core, apps } = kubeClients();
 const custom = kc.makeApiClient(CustomObjectsApi);
 
-async function vaultSyncStatus(ns: string, name: string): Promise<any> {
-  const object = (await custom.getNamespacedCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', namespace: ns, plural: 'vaultsyncs', name }).catch(() => undefined)) as any;
-  return object?.status;
-}
-const ready = (status: any) => status?.conditions?.find((c: any) => c.type === 'Ready');
 
 /** Waits until the operator has nothing queued or running (so "no more requests" is a fact, not a hope). */
 async function settled(operator: TestOperator) {

@@ -2,23 +2,15 @@
 // at login (sys/health) and bounds the keys per path by it unless told otherwise; a write the server refuses
 // for its size or complexity is reported once, terminally, with the server's reason, and the source's other
 // paths still sync.
-import { CustomObjectsApi } from '@kubernetes/client-node';
 import { freshNamespace, kubeClients, loadTestEnv, testExceptOn, waitFor } from './helpers/env.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
-import { createSecret, deploymentUsing, mergePatch, vaultExists, waitForEvent, waitForVault } from './helpers/objects.js';
+import { createSecret, deploymentUsing, mergePatch, vaultExists, waitForEvent, waitForVault, readyCondition as ready, vaultSyncStatus } from './helpers/objects.js';
 import { runOperator, type TestOperator } from './helpers/operator.js';
 import { auditMark, isWrite, kvRequestsSince } from './helpers/vault-audit.js';
 import { metricValue, vaultStack } from './helpers/vault-stack.js';
 
 const env = loadTestEnv();
-const { kc, core, apps } = kubeClients();
-const custom = kc.makeApiClient(CustomObjectsApi);
-
-async function vaultSyncStatus(ns: string, name: string): Promise<any> {
-  const object = (await custom.getNamespacedCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', namespace: ns, plural: 'vaultsyncs', name }).catch(() => undefined)) as any;
-  return object?.status;
-}
-const ready = (status: any) => status?.conditions?.find((c: any) => c.type === 'Ready');
+const { core, apps } = kubeClients();
 
 describe('the server is detected once at login, and the keys per path follow it', () => {
   const expected = { openbao: { kind: 'openbao', keys: 480 }, vault: { kind: 'vault', keys: 9_900 } }[env.vaultServer.product];

@@ -1,5 +1,5 @@
 // Small builders and readers shared by the end-to-end tests.
-import { PatchStrategy, setHeaderOptions, type V1Deployment, type V1PodSpec } from '@kubernetes/client-node';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type V1Deployment, type V1PodSpec } from '@kubernetes/client-node';
 import { kubeClients, vaultHttp, waitFor } from './env.js';
 
 export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -47,3 +47,13 @@ export async function eventsOf(namespace: string, objectName: string, reason?: s
 export function waitForEvent(namespace: string, objectName: string, reason: string) {
   return waitFor(async () => (await eventsOf(namespace, objectName, reason))[0], { timeoutMs: 20000, description: `a ${reason} Event on ${namespace}/${objectName}` });
 }
+
+/** The status of a source's VaultSync record (undefined while there is none). */
+export async function vaultSyncStatus(namespace: string, name: string): Promise<any> {
+  const custom = kubeClients().kc.makeApiClient(CustomObjectsApi);
+  const object = (await custom.getNamespacedCustomObject({ group: 'vault-sync.io', version: 'v1alpha1', namespace, plural: 'vaultsyncs', name }).catch(() => undefined)) as any;
+  return object?.status;
+}
+
+/** The Ready condition of a VaultSync status. */
+export const readyCondition = (status: any) => status?.conditions?.find((c: any) => c.type === 'Ready');
